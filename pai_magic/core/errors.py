@@ -1,0 +1,104 @@
+"""One error hierarchy for every face.
+
+Each error carries a one-line message that says what went wrong *and what to do next*,
+because the faces (magic, CLI, server extension, widget) print ``str(err)`` as-is and a
+researcher should never need a traceback to know the next step.
+"""
+from __future__ import annotations
+
+
+class PaiError(Exception):
+    """Base of everything pai_magic raises on purpose.
+
+    ``status`` is the HTTP status a face should answer with (the server extension uses it);
+    ``code`` is the OpenPAI / registry error code when one came back (``NoJobError`` ...).
+    """
+
+    status: int = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message.strip().splitlines()[0] if message.strip() else type(self).__name__
+        self.code = code
+        if status is not None:
+            self.status = status
+        self.details: list[str] = list(details or [])
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AuthError(PaiError):
+    """The token is missing, expired or refused (401)."""
+
+    status = 401
+
+
+class ForbiddenError(PaiError):
+    """Logged in, but not allowed (403), e.g. an application token changing the profile."""
+
+    status = 403
+
+
+class NotFoundError(PaiError):
+    """A job, storage, virtual cluster, image or file that does not exist (404)."""
+
+    status = 404
+
+
+class ConflictError(PaiError):
+    """A name already used: OpenPAI never reuses job names (409)."""
+
+    status = 409
+
+
+class InvalidInputError(PaiError):
+    """Bad input from the user: a malformed job, a wrong option value (400).
+
+    ``details`` holds one ``"path: message"`` line per problem.
+    """
+
+    status = 400
+
+
+class RateLimitedError(PaiError):
+    """The cluster's rate limit answered 429."""
+
+    status = 429
+
+
+class UnreachableError(PaiError):
+    """No connection: wrong URL, host down, refused port, DNS failure."""
+
+    status = 502
+
+
+class PaiTimeoutError(PaiError):
+    """A bounded wait ran out (network call, job wait, SSH read)."""
+
+    status = 504
+
+
+class ServerError(PaiError):
+    """The other side failed (5xx) in a way the user cannot fix by changing input."""
+
+    status = 502
+
+
+class HostKeyError(PaiError):
+    """An SSH host key changed within a job: refuse, never prompt."""
+
+    status = 409
+
+
+class TransferError(PaiError):
+    """A file transfer broke or did not verify; no partial file was left in place."""
+
+    status = 502
+
+
+class MountError(PaiError):
+    """Mounting or unmounting a share failed; the message says why and how to fix it."""
+
+    status = 400

@@ -1,0 +1,176 @@
+"""Plain data the core returns to every face.
+
+Faces render these; they never see raw HTTP answers. ``from_api`` constructors accept what
+an OpenPAI rest-server (v1.0 .. v1.8) returns, including its quirks (string
+``containerPorts``, missing fields on older versions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
+JOB_STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
+
+
+def is_terminal(state: str | None) -> bool:
+    """True once a job can no longer change state (a RUNNING job may still be between retries)."""
+    return (state or "").upper() in TERMINAL_STATES
+
+
+def parse_ports(raw: dict[str, Any] | None) -> dict[str, list[int]]:
+    """``containerPorts`` values are strings on a real cluster ("37508", "15001,15002")."""
+    ports: dict[str, list[int]] = {}
+    for name, value in (raw or {}).items():
+        if value is None:
+            continue
+        parts = value if isinstance(value, list) else str(value).split(",")
+        nums = [int(p) for p in (str(x).strip() for x in parts) if p.isdigit()]
+        if nums:
+            ports[name] = nums
+    return ports
+
+
+@dataclass
+class ClusterInfo:
+    """``GET /info``: tells the version and whether basic login exists."""
+
+    name: str
+    version: str
+    launcher_type: str
+    authn_method: str  # "basic" or "OIDC"
+
+    @property
+    def has_basic_login(self) -> bool:
+        return self.authn_method.lower() == "basic"
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> "ClusterInfo":
+        return cls(name=str(data.get("name", "")), version=str(data.get("version", "")),
+                   launcher_type=str(data.get("launcherType", "")),
+                   authn_method=str(data.get("authnMethod", "basic")))
+
+
+@dataclass
+class TaskStatus:
+    """One task instance: where it runs and on which ports (ssh, http ...)."""
+
+    role: str
+    index: int
+    state: str
+    container_ip: str | None = None
+    ports: dict[str, list[int]] = field(default_factory=dict)
+    exit_code: int | None = None
+    diagnostics: str | None = None
+    retries: int = 0
+    attempt_id: int = 0
+
+    @classmethod
+    def from_api(cls, role: str, data: dict[str, Any]) -> "TaskStatus":
+        details = data.get("containerDetails") or {}
+        attempts = data.get("attempts") or []
+        attempt_id = 0
+        if attempts:
+            attempt_id = int(attempts[-1].get("attemptId", 0) or 0)
+        return cls(
+            role=role,
+            index=int(data.get("taskIndex", 0)),
+            state=str(data.get("taskState", "UNKNOWN")),
+            container_ip=data.get("containerIp") or details.get("containerIp"),
+            ports=parse_ports(data.get("containerPorts")),
+            exit_code=data.get("containerExitCode"),
+            diagnostics=data.get("containerExitDiagnostics") or None,
+            retries=int(data.get("retries", 0) or 0),
+            attempt_id=attempt_id,
+        )
+
+
+@dataclass
+class JobSummary:
+    """One row of ``GET /jobs``."""
+
+    name: str
+    user: str
+    state: str
+    virtual_cluster: str | None = None
+    gpus: int = 0
+    submission_time: int | None = None  # epoch milliseconds
+    completed_time: int | None = None
+    exit_code: int | None = None
+    retries: int = 0
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.user}~{self.name}"
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.state)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> "JobSummary":
+        return cls(
+            name=str(data.get("name", "")),
+            user=str(data.get("username", "")),
+            state=str(data.get("state", "UNKNOWN")),
+            virtual_cluster=data.get("virtualCluster"),
+            gpus=int(data.get("totalGpuNumber", 0) or 0),
+            submission_time=data.get("submissionTime") or data.get("createdTime"),
+            completed_time=data.get("completedTime"),
+            exit_code=data.get("appExitCode"),
+            retries=int(data.get("retries", 0) or 0),
+        )
+
+
+@dataclass
+class JobDetail:
+    """``GET /jobs/<user>~<name>``: status and every task."""
+
+    name: str
+    user: str
+    state: str
+    virtual_cluster: str | None = None
+    submission_time: int | None = None
+    completed_time: int | None = None
+    exit_code: int | None = None
+    diagnostics: str | None = None
+    retries: int = 0
+    tasks: list[TaskStatus] = field(default_factory=list)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.user}~{self.name}"
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.state)
+
+    def task(self, role: str | None = None, index: int = 0) -> TaskStatus:
+        """The task ``role/index``; with no role, the first role's task ``index``."""
+        from pai_magic.core.errors import NotFoundError
+
+        for task in self.tasks:
+            if (role is None or task.role == role) and task.index == index:
+                return task
+        known = ", ".join(f"{t.role}/{t.index}" for t in self.tasks) or "none yet"
+        raise NotFoundError(f"Job {self.name} has no task {role or '<first>'}/{index}; its tasks: {known}.")
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> "JobDetail":
+        status = data.get("jobStatus") or {}
+        tasks: list[TaskStatus] = []
+        for role, role_data in (data.get("taskRoles") or {}).items():
+            for ts in (role_data or {}).get("taskStatuses") or []:
+                tasks.append(TaskStatus.from_api(role, ts))
+        return cls(
+            name=str(data.get("name", "")),
+            user=str(status.get("username") or data.get("username") or ""),
+            state=str(status.get("state", "UNKNOWN")),
+            virtual_cluster=status.get("virtualCluster"),
+            submission_time=status.get("submissionTime") or status.get("createdTime"),
+            completed_time=status.get("completedTime"),
+            exit_code=status.get("appExitCode"),
+            diagnostics=status.get("appExitDiagnostics") or None,
+            retries=int(status.get("retries", 0) or 0),
+            tasks=tasks,
+        )
