@@ -69,9 +69,9 @@ class TaskStatus:
     def from_api(cls, role: str, data: dict[str, Any]) -> "TaskStatus":
         details = data.get("containerDetails") or {}
         attempts = data.get("attempts") or []
-        attempt_id = 0
+        attempt_id = int(data.get("attemptId", 0) or 0)
         if attempts:
-            attempt_id = int(attempts[-1].get("attemptId", 0) or 0)
+            attempt_id = int(attempts[-1].get("attemptId", attempt_id) or 0)
         return cls(
             role=role,
             index=int(data.get("taskIndex", 0)),
@@ -136,6 +136,7 @@ class JobDetail:
     diagnostics: str | None = None
     retries: int = 0
     tasks: list[TaskStatus] = field(default_factory=list)
+    attempt_id: int = 0  # jobStatus.attemptId: the job attempt whose task logs to read
 
     @property
     def full_name(self) -> str:
@@ -173,4 +174,48 @@ class JobDetail:
             diagnostics=status.get("appExitDiagnostics") or None,
             retries=int(status.get("retries", 0) or 0),
             tasks=tasks,
+            attempt_id=int(status.get("attemptId", 0) or 0),
         )
+
+
+@dataclass
+class JobPage:
+    """One page of ``GET /jobs``. ``total`` is None when the cluster could not tell."""
+
+    items: list[JobSummary]
+    total: int | None = None
+    offset: int = 0
+    limit: int | None = None
+
+    def __iter__(self):  # a page reads like the list it holds
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_more(self) -> bool:
+        if self.total is None:
+            return False
+        return self.offset + len(self.items) < self.total
+
+
+@dataclass
+class TokenStatus:
+    """What ``check_token`` learned: the token works, for whom, and whether it is an application token."""
+
+    valid: bool
+    user: str | None = None
+    application: bool = False
+    expires_at: int | None = None  # epoch seconds, from the JWT when it says
+    checked_with: str = ""  # "tokens/check" or the fallback call used on older clusters
+
+
+@dataclass
+class LogChunk:
+    """Text of a task log read from byte ``offset``; ``next_offset`` is where to continue."""
+
+    text: str
+    offset: int
+    next_offset: int
+    stream: str = "stdout"
