@@ -1,0 +1,51 @@
+/** Shapes of the server extension's answers (pai_magic/server/openapi.yaml). */
+
+export interface IStatus {
+  loggedIn: boolean;
+  profile: string | null;
+  url: string | null;
+  user: string | null;
+  virtualCluster: string | null;
+  message: string | null;
+}
+
+export interface IJob {
+  name: string;
+  user: string;
+  state: string;
+  virtualCluster: string | null;
+  gpus: number;
+  submissionTime: number | null;
+  completedTime: number | null;
+  exitCode: number | null;
+  retries: number;
+}
+
+export interface ITask {
+  role: string;
+  index: number;
+  state: string;
+  containerIp: string | null;
+  ports: { [name: string]: number[] };
+  exitCode: number | null;
+  diagnostics: string | null;
+}
+
+export interface IJobDetail extends IJob {
+  diagnostics: string | null;
+  tasks: ITask[];
+}
+
+export interface IJobList {
+  jobs: IJob[];
+  total: number | null;
+}
+
+export interface ISshInfo {
+  name: string;
+  hasSsh: boolean;
+  lines: string[];
+  message: string | null;
+}
+
+export const TERMINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'STOPPED']);
