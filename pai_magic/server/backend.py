@@ -1,0 +1,181 @@
+"""What the server extension's handlers call: one method per endpoint, JSON-ready answers.
+
+``PaiBackend`` is the seam the ExtensionApp's ``backend_class`` trait swaps; ``CoreBackend``
+is the real one and is a thin layer over ``pai_magic.core``: it picks the profile, keeps one
+``PaiClient`` per (cluster, user, token), and shapes the core's dataclasses into the JSON of
+``openapi.yaml``. Methods block (HTTP, SSH); the handlers run them on a thread pool.
+The token never leaves this module: answers carry the profile name, URL and user only.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from traitlets import Unicode
+from traitlets.config import LoggingConfigurable
+
+from pai_magic.core.errors import AuthError, InvalidInputError, NotFoundError, PaiError
+from pai_magic.server import serialize
+
+
+class PaiBackend(LoggingConfigurable):
+    """The API the handlers need. Subclass it (or ``CoreBackend``) to serve another way."""
+
+    def status(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.status")
+
+    def login(self, *, url: str, user: str, password: str | None, token: str | None,
+              profile: str | None) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.login")
+
+    def start_local(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.start_local")
+
+    def list_jobs(self, *, state: str | None, limit: int | None) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.list_jobs")
+
+    def get_job(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.get_job")
+
+    def submit(self, kind: str, payload: Any) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.submit")
+
+    def stop(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.stop")
+
+    def logs(self, name: str, *, role: str | None, index: int, stream: str, tail: int) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.logs")
+
+    def ssh_info(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.ssh_info")
+
+    def close(self) -> None:
+        """Release connections when the server stops."""
+
+
+def _status_of(profile, message: str | None = None) -> dict[str, Any]:
+    logged_in = bool(profile is not None and profile.token)
+    if profile is not None and not logged_in and message is None:
+        message = f"Not logged in to {profile.url}: log in below."
+    return {
+        "loggedIn": logged_in,
+        "profile": profile.name if profile is not None else None,
+        "url": profile.url if profile is not None else None,
+        "user": (profile.user or None) if profile is not None else None,
+        "virtualCluster": profile.virtual_cluster if profile is not None else None,
+        "message": message,
+    }
+
+
+class CoreBackend(PaiBackend):
+    """The real backend: the core, in the Jupyter server process (never in a kernel)."""
+
+    profile = Unicode(None, allow_none=True, config=True,
+                      help="Profile to use; default: PAI_PROFILE, PAI_URL/PAI_TOKEN, then the active one.")
+    local_data_dir = Unicode(None, allow_none=True, config=True,
+                             help="Data folder of the embedded backend that POST /local starts or finds.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str, str, str], Any] = {}
+        self._session_profile: str | None = None  # set by a login through this server
+
+    # ---- profile and client ---------------------------------------------------------------
+
+    def _profile(self):
+        from pai_magic.core.profiles import load_profile
+
+        return load_profile(self.profile or self._session_profile)
+
+    def _client(self):
+        """The client for the current profile; re-read each call, so a CLI login is seen at once."""
+        from pai_magic.core.client import PaiClient
+
+        prof = self._profile()
+        if not prof.token:
+            raise AuthError(f"Not logged in to {prof.url}: log in from the sidebar or run `pai-magic login`.")
+        key = (prof.name, prof.url, prof.user, prof.token)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                for old in self._clients.values():
+                    old.close()
+                self._clients.clear()
+                client = PaiClient(prof)
+                self._clients[key] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
+
+    # ---- endpoints ------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        try:
+            prof = self._profile()
+        except PaiError as exc:
+            return _status_of(None, str(exc))
+        return _status_of(prof)
+
+    def login(self, *, url: str, user: str, password: str | None, token: str | None,
+              profile: str | None) -> dict[str, Any]:
+        from pai_magic.core import auth
+
+        name = profile or self.profile or None
+        if password is not None:
+            prof = auth.login_with_password(url, user, password, profile_name=name)
+        else:
+            prof, _status = auth.login_with_token(url, token or "", user=user or None, profile_name=name)
+        self._session_profile = prof.name
+        return _status_of(prof)
+
+    def start_local(self) -> dict[str, Any]:
+        from pai_magic.core.local_session import ensure_local_login  # type: ignore[import-not-found]
+
+        prof = ensure_local_login(data_dir=self.local_data_dir or None)
+        self._session_profile = prof.name
+        return _status_of(prof)
+
+    def list_jobs(self, *, state: str | None, limit: int | None) -> dict[str, Any]:
+        client = self._client()
+        page = client.list_jobs(username=client.user or None, state=state, limit=limit)
+        return {"jobs": [serialize.job_row(j) for j in page.items], "total": page.total}
+
+    def get_job(self, name: str) -> dict[str, Any]:
+        return serialize.job_detail(self._client().get_job(name))
+
+    def submit(self, kind: str, payload: Any) -> dict[str, Any]:
+        from pai_magic.server.submit import protocol_from_request
+        from pai_magic.core.jobs import submit_job  # type: ignore[import-not-found]
+
+        client = self._client()
+        job = protocol_from_request(kind, payload, client.profile)
+        name = submit_job(client, job)
+        return {"name": name, "user": client.user}
+
+    def stop(self, name: str) -> dict[str, Any]:
+        client = self._client()
+        client.stop(name)
+        detail = client.get_job(name)
+        return {"name": detail.name, "user": detail.user, "state": detail.state}
+
+    def logs(self, name: str, *, role: str | None, index: int, stream: str, tail: int) -> dict[str, Any]:
+        client = self._client()
+        detail = client.get_job(name)
+        task = detail.task(role, index)
+        chunk = client.task_log_text(name, task.role, task.index, stream=stream, detail=detail)
+        text = chunk.text
+        truncated = len(text) > tail
+        return {"name": detail.name, "task": f"{task.role}/{task.index}", "stream": stream,
+                "text": text[-tail:] if truncated else text, "truncated": truncated}
+
+    def ssh_info(self, name: str) -> dict[str, Any]:
+        from pai_magic.core.ssh.info import ssh_info_lines  # type: ignore[import-not-found]
+
+        client = self._client()
+        info = ssh_info_lines(client, name)
+        return {"name": name, **info}

@@ -1,0 +1,257 @@
+"""HTTP handlers of ``/pai-magic/api/...``: parse, call ONE backend method, answer JSON.
+
+Every answer is JSON. Errors are ``{"error": "<one line>"}`` with a real status: the
+PaiError's own ``status`` (400 bad input, 401 login needed, 404 no such job, 409 name used,
+502 cluster unreachable ...), 400 for a malformed request, 404 for an unknown route under
+the prefix, 500 (with the detail only in the server log) for a bug. Request bodies may hold a
+password or a token: they are never logged or echoed.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any, Callable
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+
+from pai_magic.core.errors import InvalidInputError, PaiError
+from pai_magic.core.models import JOB_STATES
+
+# "job" for the logged-in user's job, "user~job" for anyone's (the way OpenPAI URLs name jobs).
+JOB_NAME_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+~)?[A-Za-z0-9_-]+$")
+TASK_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:/(\d+))?$")
+LOG_STREAMS = ("stdout", "stderr", "all")
+MAX_LIMIT = 1000
+
+
+class PaiApiHandler(APIHandler):
+    """Shared plumbing: JSON bodies, the error shape, and running core calls off the loop."""
+
+    @property
+    def backend(self):
+        return self.settings["pai_magic_backend"]
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking backend call on the extension's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.settings["pai_magic_executor"], lambda: fn(*args, **kwargs))
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(data))
+
+    def json_body(self) -> dict[str, Any]:
+        raw = self.request.body or b""
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInputError("The request body is not JSON: send a JSON object.") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError("The request body must be a JSON object, e.g. {\"name\": \"...\"}.")
+        return data
+
+    def query_int(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise InvalidInputError(f"?{name}={raw!r} is not a whole number: give {low}..{high}.") from None
+        if not low <= value <= high:
+            raise InvalidInputError(f"?{name}={value} is out of range: give {low}..{high}.")
+        return value
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Turn every failure into ``{"error": one line}`` (PaiError keeps its own status)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        body: dict[str, Any]
+        if isinstance(exc, PaiError):
+            body = {"error": str(exc)}
+            if exc.code:
+                body["code"] = exc.code
+            if exc.details:
+                body["details"] = list(exc.details)
+        elif isinstance(exc, tornado.web.HTTPError):
+            if status_code in (401, 403):
+                text = "Not authorized by the Jupyter server: reload the page or log in to Jupyter again."
+            elif status_code == 405:
+                text = f"{self.request.method} is not allowed here: see pai_magic/server/openapi.yaml."
+            else:
+                text = exc.log_message or self._reason or f"HTTP {status_code}"
+            body = {"error": _one_line(text % exc.args if exc.args and exc.log_message else text)}
+        else:
+            body = {"error": "Internal error in the pai_magic server extension: see the Jupyter server log."}
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:  # noqa: D401 (tornado hook)
+        """Answer a PaiError with its own status, logged at info (it is the user's, not a bug)."""
+        if isinstance(e, PaiError):
+            self.log.info("pai_magic: %s %s -> %s %s", self.request.method,
+                          self.request.path, e.status, type(e).__name__)
+            if not self._finished:
+                self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(str(text).split())
+    return line[:300]
+
+
+def check_job_name(name: str) -> str:
+    if not JOB_NAME_RE.match(name or ""):
+        raise InvalidInputError(
+            f"{name!r} is not a job name: job names use letters, digits, '_' and '-' (optionally USER~NAME).")
+    return name
+
+
+class StatusHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.backend.status))
+
+
+class LoginHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        url = _text(body, "url")
+        user = _text(body, "user")
+        password = body.get("password")
+        token = body.get("token")
+        profile = _text(body, "profile") or None
+        for key, value in (("password", password), ("token", token)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInputError(f"`{key}` must be a string.")
+        if not url:
+            raise InvalidInputError("Give the cluster URL, e.g. {\"url\": \"http://10.0.0.1\", ...}.")
+        if not password and not token:
+            raise InvalidInputError("Give a password (basic login) or a token (OIDC clusters, application tokens).")
+        if password and token:
+            raise InvalidInputError("Give either a password or a token, not both.")
+        if password and not user:
+            raise InvalidInputError("A password login needs the user name: add \"user\".")
+        self.reply(await self.call(self.backend.login, url=url, user=user, password=password or None,
+                                   token=token or None, profile=profile))
+
+
+class LocalHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        self.json_body()  # a malformed body is still an error, even though nothing is read
+        self.reply(await self.call(self.backend.start_local))
+
+
+class JobsHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        state = (self.get_query_argument("state", "") or "").strip().upper() or None
+        if state is not None and state not in JOB_STATES:
+            raise InvalidInputError(f"?state={state} is not a job state: use one of {', '.join(JOB_STATES)}.")
+        limit = self.query_int("limit", 20, 1, MAX_LIMIT)
+        self.reply(await self.call(self.backend.list_jobs, state=state, limit=limit))
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        request_id = body.pop("requestId", None)
+        if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
+            raise InvalidInputError("`requestId` must be a non-empty string of at most 200 characters.")
+        kinds = [k for k in ("spec", "yaml", "protocol") if k in body]
+        if len(kinds) != 1:
+            raise InvalidInputError(
+                "Send exactly one of `spec` (image, commands ...), `yaml` (a protocol document) or `protocol` (its JSON).")
+        unknown = sorted(set(body) - {"spec", "yaml", "protocol"})
+        if unknown:
+            raise InvalidInputError(f"Unknown field(s) {', '.join(unknown)}: send `spec`, `yaml` or `protocol`.")
+        kind = kinds[0]
+        payload = body[kind]
+        if kind == "yaml" and not isinstance(payload, str):
+            raise InvalidInputError("`yaml` must be the protocol document as a string.")
+        if kind in ("spec", "protocol") and not isinstance(payload, dict):
+            raise InvalidInputError(f"`{kind}` must be a JSON object.")
+        ledger = self.settings["pai_magic_ledger"]
+        result, duplicate = await self.call(
+            ledger.run, request_id, lambda: self.backend.submit(kind, payload))
+        self.reply(dict(result, duplicate=duplicate), status=200 if duplicate else 202)
+
+
+class JobHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        self.reply(await self.call(self.backend.get_job, check_job_name(name)))
+
+
+class StopHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        self.json_body()
+        self.reply(await self.call(self.backend.stop, check_job_name(name)), status=202)
+
+
+class LogsHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        check_job_name(name)
+        role, index = None, 0
+        task = (self.get_query_argument("task", "") or "").strip()
+        if task:
+            match = TASK_RE.match(task)
+            if not match:
+                raise InvalidInputError(f"?task={task!r} is not ROLE or ROLE/INDEX, e.g. ?task=worker/0.")
+            role, index = match.group(1), int(match.group(2) or 0)
+        stream = (self.get_query_argument("stream", "") or "stdout").strip().lower()
+        if stream not in LOG_STREAMS:
+            raise InvalidInputError(f"?stream={stream} is not one of {', '.join(LOG_STREAMS)}.")
+        tail = self.query_int("tail", 65536, 1, 10 * 1024 * 1024)
+        self.reply(await self.call(self.backend.logs, name, role=role, index=index, stream=stream, tail=tail))
+
+
+class SshHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        self.reply(await self.call(self.backend.ssh_info, check_job_name(name)))
+
+
+class NotFoundHandler(PaiApiHandler):
+    """Unknown routes under the prefix answer JSON too, so the sidebar can show one line."""
+
+    def _missing(self, *args: Any) -> None:
+        self.reply({"error": f"No pai_magic endpoint {self.request.method} {self.request.path}: "
+                             "see pai_magic/server/openapi.yaml."}, status=404)
+
+    get = post = put = delete = patch = _missing  # type: ignore[assignment]
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"`{key}` must be a string.")
+    return value.strip()
+
+
+def route_table(prefix: str) -> list[tuple[str, type]]:
+    job = r"(?P<name>[^/]+)"
+    return [
+        (rf"{prefix}/status", StatusHandler),
+        (rf"{prefix}/login", LoginHandler),
+        (rf"{prefix}/local", LocalHandler),
+        (rf"{prefix}/jobs", JobsHandler),
+        (rf"{prefix}/jobs/{job}", JobHandler),
+        (rf"{prefix}/jobs/{job}/stop", StopHandler),
+        (rf"{prefix}/jobs/{job}/logs", LogsHandler),
+        (rf"{prefix}/jobs/{job}/ssh", SshHandler),
+        (rf"{prefix}(?:/.*)?", NotFoundHandler),
+    ]
