@@ -1,0 +1,376 @@
+"""The one HTTP layer under the OpenPAI client.
+
+Why it exists: every call to a cluster needs the same four things, and getting any of them
+wrong shows up as a hung kernel, a job submitted twice, or a token in a log:
+
+- one ``requests.Session`` (connection reuse) and a ``(connect, read)`` timeout on EVERY call;
+- urllib3 ``Retry`` for idempotent methods only (GET/HEAD/OPTIONS, and PUT/DELETE, which this
+  project only uses with full-replacement bodies: ``executionType STOP``, the whole ssh key
+  list). POST is never retried after the request may have reached the server: a submit that
+  failed doubtfully is resolved by :func:`pai_magic.core.jobs.submit_job` with a GET;
+- every answer ``>= 400`` (OpenPAI ``{code, message}`` JSON, a proxy's HTML page, a bare 429
+  text) turned into ONE :class:`~pai_magic.core.errors.PaiError` child whose one-line message
+  says what to do next;
+- the ``Authorization`` header and URL query strings (log URIs carry ``token=``) never appear
+  in logs, reprs or error messages.
+
+Errors raised after the request may have been received by the server carry the attribute
+``request_sent = True`` (read timeouts, connections dropped mid-answer, 5xx), so a caller can
+tell "surely not done" from "maybe done".
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from html import unescape
+from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from pai_magic.core.errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    PaiError,
+    PaiTimeoutError,
+    RateLimitedError,
+    ServerError,
+    UnreachableError,
+)
+
+log = logging.getLogger("pai_magic.http")
+
+_SECRET_QUERY = re.compile(r"((?:token|access_token|password)=)[^&\s\"']+", re.I)
+
+
+class _RedactSecretsFilter(logging.Filter):
+    """urllib3 logs every URL at DEBUG, query included; log-manager URIs carry ``token=``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_QUERY.sub(r"\1***", record.msg)
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(_SECRET_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactSecretsFilter())
+
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+LOGIN_HINT = "run `pai-magic login` / %pai_login"
+CONFLICT_HINT = "OpenPAI never reuses job names, even of finished jobs: choose another name"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without query or fragment (log-manager URIs carry ``token=...``) or user info."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<url>"
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace so a server's multi-line message fits the one-line rule."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class CappedRetry(Retry):
+    """urllib3 Retry whose ``Retry-After`` sleep is bounded.
+
+    A 429 may say ``Retry-After: 60``; honoring that three times would freeze a notebook for
+    minutes, so the wait is capped and the caller gets :class:`RateLimitedError` instead.
+    """
+
+    max_retry_after: float = 5.0
+
+    def get_retry_after(self, response: Any) -> float | None:  # type: ignore[override]
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, self.max_retry_after)
+
+
+def make_retry(retries: int = 3, backoff: float = 0.3) -> Retry:
+    return CappedRetry(
+        total=retries,
+        connect=retries,      # the request never left: safe for every method, POST included
+        read=retries,         # only applied to allowed_methods by urllib3
+        status=retries,
+        other=0,
+        redirect=0,
+        allowed_methods=IDEMPOTENT_METHODS,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # give back the last answer: we map it to a clear error
+        raise_on_redirect=False,
+    )
+
+
+def make_session(retries: int = 3, backoff: float = 0.3) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=make_retry(retries, backoff), pool_connections=4, pool_maxsize=8)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "pai_magic"
+    return session
+
+
+def _html_title(text: str) -> str | None:
+    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
+    if match:
+        return one_line(unescape(match.group(1)), 120) or None
+    match = re.search(r"<h1[^>]*>(.*?)</h1>", text, re.I | re.S)
+    if match:
+        return one_line(unescape(re.sub(r"<[^>]+>", "", match.group(1))), 120) or None
+    return None
+
+
+def parse_error_body(resp: requests.Response) -> tuple[str | None, str, bool]:
+    """``(code, message, is_openpai_json)`` from any error body: JSON, HTML or plain text."""
+    text = resp.text or ""
+    try:
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and ("code" in data or "message" in data):
+        code = data.get("code")
+        return (str(code) if code else None, str(data.get("message") or "").strip(), True)
+    if isinstance(data, dict) and isinstance(data.get("errors"), list) and data["errors"]:
+        first = data["errors"][0] or {}
+        return (first.get("code"), str(first.get("message") or ""), False)
+    if "<html" in text[:500].lower() or "<!doctype" in text[:200].lower():
+        return None, _html_title(text) or "an HTML page", False
+    return None, one_line(text, 160), False
+
+
+def error_from_response(resp: requests.Response, *, what: str | None = None) -> PaiError:
+    """Map one HTTP error answer to the PaiError child a face can print as is.
+
+    ``what`` names the thing asked for ("job alice~x") so 404s read naturally.
+    """
+    status = resp.status_code
+    code, message, is_pai = parse_error_body(resp)
+    url = redact_url(resp.url or "")
+    host = origin(resp.url or "") if resp.url else "the cluster"
+    msg = one_line(message)
+    if status == 401:
+        return AuthError(f"Token expired or refused by {host}: {LOGIN_HINT}.", code=code, status=401)
+    if status == 403:
+        text = msg or "the cluster refused this request"
+        return ForbiddenError(f"Forbidden: {text.rstrip('.')}. Ask the cluster admin for access, "
+                              f"or {LOGIN_HINT} as a user who has it.", code=code, status=403)
+    if status == 404:
+        if not is_pai:
+            return NotFoundError(f"{url} answered 404 without an OpenPAI error ({msg or 'empty'}): "
+                                 "check the cluster URL (is it an OpenPAI cluster of v1.x?).", code=code)
+        subject = what or "It"
+        return NotFoundError(f"{subject} was not found ({msg.rstrip('.') or code}).", code=code)
+    if status == 409:
+        return ConflictError(f"{(msg or 'Name already used').rstrip('.')}: {CONFLICT_HINT}.", code=code)
+    if status == 429:
+        wait = resp.headers.get("Retry-After")
+        when = f"{wait} s" if wait and wait.strip().isdigit() else "a minute"
+        return RateLimitedError(f"{host} is rate limiting this client (HTTP 429): wait {when} and try again.",
+                                code=code)
+    if 400 <= status < 500:
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        first = one_line(lines[0]) if lines else f"HTTP {status}"
+        label = f"{code}: " if code else ""
+        return InvalidInputError(f"The cluster refused the request ({label}{first.rstrip('.')}): fix it and try again.",
+                                 code=code, status=status, details=lines)
+    if is_pai:
+        err: PaiError = ServerError(f"{host} failed (HTTP {status}{', ' + code if code else ''}): "
+                                    f"{msg.rstrip('.') or 'no message'}; try again later or ask the cluster admin.",
+                                    code=code, status=502)
+    else:
+        err = ServerError(f"{host} answered HTTP {status} with {msg or 'no body'} (a proxy or gateway, not "
+                          "OpenPAI): check the cluster URL and that the cluster is up.", code=code, status=502)
+    err.request_sent = True  # type: ignore[attr-defined]
+    return err
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost reason behind requests' wrappers (MaxRetryError -> NewConnectionError ...)."""
+    seen = 0
+    cur: BaseException = exc
+    while seen < 8:
+        seen += 1
+        nxt = getattr(cur, "reason", None)
+        if isinstance(nxt, BaseException):
+            cur = nxt
+            continue
+        if cur.args and isinstance(cur.args[0], BaseException):
+            cur = cur.args[0]
+            continue
+        if cur.__context__ is not None and isinstance(cur.__context__, OSError) and cur is not cur.__context__:
+            cur = cur.__context__
+            continue
+        break
+    return cur
+
+
+def _cause_text(exc: BaseException) -> str:
+    root = _root_cause(exc)
+    text = str(root)
+    # urllib3 messages embed the connection object and sometimes the full URL: keep the cause
+    text = re.sub(r"<[^>]+>:\s*", "", text)
+    text = re.sub(r"https?://\S+", "<url>", text)
+    for marker in ("Connection refused", "Name or service not known", "No route to host",
+                   "Temporary failure in name resolution", "timed out", "Connection reset by peer",
+                   "Remote end closed connection without response", "certificate verify failed"):
+        if marker.lower() in text.lower():
+            return marker
+    return one_line(f"{type(root).__name__}: {text}" if text else type(root).__name__, 160)
+
+
+class PaiHttp:
+    """One session to one REST base, with the token, timeouts, retries and error mapping.
+
+    ``requests_sent`` counts calls made through :meth:`request` (not urllib3's internal
+    retries), which lets a watcher prove its one-request-per-tick budget.
+    """
+
+    def __init__(self, base_url: str, token: str | None = None, *,
+                 timeout: tuple[float, float] | float = DEFAULT_TIMEOUT, retries: int = 3,
+                 backoff: float = 0.3, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token or None
+        self.timeout = timeout
+        self.session = session or make_session(retries, backoff)
+        self.requests_sent = 0
+        self._count_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PaiHttp({self.base_url!r}, token={'set' if self._token else 'none'})"
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value or None
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url + "/" + path.lstrip("/")
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json_body: Any = None, data: bytes | str | None = None,
+                headers: Mapping[str, str] | None = None, auth: bool = True,
+                timeout: tuple[float, float] | float | None = None, what: str | None = None,
+                ok_statuses: tuple[int, ...] = ()) -> requests.Response:
+        """Send one call; return the answer if ``< 400`` (or in ``ok_statuses``), else raise."""
+        method = method.upper()
+        url = self.url(path)
+        hdrs: dict[str, str] = {"Accept": "application/json"}
+        if headers:
+            hdrs.update(headers)
+        if auth and self._token and origin(url) == origin(self.base_url):
+            hdrs["Authorization"] = f"Bearer {self._token}"
+        with self._count_lock:
+            self.requests_sent += 1
+        shown = redact_url(url)
+        log.debug("%s %s", method, shown)
+        try:
+            resp = self.session.request(method, url, params=params, json=json_body, data=data,
+                                        headers=hdrs, timeout=timeout or self.timeout,
+                                        allow_redirects=method in ("GET", "HEAD"))
+        except requests.exceptions.ConnectTimeout as exc:
+            raise UnreachableError(f"Cannot reach {shown}: connection timed out. Check the URL and "
+                                   "that the cluster (or `pai-magic local`) is running.") from None
+        except requests.exceptions.ReadTimeout as exc:
+            err = PaiTimeoutError(f"No answer from {shown} within {_read_timeout(timeout or self.timeout)} s: "
+                                  "the cluster is slow or busy; try again (a submit may still have landed: "
+                                  "check with `pai-magic jobs`).")
+            err.request_sent = True  # type: ignore[attr-defined]
+            raise err from None
+        except requests.exceptions.SSLError as exc:
+            raise UnreachableError(f"TLS failed for {shown} ({_cause_text(exc)}): check https:// vs http:// "
+                                   "in the cluster URL.") from None
+        except requests.exceptions.ConnectionError as exc:
+            sent = _maybe_sent(exc)
+            cause = _cause_text(exc)
+            err = UnreachableError(f"Cannot reach {shown}: {cause}. Check the URL and that the cluster "
+                                   "(or `pai-magic local`) is running." if not sent else
+                                   f"The connection to {shown} broke before the answer came ({cause}); "
+                                   "try again.")
+            err.request_sent = sent  # type: ignore[attr-defined]
+            raise err from None
+        except requests.exceptions.InvalidURL:
+            raise InvalidInputError(f"{shown} is not a valid URL: fix the cluster URL in the profile.") from None
+        except requests.exceptions.RequestException as exc:
+            err = UnreachableError(f"Request to {shown} failed: {_cause_text(exc)}.")
+            err.request_sent = True  # type: ignore[attr-defined]
+            raise err from None
+        log.debug("%s %s -> %s", method, shown, resp.status_code)
+        if 300 <= resp.status_code < 400 and resp.status_code not in ok_statuses:
+            target = redact_url(resp.headers.get("Location", "") or "elsewhere")
+            raise InvalidInputError(f"{shown} redirects ({resp.status_code}) to {target}: use that address "
+                                    "as the cluster URL (e.g. https:// instead of http://).")
+        if resp.status_code >= 400 and resp.status_code not in ok_statuses:
+            raise error_from_response(resp, what=what)
+        return resp
+
+    def get_json(self, path: str, **kw: Any) -> Any:
+        return json_of(self.request("GET", path, **kw))
+
+    def send_json(self, method: str, path: str, body: Any, **kw: Any) -> Any:
+        resp = self.request(method, path, json_body=body, **kw)
+        return json_of(resp, allow_empty=True)
+
+
+def json_of(resp: requests.Response, *, allow_empty: bool = False) -> Any:
+    """The JSON of a success answer; a login page or proxy page says so in one line."""
+    text = resp.text
+    if allow_empty and not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        _code, msg, _ = parse_error_body(resp)
+        raise ServerError(f"{redact_url(resp.url or '')} answered {resp.headers.get('Content-Type', 'text')} "
+                          f"({msg or 'not JSON'}) instead of JSON: check the cluster URL "
+                          "(a proxy or login page is in the way).") from None
+
+
+def _read_timeout(timeout: tuple[float, float] | float) -> float:
+    return timeout[1] if isinstance(timeout, tuple) else timeout
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """False only when the connection was never established (the request cannot have landed)."""
+    from urllib3 import exceptions as u3
+
+    never_sent = tuple(getattr(u3, n) for n in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError")
+                       if hasattr(u3, n)) + (ConnectionRefusedError,)
+    root = _root_cause(exc)
+    if isinstance(root, never_sent):
+        return False
+    text = str(exc)
+    return not ("NewConnectionError" in text or "Connection refused" in text
+                or "Name or service not known" in text or "Failed to resolve" in text)
+

@@ -1,0 +1,303 @@
+"""Job policies that span several REST calls: submit once, wait, watch many, stop, follow logs.
+
+- :func:`submit_job` NEVER submits a job twice. A POST is not retried blindly: after a
+  doubtful failure (read timeout, connection dropped mid-answer, 5xx: the server may have
+  created the job, microsoft/pai#5769) it first GETs the job and treats "it exists" as
+  success. Because OpenPAI never reuses a job name, re-posting the SAME name is safe: if
+  the first post landed meanwhile, the second answers 409, which after a doubt means "done".
+- :func:`wait_for` polls one job with a growing interval up to ``poll`` seconds and raises
+  :class:`PaiTimeoutError` carrying the last state when the time runs out.
+- :class:`JobWatcher` follows many jobs with ONE list request per tick (not one per job),
+  which keeps a sidebar or a sweep of 100 jobs under the cluster's rate limit.
+- :func:`follow_logs` yields new log text until the task ends.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+from pai_magic.core.client import DEFAULT_ORDER, PaiClient, protocol_name, split_job_name
+from pai_magic.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PaiError,
+    PaiTimeoutError,
+    RateLimitedError,
+    ServerError,
+    UnreachableError,
+)
+from pai_magic.core.models import JobDetail, JobSummary, is_terminal
+
+# A job already on the cluster whose submission is older than this (seconds, before our
+# first POST) cannot be the one we just sent: it is a reused name.
+CLOCK_SKEW = 300.0
+SETTLE_DELAYS = (0.2, 0.5, 1.0, 2.0)
+
+
+def _doubtful(exc: PaiError) -> bool:
+    """True when the request may have been applied although no success came back."""
+    return bool(getattr(exc, "request_sent", False)) and isinstance(
+        exc, (PaiTimeoutError, UnreachableError, ServerError))
+
+
+def _ours(detail: JobDetail, started: float) -> bool:
+    if detail.submission_time is None:
+        return True
+    return detail.submission_time / 1000.0 >= started - CLOCK_SKEW
+
+
+def _landed(client: PaiClient, name: str, started: float, delays: Iterable[float]) -> bool:
+    """Look for the job a few times: a server still busy with the first POST may lag."""
+    for delay in (0.0, *delays):
+        if delay:
+            time.sleep(delay)
+        try:
+            detail = client.get_job(name)
+        except NotFoundError:
+            continue
+        except (UnreachableError, ServerError, PaiTimeoutError, RateLimitedError):
+            continue
+        if not _ours(detail, started):
+            raise ConflictError(f"Job name {name!r} belongs to an older job: OpenPAI never reuses job names, "
+                                "even of finished jobs: choose another name.")
+        return True
+    return False
+
+
+def submit_job(client: PaiClient, protocol: dict[str, Any] | str, *, validate: bool = True,
+               attempts: int = 3, settle: Iterable[float] = SETTLE_DELAYS) -> str:
+    """Submit ``protocol`` exactly once and return the job name (see the module docstring).
+
+    ``validate`` first checks the job as the rest-server would (one clear error instead of
+    a round trip). ``attempts`` bounds the POSTs made after doubtful failures.
+    """
+    job, name, text = protocol_name(protocol)
+    if validate:
+        from pai_magic.core.protocol import validate_protocol
+
+        validate_protocol(job)
+    settle = tuple(settle)
+    started = time.time()
+    doubt: PaiError | None = None
+    for _ in range(max(1, attempts)):
+        try:
+            client.submit(text)
+            return name
+        except ConflictError:
+            if doubt is None:
+                raise
+            if _landed(client, name, started, settle):
+                return name  # our own earlier, doubtful POST created it
+            raise
+        except PaiError as exc:
+            if not _doubtful(exc):
+                if doubt is not None:
+                    raise type(exc)(f"{exc.message.rstrip('.')} (an earlier attempt may have created job {name}: "
+                                    f"check with `pai-magic job {name}` before submitting again).",
+                                    code=exc.code, status=exc.status) from None
+                raise
+            doubt = exc
+        if _landed(client, name, started, settle):
+            return name
+    assert doubt is not None
+    raise type(doubt)(f"Submitting job {name} failed and it did not appear on the cluster ({doubt.message.rstrip('.')}); "
+                      "check with `pai-magic jobs`, then submit again.", code=doubt.code, status=doubt.status)
+
+
+def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: float | None = None,
+             on_progress: Callable[[JobDetail], Any] | None = None, poll: float = 5.0,
+             first_poll: float = 0.25, tolerate_errors: int = 3) -> JobDetail:
+    """Poll the job until it is SUCCEEDED, FAILED or STOPPED and return its final detail.
+
+    ``on_progress(detail)`` is called after every poll. The interval starts at
+    ``first_poll`` and grows to ``poll``. A few consecutive transient errors (cluster
+    restarting, 5xx) are tolerated. ``PaiTimeoutError`` (with ``.state`` and ``.job``) when
+    ``timeout`` seconds pass first.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interval = max(0.01, min(first_poll, poll))
+    failures = 0
+    detail: JobDetail | None = None
+    while True:
+        try:
+            detail = client.get_job(name, user)
+            failures = 0
+        except (UnreachableError, ServerError, PaiTimeoutError, RateLimitedError):
+            failures += 1
+            if failures > tolerate_errors:
+                raise
+        if detail is not None:
+            if on_progress is not None:
+                on_progress(detail)
+            if detail.terminal:
+                return detail
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            state = detail.state if detail else "UNKNOWN"
+            u, job = split_job_name(name, user or client.user)
+            err = PaiTimeoutError(f"Job {u}~{job} is still {state} after {timeout:g} s: wait again, or stop it "
+                                  f"with `pai-magic stop {job}`.")
+            err.state = state  # type: ignore[attr-defined]
+            err.job = detail  # type: ignore[attr-defined]
+            raise err
+        sleep = interval if deadline is None else min(interval, max(0.0, deadline - now))
+        time.sleep(sleep)
+        interval = min(poll, interval * 1.5)
+
+
+def stop_job(client: PaiClient, name: str, *, user: str | None = None, wait: bool = False,
+             timeout: float | None = 60.0, poll: float = 2.0) -> JobDetail | None:
+    """Stop a job; with ``wait``, return its final detail (STOPPED, or what it ended as)."""
+    client.stop(name, user)
+    if not wait:
+        return None
+    return wait_for(client, name, user=user, timeout=timeout, poll=poll)
+
+
+class JobWatcher:
+    """Follow many jobs' states with ONE ``GET /jobs`` per :meth:`tick`.
+
+    The list is asked newest first, sized to reach the watched jobs: when some are missing
+    and the cluster holds more, the next tick asks a larger page. All watched jobs of one
+    user are filtered by ``username``; jobs of several users share one unfiltered request.
+    """
+
+    def __init__(self, client: PaiClient, names: Iterable[str] = (), *, user: str | None = None,
+                 page_limit: int = 100, max_limit: int = 50000) -> None:
+        self.client = client
+        self.default_user = user or client.user
+        self._watched: dict[str, None] = {}
+        self._limit = page_limit
+        self._max_limit = max_limit
+        self.states: dict[str, JobSummary] = {}
+        self.missing: dict[str, int] = {}  # full name -> ticks not seen although the list was complete
+        self.ticks = 0
+        for name in names:
+            self.add(name)
+
+    def add(self, name: str, user: str | None = None) -> str:
+        u, job = split_job_name(name, user or self.default_user)
+        full = f"{u}~{job}"
+        self._watched[full] = None
+        return full
+
+    def remove(self, name: str, user: str | None = None) -> None:
+        u, job = split_job_name(name, user or self.default_user)
+        full = f"{u}~{job}"
+        self._watched.pop(full, None)
+        self.states.pop(full, None)
+        self.missing.pop(full, None)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._watched)
+
+    @property
+    def all_terminal(self) -> bool:
+        return bool(self._watched) and all(
+            n in self.states and self.states[n].terminal for n in self._watched)
+
+    def tick(self) -> list[JobSummary]:
+        """One list request; returns the summaries whose state changed (or appeared) since the last tick."""
+        self.ticks += 1
+        if not self._watched:
+            return []
+        users = {n.split("~", 1)[0] for n in self._watched}
+        username = next(iter(users)) if len(users) == 1 else None
+        limit = max(self._limit, 2 * len(self._watched))
+        page = self.client.list_jobs(username=username, limit=limit, order=DEFAULT_ORDER)
+        seen = {s.full_name: s for s in page.items}
+        changed: list[JobSummary] = []
+        for full in self._watched:
+            summary = seen.get(full)
+            if summary is None:
+                continue
+            self.missing.pop(full, None)
+            old = self.states.get(full)
+            if old is None or old.state != summary.state:
+                changed.append(summary)
+            self.states[full] = summary
+        absent = [n for n in self._watched if n not in seen]
+        complete = page.total is None or page.total <= len(page.items)
+        if absent and not complete:
+            self._limit = min(self._max_limit, limit * 4)
+        elif absent:
+            for full in absent:
+                self.missing[full] = self.missing.get(full, 0) + 1
+        return changed
+
+    def run(self, *, timeout: float | None = None, poll: float = 5.0, first_poll: float = 0.25,
+            on_change: Callable[[JobSummary], Any] | None = None, missing_ticks: int = 5) -> dict[str, JobSummary]:
+        """Tick until every watched job is terminal; returns ``{user~job: summary}``.
+
+        A job absent from a complete list for ``missing_ticks`` ticks raises NotFoundError.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = max(0.01, min(first_poll, poll))
+        while True:
+            for summary in self.tick():
+                if on_change is not None:
+                    on_change(summary)
+            gone = sorted(n for n, count in self.missing.items() if count >= missing_ticks)
+            if gone:
+                raise NotFoundError(f"Jobs not found on the cluster: {', '.join(gone)}: check the names with "
+                                    "`pai-magic jobs`.")
+            if self.all_terminal:
+                return dict(self.states)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                waiting = sorted(n for n in self._watched if not (n in self.states and self.states[n].terminal))
+                raise PaiTimeoutError(f"{len(waiting)} job(s) still running after {timeout:g} s "
+                                      f"({', '.join(waiting[:5])}{' ...' if len(waiting) > 5 else ''}): wait again.")
+            time.sleep(interval if deadline is None else min(interval, max(0.0, deadline - now)))
+            interval = min(poll, interval * 1.5)
+
+
+def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index: int = 0,
+                stream: str = "stdout", user: str | None = None, poll: float = 1.0,
+                timeout: float | None = None, follow: bool = True) -> Iterator[str]:
+    """Yield a task's log text as it grows, until the task (or the job) has ended.
+
+    Each poll reads the job once, then the log from the last byte offset, so the final read
+    happens after the end was observed and nothing is lost. A new task attempt (a retry)
+    starts its own log: a marker line is yielded and reading restarts at its beginning.
+    With ``follow=False`` the current text is yielded once.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    offset = 0
+    attempt_key: tuple[int, int] | None = None
+    interval = min(0.25, poll)
+    while True:
+        detail = client.get_job(name, user)
+        task = None
+        try:
+            task = detail.task(role, index)
+        except NotFoundError:
+            if detail.terminal or not follow:
+                raise
+        if task is not None:
+            key = (detail.attempt_id, task.attempt_id)
+            if attempt_key is not None and key != attempt_key:
+                offset = 0
+                yield f"\n--- {task.role}/{task.index}: job attempt {key[0]}, task attempt {key[1]} ---\n"
+            attempt_key = key
+            try:
+                chunk = client.task_log_text(name, task.role, index, stream=stream, offset=offset, user=user,
+                                             job_attempt=key[0], task_attempt=key[1])
+                if chunk.text:
+                    yield chunk.text
+                offset = chunk.next_offset
+            except NotFoundError:
+                if detail.terminal or not follow:
+                    if not follow:
+                        raise
+                    return
+        ended = detail.terminal or (task is not None and is_terminal(task.state))
+        if ended or not follow:
+            return
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise PaiTimeoutError(f"Stopped following the log of {name} after {timeout:g} s; the job is still "
+                                  f"{detail.state}.")
+        time.sleep(interval)
+        interval = min(poll, interval * 1.5)
