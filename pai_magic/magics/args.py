@@ -1,0 +1,111 @@
+"""Turning what a researcher typed on a magic line into checked values.
+
+IPython's own ``parse_argstring`` splits the line in non-POSIX mode (quotes stay in the
+values) and lets ``shlex`` raise ``ValueError`` on an unbalanced quote; both reach the user as
+a traceback or a wrong value. :func:`parse_line` splits the POSIX way and turns every problem
+into a one-line ``UsageError`` that names the magic and says how to get its help.
+
+The value parsers (:func:`parse_memory`, :func:`parse_task`, :func:`parse_storage`) raise
+``UsageError`` too, so a magic can call them straight after parsing.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import real_name
+
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_MEMORY_FACTOR_MB = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+_ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def one_line(text: str) -> str:
+    """Collapse a message to one line: faces print exactly one line per error."""
+    return " ".join(str(text).split())
+
+
+def parse_line(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
+    """Parse ``line`` with the ``@magic_arguments`` parser of ``magic_func``.
+
+    Raises ``UsageError`` (never ``SystemExit`` or ``ValueError``) with the magic's name and
+    a pointer to its ``?`` help.
+    """
+    name = real_name(magic_func)
+    try:
+        argv = shlex.split(line or "", posix=True)
+    except ValueError as exc:
+        raise UsageError(f"%{name}: {exc} (check your quotes); see %{name}? for the options.") from None
+    try:
+        return magic_func.parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(f"%{name}: {one_line(str(exc))}; see %{name}? for the options.") from None
+    except SystemExit:  # argparse exits on --help style actions; a kernel must never exit
+        raise UsageError(f"%{name}: see %{name}? for the options.") from None
+
+
+def parse_memory(text: str | None) -> int | None:
+    """``8G``, ``512M``, ``1.5GiB``, ``2048`` (MB) -> megabytes, as OpenPAI's ``memoryMB``."""
+    if text is None:
+        return None
+    match = _MEMORY_RE.match(str(text))
+    if not match:
+        raise UsageError(f"--memory {text!r} is not a size: write it like 8G, 512M or 16384 (MB).")
+    number, unit, _ = match.groups()
+    megabytes = float(number) * _MEMORY_FACTOR_MB[unit.lower()]
+    if megabytes < 1 or megabytes > 1024 ** 3:
+        raise UsageError(f"--memory {text!r} is out of range: give between 1M and 1024T, e.g. 8G.")
+    return int(round(megabytes))
+
+
+def parse_task(text: str | None) -> tuple[str | None, int]:
+    """``ROLE/INDEX``, ``ROLE`` (index 0) or ``INDEX`` (first role) -> (role, index)."""
+    if text is None or text == "":
+        return None, 0
+    role, sep, index = str(text).partition("/")
+    if not sep:
+        if role.isdigit():
+            return None, int(role)
+        index = "0"
+    if role and not _ROLE_RE.match(role):
+        raise UsageError(f"--task {text!r}: the role name must match [A-Za-z_][A-Za-z0-9_]*, e.g. --task taskrole/0.")
+    if not index.isdigit():
+        raise UsageError(f"--task {text!r}: the index must be a number, e.g. --task {role or 'taskrole'}/0.")
+    return (role or None), int(index)
+
+
+def parse_storage(text: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME:/mount/path`` -> (name, mount path or None for OpenPAI's /mnt/NAME)."""
+    name, sep, path = str(text).partition(":")
+    name = name.strip()
+    if not name or not re.match(r"^[A-Za-z0-9_.-]+$", name):
+        raise UsageError(f"--storage {text!r}: write NAME or NAME:/mount/path, e.g. --storage confignfs:/data.")
+    if sep:
+        path = path.strip()
+        if not path.startswith("/"):
+            raise UsageError(f"--storage {text!r}: the mount path must be absolute, e.g. {name}:/mnt/{name}.")
+        return name, path
+    return name, None
+
+
+def check_var(name: str | None, option: str = "-o") -> str | None:
+    """A variable name for ``-o VAR``: refuse what would not be a Python identifier."""
+    if name is None:
+        return None
+    if not _VAR_RE.match(name):
+        raise UsageError(f"{option} {name!r} is not a Python variable name: use letters, digits and _, e.g. {option} job.")
+    return name
+
+
+def check_positive(value: int | None, option: str, minimum: int = 0) -> int | None:
+    if value is None:
+        return None
+    if value < minimum:
+        raise UsageError(f"{option} {value} is too small: give a number >= {minimum}.")
+    if value > 100_000:
+        raise UsageError(f"{option} {value} is too large: give a realistic number.")
+    return value

@@ -1,0 +1,106 @@
+"""Core errors become sentences a researcher understands, as one-line ``UsageError``.
+
+A ``UsageError`` is what IPython shows as a single red line without a traceback, so every
+failure the user can act on must end up as one. The core's messages already say what to do
+next; here they get the notebook's words (``%pai_login`` rather than ``pai-magic login``) and
+the context only the magic knows (the job name, the cluster URL).
+
+Use :func:`usage_errors` as a context manager, or :func:`friendly` as a decorator on a
+magic method.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from typing import Any, Callable, Iterator, TypeVar
+
+from IPython.core.error import UsageError
+
+from pai_magic.core.errors import (
+    AuthError,
+    ConflictError,
+    InvalidInputError,
+    PaiError,
+    PaiTimeoutError,
+    UnreachableError,
+)
+from pai_magic.magics.args import one_line
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+_BOTH_HINT = re.compile(r"`?pai-magic login[^`/]*`?\s*(?:/|or)\s*(%pai_login)")
+
+
+def _cli_to_magic(text: str) -> str:
+    """The core speaks to every face; in a notebook the CLI verbs have magic names."""
+    text = _BOTH_HINT.sub(r"\1", text)
+    for cli, magic in (("`pai-magic login URL`", "%pai_login URL"), ("`pai-magic login`", "%pai_login"),
+                       ("pai-magic login", "%pai_login"), ("`pai-magic profiles`", "%pai_profile"),
+                       ("pai-magic profiles", "%pai_profile"), ("`pai-magic local`", "%pai_local"),
+                       ("pai-magic local", "%pai_local")):
+        text = text.replace(cli, magic)
+    return text
+
+
+def friendly_message(err: PaiError, *, url: str | None = None, job: str | None = None) -> str:
+    """One line for ``err``, told in the notebook's terms."""
+    message = _cli_to_magic(one_line(str(err)))
+    if isinstance(err, AuthError):
+        if "%pai_login" in message:
+            return message
+        where = f" at {url}" if url else ""
+        return f"The cluster{where} refused the token (expired or revoked; {message.rstrip('.')}): run %pai_login to log in again."
+    if isinstance(err, ConflictError):
+        name = f"'{job}'" if job else "of this job"
+        return (f"The job name {name} was used before, and OpenPAI never reuses a name, not even of a "
+                f"finished job: give the magic a NAME (a unique suffix is added) or change `name:` in the cell.")
+    if isinstance(err, UnreachableError):
+        if url and url not in message:
+            return f"Cannot reach the cluster at {url}: {message}"
+        return message
+    if isinstance(err, InvalidInputError) and err.details:
+        shown = "; ".join(one_line(d) for d in err.details[:3])
+        more = f" (+{len(err.details) - 3} more)" if len(err.details) > 3 else ""
+        return f"{message.rstrip('.:')}: {shown}{more}"
+    if isinstance(err, PaiTimeoutError):
+        return message
+    return message
+
+
+@contextlib.contextmanager
+def usage_errors(*, url: str | None = None, job: str | None = None) -> Iterator[None]:
+    """Turn any ``PaiError`` raised inside into a one-line ``UsageError``."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except PaiError as err:
+        raise UsageError(friendly_message(err, url=url, job=job)) from None
+
+
+def friendly(func: F) -> F:
+    """Decorator for magic methods: ``PaiError`` -> one-line ``UsageError``.
+
+    The cluster URL comes from the magic's session when one is active, so an unreachable or
+    401 answer names the cluster.
+    """
+
+    @functools.wraps(func)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except UsageError:
+            raise
+        except PaiError as err:
+            url = None
+            try:
+                from pai_magic.magics.session import get_session
+
+                url = get_session(self.shell).known_url()
+            except Exception:  # noqa: BLE001 - context only; never hide the real error
+                url = None
+            raise UsageError(friendly_message(err, url=url)) from None
+
+    return wrapper  # type: ignore[return-value]

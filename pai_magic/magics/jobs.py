@@ -1,0 +1,382 @@
+"""Job magics: ``%%pai_job``, ``%pai_jobs``, ``%pai_job``, ``%pai_stop``, ``%pai_logs``.
+
+``PaiMagics`` is also the traitlets configurable that holds the notebook's defaults
+(``%config PaiMagics.image = '...'``, or ``c.PaiMagics.image`` in an IPython config file),
+which every other pai magic reads through ``get_session(shell).options()``.
+
+Each magic parses its line, calls the core, renders; the core (protocol, client) is
+imported inside the magic bodies so that ``%load_ext pai_magic`` stays fast.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+
+from pai_magic.magics.args import (
+    check_positive,
+    check_var,
+    parse_line,
+    parse_memory,
+    parse_storage,
+    parse_task,
+)
+from pai_magic.magics.errors import friendly, usage_errors
+from pai_magic.magics.render import View, esc, job_detail_view, job_table
+from pai_magic.magics.session import get_session
+
+_JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_PROTOCOL_HINT_RE = re.compile(r"^\s*(protocolVersion|taskRoles)\s*:", re.MULTILINE)
+KEEP_ALIVE_COMMAND = "sleep infinity"
+_STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
+
+
+def split_job_ref(text: str) -> tuple[str, str | None]:
+    """``NAME`` or ``USER~NAME`` (as the portal and the REST URLs write it) -> (name, user)."""
+    text = (text or "").strip()
+    user, sep, name = text.partition("~")
+    if not sep:
+        name, user = user, None
+    if not name or not _JOB_NAME_RE.match(name) or (user is not None and not _JOB_NAME_RE.match(user or "")):
+        raise UsageError(f"{text!r} is not a job name: job names use letters, digits, '_' and '-' "
+                         "(USER~NAME for another user's job); %pai_jobs lists yours.")
+    return name, user
+
+
+def looks_like_protocol(cell: str) -> bool:
+    """A cell that declares ``protocolVersion:`` or ``taskRoles:`` at the start of a line is
+    a job document; anything else is shell commands."""
+    return bool(_PROTOCOL_HINT_RE.search(cell or ""))
+
+
+@magics_class
+class PaiMagics(Magics):
+    """Submit, list, follow and stop OpenPAI jobs from the notebook."""
+
+    profile = Unicode(None, allow_none=True,
+                      help="Profile (cluster) to use; default: the active one of the profile file.").tag(config=True)
+    image = Unicode(None, allow_none=True,
+                    help="Docker image of jobs built from commands; default: the core's default.").tag(config=True)
+    virtual_cluster = Unicode(None, allow_none=True,
+                              help="Virtual cluster (queue); default: the profile's.").tag(config=True)
+    gpu = Int(None, allow_none=True, help="GPUs per instance.").tag(config=True)
+    cpu = Int(None, allow_none=True, help="CPUs per instance.").tag(config=True)
+    memory = Unicode(None, allow_none=True, help="Memory per instance: 8G, 512M, 16384 (MB).").tag(config=True)
+    wait = Bool(False, help="%%pai_job blocks until the job ends (else: returns at once).").tag(config=True)
+    poll_interval = Float(2.0, help="Seconds between two status polls (one list request each).").tag(config=True)
+    display = Enum(["auto", "html", "text"], "auto",
+                   help="Status display: auto (HTML in Jupyter, text in a terminal), html or text.").tag(config=True)
+    follow_interval = Float(1.0, help="Seconds between two log reads of %pai_logs --follow.").tag(config=True)
+
+    @validate("memory")
+    def _check_memory(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None:
+            try:
+                parse_memory(value)
+            except UsageError as exc:
+                raise TraitError(str(exc)) from None
+        return value
+
+    @validate("gpu", "cpu")
+    def _check_count(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"PaiMagics.{proposal['trait'].name} must be >= 0.")
+        return value
+
+    @validate("poll_interval", "follow_interval")
+    def _check_interval(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if not 0.05 <= value <= 600:
+            raise TraitError(f"PaiMagics.{proposal['trait'].name} must be between 0.05 and 600 seconds.")
+        return value
+
+    # ------------------------------------------------------------------ %%pai_job / %pai_job
+    @magic_arguments()
+    @argument("name", nargs="?", help="job name stem; a short unique suffix is added (OpenPAI never reuses names)")
+    @argument("--image", help="docker image, e.g. --image pytorch/pytorch:latest")
+    @argument("--gpu", type=int, help="GPUs per instance, e.g. --gpu 1")
+    @argument("--cpu", type=int, help="CPUs per instance, e.g. --cpu 4")
+    @argument("--memory", help="memory per instance, e.g. --memory 8G")
+    @argument("--vc", help="virtual cluster, e.g. --vc default")
+    @argument("--instances", type=int, help="task instances, e.g. --instances 2")
+    @argument("--storage", action="append", metavar="NAME[:PATH]",
+              help="mount a cluster storage (repeatable), e.g. --storage confignfs:/data")
+    @argument("--ssh", action="store_true", help="add the ssh runtime plugin with your public key")
+    @argument("--keep-alive", action="store_true", help="end the commands with `sleep infinity` (for SSH)")
+    @argument("--retry", type=int, help="retries on failure, e.g. --retry 2")
+    @argument("--wait", dest="wait", action="store_const", const=True, default=None,
+              help="block until the job ends (Ctrl-C detaches, the job keeps running)")
+    @argument("--no-wait", dest="wait", action="store_const", const=False, help="return at once (default)")
+    @argument("--dry-run", action="store_true", help="show the protocol that would be sent, secrets masked")
+    @argument("-o", "--output", metavar="VAR", help="store the job handle in VAR, e.g. -o job")
+    @line_cell_magic
+    def pai_job(self, line: str, cell: str | None = None) -> Any:
+        """Submit a job (cell form) or show one (line form).
+
+        Cell form: the cell body is the job's shell commands, or a whole protocol YAML
+        document (``protocolVersion: 2`` ...) whose fields the options then override.
+        Returns a job handle at once and shows a live status line; other cells run meanwhile.
+
+        Examples::
+
+            %%pai_job train --gpu 1 --memory 8G --image pytorch/pytorch:latest
+            python train.py --epochs 3
+
+            %%pai_job --dry-run
+            protocolVersion: 2
+            ...
+
+        Line form: ``%pai_job NAME [-o VAR]`` shows one job (state, tasks, diagnostics),
+        e.g. ``%pai_job train_ab12cd -o job``; NAME may be USER~NAME.
+        """
+        if cell is None:
+            return self._show_job(line)
+        return self._submit(line, cell)
+
+    @magic_arguments("pai_job")
+    @argument("name", help="job name (USER~NAME for another user's), e.g. train_ab12cd")
+    @argument("-o", "--output", metavar="VAR", help="store a job handle in VAR, e.g. -o job")
+    def _pai_job_line(self, line: str) -> None:
+        """%pai_job NAME [-o VAR]"""
+
+    @friendly
+    def _show_job(self, line: str) -> Any:
+        args = parse_line(self._pai_job_line, line)
+        var = check_var(args.output)
+        name, user = split_job_ref(args.name)
+        from pai_magic.magics.handle import JobHandle
+
+        session = get_session(self.shell)
+        client = session.client()
+        with usage_errors(url=session.known_url(), job=name):
+            detail = client.get_job(name, user=user)
+        handle = JobHandle(detail.name or name, detail.user or user or session.profile().user, session=session)
+        if var:
+            self.shell.user_ns[var] = handle
+        return job_detail_view(detail, now=time.time())
+
+    @friendly
+    def _submit(self, line: str, cell: str) -> Any:
+        args = parse_line(self.pai_job, line)
+        var = check_var(args.output)
+        if args.name is not None and not _JOB_NAME_RE.match(args.name):
+            raise UsageError(f"Job name {args.name!r} is not allowed: use letters, digits, '_' and '-', e.g. train_v2.")
+        if args.name is not None and len(args.name) > 60:
+            raise UsageError("The job name stem is too long: keep it under 60 characters.")
+        for option, value, minimum in (("--gpu", args.gpu, 0), ("--cpu", args.cpu, 1),
+                                       ("--instances", args.instances, 1), ("--retry", args.retry, 0)):
+            check_positive(value, option, minimum)
+        memory_mb = parse_memory(args.memory)
+        storages = [parse_storage(s) for s in (args.storage or [])]
+        if not (cell or "").strip():
+            raise UsageError("The cell is empty: write the job's shell commands (or a protocol YAML) below %%pai_job.")
+
+        session = get_session(self.shell)
+        opts = session.options()
+        job = self._build_job(args, cell, session, opts, memory_mb, storages)
+
+        from pai_magic.core.protocol import dump_protocol, mask_secrets
+
+        if args.dry_run:
+            masked = mask_secrets(job)
+            text = dump_protocol(masked)
+            if var:
+                self.shell.user_ns[var] = masked
+            return View(text, f"<pre>{esc(text)}</pre>")
+
+        name = job["name"]
+        client = session.client()
+        from pai_magic.core.jobs import submit_job
+
+        with usage_errors(url=session.known_url(), job=name):
+            submitted = submit_job(client, job)
+        from pai_magic.magics.handle import JobHandle
+
+        handle = JobHandle(submitted or name, session.profile().user, session=session)
+        if var:
+            self.shell.user_ns[var] = handle
+        wait = opts.wait if args.wait is None else args.wait
+        handle.display_status()
+        handle._shown_in = session.cell_serial  # the returned handle must not show a 2nd line
+        if wait:
+            self._block(handle)
+        return handle
+
+    def _build_job(self, args: Any, cell: str, session: Any, opts: Any, memory_mb: int | None,
+                   storages: list[tuple[str, str | None]]) -> dict:
+        """The protocol dict to submit: from commands through JobSpec, or the cell's YAML
+        with the options written over it. Validated as the rest-server validates."""
+        from pai_magic.core import protocol as proto
+
+        gpu = args.gpu if args.gpu is not None else opts.gpu
+        cpu = args.cpu if args.cpu is not None else opts.cpu
+        if memory_mb is None and opts.memory:
+            memory_mb = parse_memory(opts.memory)
+        image = args.image or opts.image
+        explicit_vc = args.vc or opts.virtual_cluster
+        ssh_key = self._ssh_public_key(session) if args.ssh else None
+
+        with usage_errors(url=session.known_url()):
+            if looks_like_protocol(cell):
+                job = proto.parse_protocol(cell)
+                if not isinstance(job, dict):
+                    raise UsageError("The cell is not a protocol YAML mapping: write `protocolVersion: 2` ... or plain shell commands.")
+                name = proto.unique_job_name(args.name) if args.name else None
+                job = proto.apply_overrides(
+                    job, name=name, image=args.image, gpu=args.gpu, cpu=args.cpu,
+                    memory_mb=memory_mb if args.memory else None, virtual_cluster=args.vc,
+                    instances=args.instances, retry=args.retry)
+                if not job.get("name"):
+                    job["name"] = proto.unique_job_name("job")
+                if args.keep_alive:
+                    for role in (job.get("taskRoles") or {}).values():
+                        if isinstance(role, dict) and isinstance(role.get("commands"), list):
+                            if KEEP_ALIVE_COMMAND not in role["commands"][-1:]:
+                                role["commands"].append(KEEP_ALIVE_COMMAND)
+                if storages:
+                    proto.add_storages(job, storages)
+                if ssh_key:
+                    proto.add_ssh_plugin(job, ssh_key)
+            else:
+                commands = [ln for ln in cell.splitlines() if ln.strip()]
+                if args.keep_alive:
+                    commands.append(KEEP_ALIVE_COMMAND)
+                vc = explicit_vc or self._profile_vc(session)
+                spec_kwargs: dict[str, Any] = dict(
+                    name=proto.unique_job_name(args.name or "job"), commands=commands,
+                    gpu=gpu, cpu=cpu, memory_mb=memory_mb, instances=args.instances,
+                    virtual_cluster=vc, retry=args.retry, image=image,
+                    storages=storages or None, ssh_public_key=ssh_key)
+                spec = proto.JobSpec(**{k: v for k, v in spec_kwargs.items() if v is not None})
+                job = proto.build_protocol(spec)
+            proto.validate_protocol(job)
+        return job
+
+    @staticmethod
+    def _profile_vc(session: Any) -> str | None:
+        try:
+            return session.profile().virtual_cluster
+        except Exception:  # noqa: BLE001 - no profile yet: a dry run still works without one
+            return None
+
+    @staticmethod
+    def _ssh_public_key(session: Any) -> str:
+        """The hook for ``--ssh``: the user's public key line, from the SSH core module."""
+        try:
+            from pai_magic.core.ssh.keys import ensure_key
+        except ImportError:
+            raise UsageError("--ssh needs pai_magic's SSH support, which this installation lacks.") from None
+        configured = None
+        try:
+            configured = session.profile().ssh_key
+        except Exception:  # noqa: BLE001 - no profile: use the default key search
+            configured = None
+        with usage_errors():
+            return ensure_key(configured).public_line
+
+    def _block(self, handle: Any) -> None:
+        """``--wait``: same display, blocking; Ctrl-C detaches and leaves the job running."""
+        session = handle.session
+        board = session.board()
+        try:
+            board.wait(handle.name, handle.user)
+        except KeyboardInterrupt:
+            board.detach(handle.name, handle.user, "detached: the job keeps running")
+            print(f"Stopped waiting; job {handle.name} keeps running. Re-attach with "
+                  f"pai_magic.job({handle.name!r}) or stop it with %pai_stop {handle.name}.")
+
+    # ------------------------------------------------------------------ %pai_jobs
+    @magic_arguments()
+    @argument("--state", help="only jobs in this state, e.g. --state RUNNING")
+    @argument("--vc", help="only this virtual cluster, e.g. --vc default")
+    @argument("--user", help="another user's jobs, e.g. --user alice")
+    @argument("--all", action="store_true", help="every user's jobs")
+    @argument("--limit", type=int, default=20, help="at most N jobs, newest first (default 20), e.g. --limit 50")
+    @line_magic
+    @friendly
+    def pai_jobs(self, line: str) -> Any:
+        """List jobs, newest first: name, user, state, virtual cluster, GPUs, submitted, duration, exit code.
+
+        Example: ``%pai_jobs --state RUNNING --limit 10``
+        """
+        args = parse_line(self.pai_jobs, line)
+        if args.user and args.all:
+            raise UsageError("Give either --user U or --all, not both.")
+        if args.user is not None and not _JOB_NAME_RE.match(args.user):
+            raise UsageError(f"--user {args.user!r} is not a user name: e.g. --user alice.")
+        state = None
+        if args.state is not None:
+            state = args.state.upper()
+            if state not in _STATES:
+                raise UsageError(f"--state {args.state!r} is not a job state: use one of {', '.join(_STATES)}.")
+        if args.vc is not None and not _JOB_NAME_RE.match(args.vc):
+            raise UsageError(f"--vc {args.vc!r} is not a virtual cluster name: e.g. --vc default.")
+        if not 1 <= args.limit <= 1000:
+            raise UsageError("--limit must be between 1 and 1000.")
+        session = get_session(self.shell)
+        client = session.client()
+        user = None if args.all else (args.user or session.profile().user)
+        page = client.list_jobs(user=user, state=state, vc=args.vc, limit=args.limit)
+        jobs = list(getattr(page, "items", page))
+        total = getattr(page, "total", None)
+        return job_table(jobs, total=total, now=time.time())
+
+    # ------------------------------------------------------------------ %pai_stop
+    @magic_arguments()
+    @argument("name", help="job name (USER~NAME for another user's), e.g. train_ab12cd")
+    @line_magic
+    @friendly
+    def pai_stop(self, line: str) -> None:
+        """Stop a job; it goes through STOPPING to STOPPED. Example: ``%pai_stop train_ab12cd``"""
+        args = parse_line(self.pai_stop, line)
+        name, user = split_job_ref(args.name)
+        session = get_session(self.shell)
+        client = session.client()
+        with usage_errors(url=session.known_url(), job=name):
+            client.stop(name, user=user)
+        print(f"Stop requested for job {name}: it goes through STOPPING to STOPPED.")
+
+    # ------------------------------------------------------------------ %pai_logs
+    @magic_arguments()
+    @argument("name", help="job name (USER~NAME for another user's), e.g. train_ab12cd")
+    @argument("--task", metavar="ROLE/INDEX", help="which task, e.g. --task worker/1 (default: the first)")
+    @argument("--stderr", action="store_true", help="standard error instead of standard output")
+    @argument("--follow", action="store_true", help="keep streaming new lines until the task ends (Ctrl-C stops)")
+    @line_magic
+    @friendly
+    def pai_logs(self, line: str) -> None:
+        """Print a task's log. Example: ``%pai_logs train_ab12cd --task taskrole/0 --follow``"""
+        args = parse_line(self.pai_logs, line)
+        name, user = split_job_ref(args.name)
+        role, index = parse_task(args.task)
+        session = get_session(self.shell)
+        client = session.client()
+        from pai_magic.core.jobs import follow_log
+
+        interval = float(session.options().follow_interval)
+        with usage_errors(url=session.known_url(), job=name):
+            if not args.follow:
+                text = client.task_log(name, role=role, index=index, stderr=args.stderr, user=user)
+                sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+                sys.stdout.flush()
+                return
+            try:
+                for chunk in follow_log(client, name, role=role, index=index, stderr=args.stderr,
+                                        user=user, interval=interval):
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
+            except KeyboardInterrupt:
+                print(f"\n(stopped following; job {name} is not affected)")
+
+
+# ``%pai_job?`` documents both forms: the cell form's options (above) and the line form's.
+PaiMagics.pai_job.__doc__ = ((PaiMagics.pai_job.__doc__ or "").rstrip() + "\n\nLine form (%pai_job NAME):\n"
+                             + PaiMagics._pai_job_line.parser.format_help())
