@@ -1,0 +1,215 @@
+"""Read and write protocol YAML the way the OpenPAI rest-server reads it.
+
+The server parses a submitted job with js-yaml 3 (`safeLoad`), whose implicit types
+differ from PyYAML's YAML 1.1 ones in ways that change what a job means:
+
+- only ``true/True/TRUE/false/False/FALSE`` are booleans (PyYAML also turns
+  ``yes/no/on/off`` into booleans, so ``name: no`` would stop being a string);
+- floats do not need a dot (``1e3`` is a number, PyYAML keeps it a string);
+- a mapping key is always a string (a JavaScript object key);
+- a key repeated in one mapping is an error, not "the last one wins".
+
+:func:`parse_protocol` therefore uses a loader with js-yaml's resolvers, and
+:func:`dump_protocol` quotes every string that either YAML reader could mistake for
+something else, so the text reads back identically on both sides.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from typing import Any
+
+import yaml
+
+from pai_magic.core.errors import InvalidInputError
+
+__all__ = ["parse_protocol", "dump_protocol", "js_string", "JsYamlLoader"]
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+# js-yaml 3's type/bool.js and type/float.js patterns.
+_JS_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_JS_FLOAT = re.compile(
+    r"^(?:[-+]?(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?"
+    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*"
+    r"|[-+]?\.(?:inf|Inf|INF)"
+    r"|\.(?:nan|NaN|NAN))$"
+)
+
+
+def _resolvers_without(tags: set[str]) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    return {
+        first: [(tag, rx) for tag, rx in entries if tag not in tags]
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+class JsYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with js-yaml 3's implicit types, string keys and
+    duplicate-key errors."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = js_string(self.construct_object(key_node, deep=True))
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"duplicated mapping key {key!r}", key_node.start_mark)
+                seen.add(key)
+        mapping = super().construct_mapping(node, deep=deep)
+        return {js_string(k): v for k, v in mapping.items()}
+
+    def construct_yaml_set(self, node: yaml.MappingNode):  # type: ignore[override]
+        # js-yaml's !!set is an object whose values are null.
+        data: dict[str, Any] = {}
+        yield data
+        data.update({k: None for k in self.construct_mapping(node)})
+
+
+JsYamlLoader.yaml_implicit_resolvers = _resolvers_without({_BOOL_TAG, _FLOAT_TAG})
+JsYamlLoader.add_implicit_resolver(_BOOL_TAG, _JS_BOOL, list("tTfF"))
+JsYamlLoader.add_implicit_resolver(_FLOAT_TAG, _JS_FLOAT, list("-+0123456789."))
+JsYamlLoader.add_constructor("tag:yaml.org,2002:set", JsYamlLoader.construct_yaml_set)
+
+
+class _ProtocolDumper(yaml.SafeDumper):
+    """Quotes a string whenever PyYAML *or* js-yaml would read it as another type, and
+    writes multi-line strings (descriptions, long commands) as literal blocks."""
+
+    def ignore_aliases(self, data: Any) -> bool:  # a protocol is a tree: never emit &anchors
+        return True
+
+
+_ProtocolDumper.yaml_implicit_resolvers = {
+    first: list(entries) for first, entries in yaml.SafeDumper.yaml_implicit_resolvers.items()
+}
+_ProtocolDumper.add_implicit_resolver(_BOOL_TAG, _JS_BOOL, list("tTfF"))
+_ProtocolDumper.add_implicit_resolver(_FLOAT_TAG, _JS_FLOAT, list("-+0123456789."))
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_ProtocolDumper.add_representer(str, _represent_str)
+
+
+def parse_protocol(text: str | bytes) -> dict[str, Any]:
+    """Parse protocol YAML as the rest-server does; bad YAML is an InvalidInputError
+    that names the line. The result is not validated (see validate_protocol)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"the job file is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    if not isinstance(text, str):
+        raise InvalidInputError("the job protocol must be YAML text: pass a str")
+    try:
+        job = yaml.load(text, Loader=JsYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise InvalidInputError(
+            f"invalid job YAML at {where}: {problem}; fix that line and submit again",
+            details=[f"line {mark.line + 1 if mark else '?'}: {problem}"]) from None
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed YAML"
+        raise InvalidInputError(f"invalid job YAML: {first}; fix it and submit again",
+                                details=[first]) from None
+    if not isinstance(job, dict):
+        kind = "empty" if job is None else f"a {type(job).__name__}"
+        raise InvalidInputError(
+            f"the job YAML is {kind}, not a mapping: start it with 'protocolVersion: 2'",
+            details=[f"(root): must be an object, got {kind}"])
+    return job
+
+
+def dump_protocol(job: dict[str, Any]) -> str:
+    """Protocol dict -> YAML text in the protocol's usual key order (insertion order),
+    readable by both PyYAML and the rest-server's js-yaml to the same values."""
+    return yaml.dump(job, Dumper=_ProtocolDumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=4096)
+
+
+# ---------------------------------------------------------------- JavaScript values
+
+def js_number(value: int | float) -> str:
+    """ECMAScript Number::toString, because the server builds commands by string
+    concatenation in JavaScript (``0.1`` stays ``0.1``, ``5.0`` becomes ``5``,
+    ``1e21`` becomes ``1e+21``)."""
+    if isinstance(value, int) and abs(value) < 2 ** 53:
+        return str(value)
+    f = float(value)
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "Infinity" if f > 0 else "-Infinity"
+    if f == 0:
+        return "0"
+    sign = "-" if f < 0 else ""
+    digits, exp = _shortest_digits(abs(f))
+    k = len(digits)
+    n = exp + k  # the decimal point sits after n digits
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        body = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        mant = digits[0] + ("." + digits[1:] if k > 1 else "")
+        body = f"{mant}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return sign + body
+
+
+def _shortest_digits(f: float) -> tuple[str, int]:
+    """Shortest round-trip digits of a positive float (Python's repr uses the same
+    algorithm as JavaScript): returns (digits without leading/trailing zeros, exponent)
+    such that f == int(digits) * 10**exponent."""
+    text = repr(f)
+    mantissa, _, exp_text = text.partition("e")
+    exp = int(exp_text) if exp_text else 0
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    exp -= len(frac)
+    stripped = digits.rstrip("0")
+    exp += len(digits) - len(stripped)
+    return stripped or "0", exp
+
+
+def js_string(value: Any) -> str:
+    """``String(value)`` in JavaScript for the values js-yaml produces: what a
+    parameter looks like once the server has pasted it into a command."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return js_number(value)
+    if isinstance(value, (list, tuple)):
+        return ",".join("" if v is None else js_string(v) for v in value)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
+    if isinstance(value, datetime.date):
+        return datetime.datetime(value.year, value.month, value.day).strftime(
+            "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
+    if isinstance(value, (bytes, bytearray)):
+        return ",".join(str(b) for b in value)  # a Node Buffer prints its bytes
+    return "[object Object]"
