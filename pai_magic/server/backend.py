@@ -14,7 +14,7 @@ from typing import Any
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
-from pai_magic.core.errors import AuthError, InvalidInputError, NotFoundError, PaiError
+from pai_magic.core.errors import AuthError, PaiError
 from pai_magic.server import serialize
 
 
@@ -150,7 +150,7 @@ class CoreBackend(PaiBackend):
 
     def submit(self, kind: str, payload: Any) -> dict[str, Any]:
         from pai_magic.server.submit import protocol_from_request
-        from pai_magic.core.jobs import submit_job  # type: ignore[import-not-found]
+        from pai_magic.core.jobs import submit_job
 
         client = self._client()
         job = protocol_from_request(kind, payload, client.profile)
