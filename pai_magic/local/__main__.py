@@ -1,0 +1,48 @@
+"""``python -m pai_magic.local``: run the embedded backend in the foreground.
+
+Prints exactly one line, the cluster URL, once the server answers (scripts and the test
+fixture read it); the password never appears on the terminal.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from pai_magic.local.server import default_data_dir, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pai_magic.local",
+                                     description="Run the embedded OpenPAI backend (REST API + local job runner).")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
+    parser.add_argument("--data-dir", default=None, help=f"state folder (default {default_data_dir()})")
+    parser.add_argument("--user", default=None, help="user to create (default: your login name)")
+    parser.add_argument("--password-env", default=None, metavar="VAR",
+                        help="environment variable holding that user's password (default: generated, "
+                             "saved 0600 in the data dir)")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    password = None
+    scrub: tuple[str, ...] = ()
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if not password:
+            print(f"error: environment variable {args.password_env} is empty or unset; export the password there",
+                  file=sys.stderr)
+            return 2
+        scrub = (args.password_env,)
+    try:
+        serve(args.host, args.port, args.data_dir, user=args.user, password=password,
+              on_ready=lambda url: print(url, flush=True), scrub_env=scrub)
+    except (ValueError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

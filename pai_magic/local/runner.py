@@ -1,0 +1,654 @@
+"""Runs the embedded backend's jobs as local processes, the way a cluster runs containers.
+
+Each task instance is ``bash <rendered commands>`` in its own working directory and its own
+process group (so STOP ends everything it started), with the ``PAI_*`` environment the
+OpenPAI runtime exports. States follow the frameworkcontroller: a job attempt completes when
+a task role's failed count reaches ``minFailedInstances`` (FAILED, the failing task's exit
+code) or its succeeded count reaches ``minSucceededInstances`` (SUCCEEDED), or when every
+task has ended; the remaining tasks are then killed (exit code -220, STOPPED). A failed
+task is restarted up to ``taskRetryCount`` times, a failed attempt up to ``jobRetryCount``.
+A user STOP completes the job STOPPED with exit code -210.
+
+Everything the HTTP side shows is written to the store as it happens, so a backend that is
+killed loses nothing: at the next start ``recover()`` kills the orphaned process groups
+(found by the ``PAI_LOCAL_TASK_UID`` marker in their environment) and marks the job FAILED
+with the diagnostic "the embedded backend stopped while the job ran".
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pai_magic.local.store import Store, now_ms
+
+log = logging.getLogger("pai_magic.local")
+
+STOP_EXIT_CODE = -210        # frameworkcontroller: StopFrameworkRequested
+COMPLETION_KILL_CODE = -220  # frameworkcontroller: FrameworkAttemptCompletion (task killed)
+BACKEND_LOST_CODE = -1
+BACKEND_LOST = "the embedded backend stopped while the job ran"
+STOP_GRACE_SECONDS = 3.0
+MARKER = "PAI_LOCAL_TASK_UID"
+
+# variables of the backend's own process that must never leak into a task
+_SCRUB_PREFIXES = ("PAI_",)
+_SCRUB_NAMES = {"PAI_TOKEN", "PAI_PASSWORD"}
+
+
+def storage_env_name(name: str) -> str:
+    """``PAI_STORAGE_<NAME>_PATH``: the storage folder, always set for a mounted storage."""
+    return "PAI_STORAGE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "_PATH"
+
+
+def safe_dir_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.~-]", "_", text)
+
+
+@dataclass
+class _Proc:
+    """One running task attempt."""
+
+    job: str
+    role: str
+    idx: int
+    uid: str
+    popen: subprocess.Popen
+    ssh: Any = None
+    killed_reason: str | None = None
+    thread: threading.Thread | None = None
+
+
+@dataclass
+class _Outcome:
+    state: str
+    exit_code: int
+    message: str
+    role: str | None = None
+    idx: int | None = None
+
+
+@dataclass
+class _JobRuntime:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    procs: dict[tuple[str, int], _Proc] = field(default_factory=dict)
+    completing: _Outcome | None = None
+    ports_in_use: set[int] = field(default_factory=set)
+
+
+class Runner:
+    """Starts, watches, stops and recovers jobs; the HTTP handlers only call its methods."""
+
+    def __init__(self, store: Store, data_dir: Path, host: str = "127.0.0.1",
+                 scrub_env: tuple[str, ...] = (), ssh_starter: Callable[..., Any] | None = None) -> None:
+        self.store = store
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self._runtimes: dict[str, _JobRuntime] = {}
+        self._rt_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-launch")
+        self._closing = False
+        self._scrub = set(scrub_env)
+        self._ssh_starter = ssh_starter
+        self._ssh_import_failed = False
+        self._ports_lock = threading.Lock()
+        self._ports_in_use: set[int] = set()
+
+    # -- paths -----------------------------------------------------------------------------
+    def job_dir(self, job: str) -> Path:
+        return self.data_dir / "jobs" / safe_dir_name(job)
+
+    def task_dir(self, job: str, role: str, idx: int) -> Path:
+        return self.job_dir(job) / f"{role}-{idx}"
+
+    def log_dir(self, job: str, job_attempt: int, role: str, idx: int, task_attempt: int) -> Path:
+        return self.data_dir / "logs" / safe_dir_name(job) / str(job_attempt) / role / str(idx) / str(task_attempt)
+
+    def storage_root(self) -> Path:
+        return self.data_dir / "storages"
+
+    def _rt(self, job: str) -> _JobRuntime:
+        with self._rt_lock:
+            rt = self._runtimes.get(job)
+            if rt is None:
+                rt = self._runtimes[job] = _JobRuntime()
+            return rt
+
+    # -- public API ------------------------------------------------------------------------
+    def launch(self, job: str) -> None:
+        """Start a WAITING job's current attempt in the background."""
+        if not self._closing:
+            self._pool.submit(self._guarded, self._launch_attempt, job)
+
+    def stop(self, job: str) -> None:
+        """User STOP: kill every task's process group; the job ends STOPPED (-210)."""
+        rt = self._rt(job)
+        with rt.lock:
+            row = self.store.get_job(job)
+            if row is None or row["state"] in ("SUCCEEDED", "FAILED", "STOPPED"):
+                if row is not None:
+                    self.store.update_job(job, execution_type="STOP")
+                return
+            self.store.update_job(job, execution_type="STOP")
+            if not rt.procs:
+                self._finalize(job, rt, _Outcome("STOPPED", STOP_EXIT_CODE, "Stop to complete current job attempt: user requested"))
+                return
+            self.store.update_job(job, state="STOPPING")
+            rt.completing = _Outcome("STOPPED", STOP_EXIT_CODE, "Stop to complete current job attempt: user requested")
+            self._kill_all(rt, "the user stopped the job")
+
+    def recover(self) -> None:
+        """After a start: orphaned tasks are killed, interrupted jobs end FAILED, waiting ones start."""
+        active = self.store.active_jobs()
+        uids: set[str] = set()
+        for job in active:
+            for task in self.store.get_tasks(job["name"]):
+                if task["uid"]:
+                    uids.add(task["uid"])
+        if uids:
+            kill_marked_processes(uids)
+        for job in active:
+            name = job["name"]
+            tasks = self.store.get_tasks(name)
+            never_started = job["state"] == "WAITING" and all(t["launched_time"] is None for t in tasks)
+            if never_started and job["execution_type"] != "STOP":
+                self.launch(name)
+                continue
+            self._mark_lost(name, tasks, job)
+
+    def shutdown(self) -> None:
+        """Graceful backend stop: end every task and record the jobs as interrupted."""
+        self._closing = True
+        with self._rt_lock:
+            runtimes = list(self._runtimes.items())
+        for _job, rt in runtimes:
+            with rt.lock:
+                for proc in list(rt.procs.values()):
+                    _killpg(proc.popen.pid, signal.SIGKILL)
+        for _job, rt in runtimes:
+            for proc in list(rt.procs.values()):
+                if proc.thread is not None:
+                    proc.thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for job in self.store.active_jobs():
+            self._mark_lost(job["name"], self.store.get_tasks(job["name"]), job)
+
+    # -- internals -------------------------------------------------------------------------
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a launch bug must not kill the backend; the job records it
+            log.exception("embedded backend: %s%s failed", fn.__name__, args[:1])
+            if args:
+                job = args[0]
+                rt = self._rt(job)
+                with rt.lock:
+                    self._kill_all(rt, "internal error")
+                    if not rt.procs:
+                        self._finalize(job, rt, _Outcome("FAILED", BACKEND_LOST_CODE,
+                                                         "the embedded backend could not start the job"),
+                                       allow_retry=False)
+
+    def _mark_lost(self, name: str, tasks: list[dict[str, Any]], job: dict[str, Any]) -> None:
+        t = now_ms()
+        state = "STOPPED" if job["state"] == "STOPPING" else "FAILED"
+        code = STOP_EXIT_CODE if state == "STOPPED" else BACKEND_LOST_CODE
+        for task in tasks:
+            if task["state"] in ("WAITING", "RUNNING", "STOPPING"):
+                self.store.update_task(name, task["role"], task["idx"], state=state, exit_code=code,
+                                       diagnostics=BACKEND_LOST, completed_time=t, pid=None)
+        diag = BACKEND_LOST if state == "FAILED" else "Stop to complete current job attempt: user requested"
+        notes = json.loads(job["run_spec"] or "{}").get("notes", [])
+        self.store.update_job(name, state=state, app_exit_code=code, completed_time=t, attempt_completed=t,
+                              diagnostics=_join_diag(diag, notes),
+                              trigger=json.dumps({"message": diag, "taskRoleName": None, "taskIndex": None}))
+        self.store.add_event(name, "", "", -1, "Warning", "BackendStopped", diag)
+
+    def _launch_attempt(self, job: str) -> None:
+        rt = self._rt(job)
+        with rt.lock:
+            row = self.store.get_job(job)
+            if row is None or row["state"] != "WAITING" or row["execution_type"] == "STOP" or self._closing:
+                return
+            spec = json.loads(row["run_spec"])
+            attempt = row["attempt_id"]
+            tasks = self.store.get_tasks(job)
+            t = now_ms()
+            # gang allocation: every task's ports are known before any task starts
+            ports: dict[tuple[str, int], dict[str, list[int]]] = {}
+            for task in tasks:
+                role_spec = spec["roles"][task["role"]]
+                ports[(task["role"], task["idx"])] = self._allocate_ports(role_spec.get("ports", {}))
+            rt.ports_in_use = {p for d in ports.values() for lst in d.values() for p in lst}
+            cluster_env = self._cluster_env(spec, tasks, ports)
+            if row["created_time"] is None:
+                self.store.update_job(job, created_time=t)
+            self.store.update_job(job, attempt_created=t)
+            for task in tasks:
+                key = (task["role"], task["idx"])
+                self._start_task(job, row, spec, task, ports[key], cluster_env, attempt, task_attempt=0)
+            t2 = now_ms()
+            fields: dict[str, Any] = {"state": "RUNNING", "attempt_launched": t2}
+            if row["launched_time"] is None:
+                fields["launched_time"] = t2
+            if rt.completing is None:
+                self.store.update_job(job, **fields)
+
+    def _allocate_ports(self, wanted: dict[str, int]) -> dict[str, list[int]]:
+        names = dict(wanted)
+        names.setdefault("ssh", 1)
+        names.setdefault("http", 1)
+        result: dict[str, list[int]] = {}
+        socks: list[socket.socket] = []
+        with self._ports_lock:
+            try:
+                for name, count in names.items():
+                    result[name] = []
+                    for _ in range(max(int(count or 1), 1)):
+                        while True:
+                            sock = socket.socket()
+                            sock.bind((self.host, 0))
+                            socks.append(sock)
+                            port = sock.getsockname()[1]
+                            if port not in self._ports_in_use:
+                                break
+                        result[name].append(port)
+                        self._ports_in_use.add(port)
+            finally:
+                for sock in socks:
+                    sock.close()
+        return result
+
+    def _release_ports(self, ports: dict[str, list[int]]) -> None:
+        with self._ports_lock:
+            for lst in ports.values():
+                for p in lst:
+                    self._ports_in_use.discard(p)
+
+    def _cluster_env(self, spec: dict[str, Any], tasks: list[dict[str, Any]],
+                     ports: dict[tuple[str, int], dict[str, list[int]]]) -> dict[str, str]:
+        env: dict[str, str] = {k: str(v) for k, v in spec.get("framework_env", {}).items()}
+        instances: list[str] = []
+        hosts: dict[str, list[str]] = {}
+        for task in tasks:
+            role, idx = task["role"], task["idx"]
+            instances.append(f"{role}:{idx}")
+            tp = ports[(role, idx)]
+            for pname, plist in tp.items():
+                text = ",".join(str(p) for p in plist)
+                env[f"PAI_PORT_LIST_{role}_{idx}_{pname}"] = text
+                env[f"PAI_{role}_{idx}_{pname}_PORT"] = text
+            env[f"PAI_HOST_IP_{role}_{idx}"] = self.host
+            hosts.setdefault(role, []).append(f"{self.host}:{tp['http'][0]}")
+        for role, lst in hosts.items():
+            env[f"PAI_TASK_ROLE_{role}_HOST_LIST"] = ",".join(lst)
+        env["PAI_TASK_ROLE_INSTANCES"] = ",".join(instances)
+        return env
+
+    def _task_env(self, job: str, spec: dict[str, Any], role: str, idx: int, tp: dict[str, list[int]],
+                  cluster_env: dict[str, str], workdir: Path, uid: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in self._scrub and k not in _SCRUB_NAMES and not k.startswith(_SCRUB_PREFIXES)}
+        env.update(cluster_env)
+        port_list = "".join(f"{n}:{','.join(str(p) for p in lst)};" for n, lst in tp.items())
+        env.update({
+            "PAI_CURRENT_TASK_ROLE_NAME": role,
+            "PAI_CURRENT_TASK_ROLE_CURRENT_TASK_INDEX": str(idx),
+            "PAI_TASK_INDEX": str(idx),
+            "FC_TASKROLE_NAME": role,
+            "FC_TASK_INDEX": str(idx),
+            "FC_FRAMEWORK_NAME": job,
+            "PAI_CURRENT_CONTAINER_IP": self.host,
+            "PAI_CURRENT_CONTAINER_PORT": str(tp["http"][0]),
+            "PAI_CONTAINER_HOST_IP": self.host,
+            "PAI_CONTAINER_HOST_PORT": str(tp["http"][0]),
+            "PAI_CONTAINER_SSH_PORT": str(tp["ssh"][0]),
+            "PAI_CONTAINER_HOST_PORT_LIST": port_list,
+            "PAI_WORK_DIR": str(workdir),
+            "NVIDIA_VISIBLE_DEVICES": "none",
+            MARKER: uid,
+        })
+        for pname, lst in tp.items():
+            env[f"PAI_CONTAINER_HOST_{pname}_PORT_LIST"] = ",".join(str(p) for p in lst)
+        for st in spec.get("storages", []):
+            env[storage_env_name(st["name"])] = st["path"]
+        return env
+
+    def _mount_storages(self, job: str, spec: dict[str, Any], uid: str, role: str, idx: int) -> None:
+        """Symlink each storage folder at its mountPath when that path is free (or ours)."""
+        for st in spec.get("storages", []):
+            target = Path(st["path"])
+            target.mkdir(parents=True, exist_ok=True)
+            mount = Path(st["mountPath"])
+            try:
+                if mount.is_symlink():
+                    current = Path(os.readlink(mount))
+                    if current == target:
+                        continue
+                    if current.exists():
+                        raise FileExistsError(f"{mount} already links to {current}")
+                    mount.unlink()  # a stale link left by an earlier data dir
+                elif mount.exists():
+                    raise FileExistsError(f"{mount} exists")
+                mount.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(target, mount)
+            except OSError as exc:
+                self.store.add_event(job, uid, role, idx, "Warning", "StorageNotLinked",
+                                     f"storage {st['name']} is not linked at {mount} ({exc}); "
+                                     f"use ${storage_env_name(st['name'])}")
+
+    def _start_task(self, job: str, row: dict[str, Any], spec: dict[str, Any], task: dict[str, Any],
+                    tp: dict[str, list[int]], cluster_env: dict[str, str], attempt: int,
+                    task_attempt: int) -> None:
+        role, idx = task["role"], task["idx"]
+        rt = self._rt(job)
+        uid = uuid.uuid4().hex
+        workdir = self.task_dir(job, role, idx)
+        workdir.mkdir(parents=True, exist_ok=True)
+        logdir = self.log_dir(job, attempt, role, idx, task_attempt)
+        logdir.mkdir(parents=True, exist_ok=True)
+        script = logdir / "command.sh"
+        script.write_text(spec["roles"][role]["commands"] + "\n")
+        env = self._task_env(job, spec, role, idx, tp, cluster_env, workdir, uid)
+        self._mount_storages(job, spec, uid, role, idx)
+        t = now_ms()
+        self.store.update_task(job, role, idx, uid=uid, state="WAITING", attempt_id=task_attempt,
+                               ports=json.dumps({k: ",".join(str(p) for p in v) for k, v in tp.items()}),
+                               container_ip=self.host, exit_code=None, diagnostics=None,
+                               created_time=task["created_time"] or t, completed_time=None)
+        ssh = None
+        if spec.get("ssh"):
+            ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env)
+        files = {name: open(logdir / name, "ab", buffering=0) for name in ("stdout", "stderr", "all")}
+        try:
+            popen = subprocess.Popen(["bash", str(script)], cwd=str(workdir), env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True, close_fds=True)
+        except OSError as exc:
+            for fh in files.values():
+                fh.close()
+            if ssh is not None:
+                _close_quietly(ssh)
+            self.store.update_task(job, role, idx, state="FAILED", exit_code=127,
+                                   diagnostics=f"could not start bash: {exc}", completed_time=now_ms())
+            raise
+        proc = _Proc(job, role, idx, uid, popen, ssh)
+        rt.procs[(role, idx)] = proc
+        launched = now_ms()
+        self.store.update_task(job, role, idx, state="RUNNING", pid=popen.pid, launched_time=launched)
+        self.store.add_event(job, uid, role, idx, "Normal", "Started",
+                             f"task {role}-{idx} started as process group {popen.pid} in {workdir}")
+        proc.thread = threading.Thread(target=self._monitor, args=(proc, files, tp, attempt, task_attempt),
+                                       name=f"pai-task-{role}-{idx}", daemon=True)
+        proc.thread.start()
+
+    def _start_ssh(self, job: str, uid: str, role: str, idx: int, port: int, keys: list[str], workdir: Path,
+                   env: dict[str, str]) -> Any:
+        starter = self._ssh_starter
+        if starter is None:
+            try:
+                from pai_magic.local.task_ssh import start_task_ssh as starter  # type: ignore[no-redef]
+            except ImportError as exc:
+                if not self._ssh_import_failed:
+                    log.warning("embedded backend: task SSH unavailable (%s); jobs run without SSH", exc)
+                    self._ssh_import_failed = True
+                self.store.add_event(job, uid, role, idx, "Warning", "SshUnavailable",
+                                     f"task SSH is unavailable in this backend: {exc}")
+                return None
+        host_keys = self.job_dir(job) / "ssh-host-keys"
+        host_keys.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(host_keys, 0o700)
+            return starter(self.host, port, list(keys), workdir, dict(env), host_keys)
+        except Exception as exc:  # the job still runs; the event says why SSH is missing
+            log.warning("embedded backend: task SSH for %s %s-%s failed: %s", job, role, idx, exc)
+            self.store.add_event(job, uid, role, idx, "Warning", "SshStartFailed", f"task SSH did not start: {exc}")
+            return None
+
+    def _monitor(self, proc: _Proc, files: dict[str, Any], tp: dict[str, list[int]], attempt: int,
+                 task_attempt: int) -> None:
+        sel = selectors.DefaultSelector()
+        assert proc.popen.stdout is not None and proc.popen.stderr is not None
+        sel.register(proc.popen.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.popen.stderr, selectors.EVENT_READ, "stderr")
+        open_streams = 2
+        code: int | None = None
+        try:
+            while open_streams:
+                for key, _ in sel.select(timeout=0.2):
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        open_streams -= 1
+                        continue
+                    files[key.data].write(data)
+                    files["all"].write(data)
+                if code is None:
+                    code = proc.popen.poll()
+                    if code is not None:
+                        # like a container whose main process ended: the rest of the group goes too,
+                        # so background children cannot hold the task open
+                        _killpg(proc.popen.pid, signal.SIGKILL)
+            code = proc.popen.wait()
+        finally:
+            sel.close()
+            for fh in files.values():
+                fh.close()
+            for stream in (proc.popen.stdout, proc.popen.stderr):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            _killpg(proc.popen.pid, signal.SIGKILL)
+            if proc.ssh is not None:
+                _close_quietly(proc.ssh)
+        if code < 0:
+            code = 128 - code  # killed by signal N: the container convention 128+N
+        self._release_ports(tp)
+        if not self._closing:
+            self._guarded_exit(proc, code, attempt, task_attempt)
+
+    def _guarded_exit(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
+        try:
+            self._on_task_exit(proc, code, attempt, task_attempt)
+        except Exception:
+            log.exception("embedded backend: bookkeeping of %s %s-%s failed", proc.job, proc.role, proc.idx)
+
+    def _on_task_exit(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
+        job = proc.job
+        rt = self._rt(job)
+        with rt.lock:
+            if rt.procs.get((proc.role, proc.idx)) is not proc:
+                return
+            del rt.procs[(proc.role, proc.idx)]
+            row = self.store.get_job(job)
+            if row is None:
+                return
+            spec = json.loads(row["run_spec"])
+            t = now_ms()
+            task = self.store.get_task(job, proc.role, proc.idx) or {}
+            attempts = json.loads(task.get("attempts") or "[]")
+            if proc.killed_reason is not None:
+                state, exit_code = "STOPPED", COMPLETION_KILL_CODE
+                diag = f"Stop to complete current FrameworkAttempt: {proc.killed_reason}"
+            elif code == 0:
+                state, exit_code, diag = "SUCCEEDED", 0, None
+            else:
+                state, exit_code, diag = "FAILED", code, f"the task's commands exited with code {code}"
+            attempts.append({"attemptId": task_attempt, "state": state, "exitCode": exit_code,
+                             "diagnostics": diag, "uid": proc.uid, "ports": task.get("ports"),
+                             "created": task.get("created_time"), "launched": task.get("launched_time"),
+                             "completed": t, "jobAttemptId": attempt})
+            self.store.add_event(job, proc.uid, proc.role, proc.idx, "Normal" if state == "SUCCEEDED" else "Warning",
+                                 "Completed", f"task {proc.role}-{proc.idx} ended {state} with exit code {exit_code}")
+            role_spec = spec["roles"][proc.role]
+            retry_left = int(role_spec.get("taskRetryCount") or 0) - int(task.get("retries") or 0)
+            if state == "FAILED" and retry_left > 0 and rt.completing is None and not self._closing:
+                self.store.update_task(job, proc.role, proc.idx, retries=int(task.get("retries") or 0) + 1,
+                                       attempts=json.dumps(attempts))
+                tasks = self.store.get_tasks(job)
+                fresh = self.store.get_task(job, proc.role, proc.idx)
+                tp = self._allocate_ports(role_spec.get("ports", {}))
+                ports_all = {(tk["role"], tk["idx"]): _parse_ports(tk["ports"]) for tk in tasks}
+                ports_all[(proc.role, proc.idx)] = tp
+                cluster_env = self._cluster_env(spec, tasks, ports_all)
+                self._start_task(job, row, spec, fresh or task, tp, cluster_env, attempt, task_attempt + 1)
+                return
+            self.store.update_task(job, proc.role, proc.idx, state=state, exit_code=exit_code, diagnostics=diag,
+                                   completed_time=t, pid=None, attempts=json.dumps(attempts))
+            if rt.completing is None:
+                rt.completing = self._evaluate(job, spec)
+                if rt.completing is not None and rt.procs:
+                    self.store.add_event(job, "", "", -1, "Normal", "AttemptCompleting", rt.completing.message)
+                    self._kill_all(rt, "the job attempt completed")
+            if rt.completing is not None and not rt.procs:
+                outcome = rt.completing
+                rt.completing = None
+                self._finalize(job, rt, outcome)
+
+    def _evaluate(self, job: str, spec: dict[str, Any]) -> _Outcome | None:
+        tasks = self.store.get_tasks(job)
+        by_role: dict[str, list[dict[str, Any]]] = {}
+        for task in tasks:
+            by_role.setdefault(task["role"], []).append(task)
+        last_failed = None
+        for role in spec["role_order"]:
+            rs = spec["roles"][role]
+            failed = [t for t in by_role.get(role, []) if t["state"] == "FAILED"]
+            min_failed = int(rs.get("minFailed", 1))
+            if min_failed != -1 and len(failed) >= min_failed:
+                last_failed = max(failed, key=lambda t: t["completed_time"] or 0)
+                return _Outcome("FAILED", int(last_failed["exit_code"] or 1),
+                                f"FailedTaskCount {len(failed)} has reached MinFailedTaskCount {min_failed} "
+                                f"in the TaskRole {role}", role, last_failed["idx"])
+        for role in spec["role_order"]:
+            rs = spec["roles"][role]
+            succeeded = [t for t in by_role.get(role, []) if t["state"] == "SUCCEEDED"]
+            min_succeeded = int(rs.get("minSucceeded", rs.get("instances", 1)))
+            if min_succeeded != -1 and len(succeeded) >= min_succeeded:
+                return _Outcome("SUCCEEDED", 0,
+                                f"SucceededTaskCount {len(succeeded)} has reached MinSucceededTaskCount "
+                                f"{min_succeeded} in the TaskRole {role}", role, succeeded[-1]["idx"])
+        if all(t["state"] in ("SUCCEEDED", "FAILED", "STOPPED") for t in tasks):
+            return _Outcome("SUCCEEDED", 0, "All Tasks are completed and no user specified conditions in "
+                                            "FrameworkAttemptCompletionPolicy have ever been triggered")
+        return None
+
+    def _kill_all(self, rt: _JobRuntime, reason: str) -> None:
+        procs = list(rt.procs.values())
+        for proc in procs:
+            if proc.killed_reason is None:
+                proc.killed_reason = reason
+            _killpg(proc.popen.pid, signal.SIGTERM)
+        if procs:
+            timer = threading.Timer(STOP_GRACE_SECONDS, self._kill_hard, args=(procs,))
+            timer.daemon = True
+            timer.start()
+
+    @staticmethod
+    def _kill_hard(procs: list[_Proc]) -> None:
+        for proc in procs:
+            if proc.popen.poll() is None or _group_alive(proc.popen.pid):
+                _killpg(proc.popen.pid, signal.SIGKILL)
+
+    def _finalize(self, job: str, rt: _JobRuntime, outcome: _Outcome, allow_retry: bool = True) -> None:
+        row = self.store.get_job(job)
+        if row is None:
+            return
+        spec = json.loads(row["run_spec"])
+        t = now_ms()
+        trigger = json.dumps({"message": outcome.message, "taskRoleName": outcome.role, "taskIndex": outcome.idx})
+        self.store.update_job(job, attempt_completed=t, trigger=trigger, app_exit_code=outcome.exit_code)
+        for task in self.store.get_tasks(job):
+            if task["state"] in ("WAITING", "RUNNING", "STOPPING"):
+                self.store.update_task(job, task["role"], task["idx"], state="STOPPED",
+                                       exit_code=COMPLETION_KILL_CODE if outcome.state != "STOPPED" else STOP_EXIT_CODE,
+                                       diagnostics=outcome.message, completed_time=t, pid=None)
+        retries = int(row["retries"])
+        if (allow_retry and outcome.state == "FAILED" and retries < int(spec.get("jobRetryCount") or 0)
+                and row["execution_type"] != "STOP" and not self._closing):
+            from pai_magic.local.views import job_detail  # the attempt's final picture, for /attempts/<a>
+
+            self.store.save_history(job, row["attempt_id"], job_detail(self.store, self.store.get_job(job) or row))
+            self.store.update_job(job, retries=retries + 1, attempt_id=row["attempt_id"] + 1, state="WAITING",
+                                  app_exit_code=None, attempt_created=None, attempt_launched=None,
+                                  attempt_completed=None, trigger=None)
+            for task in self.store.get_tasks(job):
+                self.store.update_task(job, task["role"], task["idx"], state="WAITING", exit_code=None,
+                                       diagnostics=None, launched_time=None, completed_time=None, pid=None,
+                                       retries=0, attempt_id=0, attempts="[]", created_time=None)
+            self.store.add_event(job, "", "", -1, "Warning", "Retry",
+                                 f"job attempt {row['attempt_id']} failed; retry {retries + 1} of "
+                                 f"{spec.get('jobRetryCount')}")
+            self.launch(job)
+            return
+        self.store.update_job(job, state=outcome.state, completed_time=t,
+                              diagnostics=_join_diag(outcome.message, spec.get("notes", [])))
+
+
+def _join_diag(message: str, notes: list[str]) -> str:
+    return "\n".join([message, *notes]) if notes else message
+
+
+def _parse_ports(text: str | None) -> dict[str, list[int]]:
+    raw = json.loads(text or "{}")
+    return {k: [int(p) for p in str(v).split(",") if p] for k, v in raw.items()}
+
+
+def _close_quietly(obj: Any) -> None:
+    try:
+        obj.close()
+    except Exception as exc:  # closing a dead SSH server must not break bookkeeping
+        log.debug("embedded backend: closing task SSH: %s", exc)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def kill_marked_processes(uids: set[str]) -> int:
+    """SIGKILL every process whose environment carries one of ``uids`` (orphaned tasks)."""
+    killed = 0
+    wanted = {f"{MARKER}={u}".encode() for u in uids}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted.intersection(environ):
+            pid = int(entry.name)
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
