@@ -33,7 +33,6 @@ from pai_magic.magics.session import get_session
 
 _JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _PROTOCOL_HINT_RE = re.compile(r"^\s*(protocolVersion|taskRoles)\s*:", re.MULTILINE)
-KEEP_ALIVE_COMMAND = "sleep infinity"
 _STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
 
 
@@ -61,8 +60,7 @@ class PaiMagics(Magics):
 
     profile = Unicode(None, allow_none=True,
                       help="Profile (cluster) to use; default: the active one of the profile file.").tag(config=True)
-    image = Unicode(None, allow_none=True,
-                    help="Docker image of jobs built from commands; default: the core's default.").tag(config=True)
+    image = Unicode("ubuntu:22.04", help="Docker image of jobs built from cell commands.").tag(config=True)
     virtual_cluster = Unicode(None, allow_none=True,
                               help="Virtual cluster (queue); default: the profile's.").tag(config=True)
     gpu = Int(None, allow_none=True, help="GPUs per instance.").tag(config=True)
@@ -220,42 +218,32 @@ class PaiMagics(Magics):
         cpu = args.cpu if args.cpu is not None else opts.cpu
         if memory_mb is None and opts.memory:
             memory_mb = parse_memory(opts.memory)
-        image = args.image or opts.image
+        image = args.image or opts.image or "ubuntu:22.04"
         explicit_vc = args.vc or opts.virtual_cluster
         ssh_key = self._ssh_public_key(session) if args.ssh else None
 
         with usage_errors(url=session.known_url()):
             if looks_like_protocol(cell):
                 job = proto.parse_protocol(cell)
-                if not isinstance(job, dict):
-                    raise UsageError("The cell is not a protocol YAML mapping: write `protocolVersion: 2` ... or plain shell commands.")
-                name = proto.unique_job_name(args.name) if args.name else None
-                job = proto.apply_overrides(
-                    job, name=name, image=args.image, gpu=args.gpu, cpu=args.cpu,
-                    memory_mb=memory_mb if args.memory else None, virtual_cluster=args.vc,
-                    instances=args.instances, retry=args.retry)
+                if not isinstance(job, dict) or not isinstance(job.get("taskRoles"), dict):
+                    raise UsageError("The cell is not a protocol YAML job (a mapping with `taskRoles:`): "
+                                     "fix the YAML, or write plain shell commands instead.")
+                proto.apply_overrides(
+                    job, name=proto.unique_job_name(args.name) if args.name else None, image=args.image,
+                    gpu=args.gpu, cpu=args.cpu, memory_mb=memory_mb if args.memory else None,
+                    virtual_cluster=args.vc, instances=args.instances, retry=args.retry,
+                    storages=storages or None, ssh_public_key=ssh_key, keep_alive=args.keep_alive)
                 if not job.get("name"):
                     job["name"] = proto.unique_job_name("job")
-                if args.keep_alive:
-                    for role in (job.get("taskRoles") or {}).values():
-                        if isinstance(role, dict) and isinstance(role.get("commands"), list):
-                            if KEEP_ALIVE_COMMAND not in role["commands"][-1:]:
-                                role["commands"].append(KEEP_ALIVE_COMMAND)
-                if storages:
-                    proto.add_storages(job, storages)
-                if ssh_key:
-                    proto.add_ssh_plugin(job, ssh_key)
             else:
                 commands = [ln for ln in cell.splitlines() if ln.strip()]
-                if args.keep_alive:
-                    commands.append(KEEP_ALIVE_COMMAND)
-                vc = explicit_vc or self._profile_vc(session)
+                vc = explicit_vc or self._profile_vc(session) or "default"
                 spec_kwargs: dict[str, Any] = dict(
-                    name=proto.unique_job_name(args.name or "job"), commands=commands,
-                    gpu=gpu, cpu=cpu, memory_mb=memory_mb, instances=args.instances,
-                    virtual_cluster=vc, retry=args.retry, image=image,
-                    storages=storages or None, ssh_public_key=ssh_key)
-                spec = proto.JobSpec(**{k: v for k, v in spec_kwargs.items() if v is not None})
+                    gpu=gpu, cpu=cpu, memory_mb=memory_mb, instances=args.instances, retry=args.retry,
+                    ssh_public_key=ssh_key)
+                spec = proto.JobSpec(name=args.name or "job", image=image, commands=commands,
+                                     virtual_cluster=vc, storages=storages, keep_alive=args.keep_alive,
+                                     **{k: v for k, v in spec_kwargs.items() if v is not None})
                 job = proto.build_protocol(spec)
             proto.validate_protocol(job)
         return job
@@ -324,7 +312,7 @@ class PaiMagics(Magics):
         session = get_session(self.shell)
         client = session.client()
         user = None if args.all else (args.user or session.profile().user)
-        page = client.list_jobs(user=user, state=state, vc=args.vc, limit=args.limit)
+        page = client.list_jobs(username=user, state=state, vc=args.vc, limit=args.limit)
         jobs = list(getattr(page, "items", page))
         total = getattr(page, "total", None)
         return job_table(jobs, total=total, now=time.time())
@@ -359,22 +347,23 @@ class PaiMagics(Magics):
         role, index = parse_task(args.task)
         session = get_session(self.shell)
         client = session.client()
-        from pai_magic.core.jobs import follow_log
+        from pai_magic.core.jobs import follow_logs
 
         interval = float(session.options().follow_interval)
+        stream = "stderr" if args.stderr else "stdout"
+        wrote_newline = True
         with usage_errors(url=session.known_url(), job=name):
-            if not args.follow:
-                text = client.task_log(name, role=role, index=index, stderr=args.stderr, user=user)
-                sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-                sys.stdout.flush()
-                return
             try:
-                for chunk in follow_log(client, name, role=role, index=index, stderr=args.stderr,
-                                        user=user, interval=interval):
+                for chunk in follow_logs(client, name, role=role, index=index, stream=stream, user=user,
+                                         poll=interval, follow=args.follow):
                     sys.stdout.write(chunk)
                     sys.stdout.flush()
+                    wrote_newline = chunk.endswith("\n")
             except KeyboardInterrupt:
                 print(f"\n(stopped following; job {name} is not affected)")
+                return
+        if not wrote_newline:
+            sys.stdout.write("\n")
 
 
 # ``%pai_job?`` documents both forms: the cell form's options (above) and the line form's.

@@ -31,7 +31,8 @@ class MagicSession:
     def __init__(self, shell: Any = None) -> None:
         self.shell = shell
         self.profile_name: str | None = None  # set by %pai_profile NAME / %pai_login --profile
-        self.local_backend: Any = None  # the handle of an embedded backend %pai_local started
+        self.local_backend: Any = None  # the handle of an embedded backend %pai_local started or found
+        self.local_backend_started = False  # True when this kernel runs it (then unload stops it)
         self._client: "PaiClient | None" = None
         self._client_key: tuple[str, str, str, str] | None = None
         self._profile: "Profile | None" = None
@@ -125,7 +126,8 @@ class MagicSession:
             board.stop()
         self.forget_client()
         backend, self.local_backend = self.local_backend, None
-        if backend is not None and getattr(backend, "started_here", False):
+        started, self.local_backend_started = self.local_backend_started, False
+        if backend is not None and started:
             try:
                 backend.stop()
             except Exception:  # noqa: BLE001 - best effort at unload

@@ -32,6 +32,7 @@ from pai_magic.magics.render import StatusSnapshot, job_duration
 #: state; the lines returned are shown under its status line (SSH info, URLs ...).
 StatusExtra = Callable[[Any, str, str, str], "list[str] | None"]
 _EXTRAS: list[StatusExtra] = []
+MISSING_TICKS = 5  # complete lists without the job before asking for it directly
 
 
 def register_status_extra(func: StatusExtra) -> StatusExtra:
@@ -231,7 +232,7 @@ class StatusBoard:
         from pai_magic.core.jobs import JobWatcher
 
         client = self.session.client()
-        watcher = JobWatcher(client)
+        watcher = JobWatcher(client, page_limit=50)
         with self._lock:
             self._watcher = watcher
             keys = list(self._jobs)
@@ -241,21 +242,24 @@ class StatusBoard:
 
     @staticmethod
     def _watch(watcher: Any, name: str, user: str) -> None:
-        watcher.watch(name, user=user)
+        watcher.add(name, user=user)
 
     def _tick(self, active: list[_Tracked]) -> None:
         from pai_magic.core.errors import PaiError
 
         try:
             watcher = self._ensure_watcher()
-            states = watcher.poll()  # ONE list request for all watched jobs
+            watcher.tick()  # ONE list request for all watched jobs
         except PaiError as err:
             self._note_all(active, _short_error(err))
             return
         now = time.time()
         for tracked in active:
-            summary = states.get(tracked.name) if isinstance(states, dict) else None
+            full = f"{tracked.user}~{tracked.name}"
+            summary = watcher.states.get(full)
             if summary is None:
+                if watcher.missing.get(full, 0) >= MISSING_TICKS:
+                    self._gone(tracked, watcher)
                 continue
             state = str(getattr(summary, "state", "UNKNOWN"))
             snap = StatusSnapshot(
@@ -273,10 +277,27 @@ class StatusBoard:
             tracked.last_state = state
             self._publish(tracked, snap)
             if snap.terminal:
-                try:
-                    watcher.unwatch(tracked.name, user=tracked.user)
-                except Exception:  # noqa: BLE001 - forgetting a finished job is best effort
-                    pass
+                watcher.remove(tracked.name, user=tracked.user)
+
+    def _gone(self, tracked: _Tracked, watcher: Any) -> None:
+        """A job absent from complete lists: ask once directly, then say so and stop."""
+        from pai_magic.core.errors import NotFoundError, PaiError
+
+        try:
+            detail = self.session.client().get_job(tracked.name, user=tracked.user)
+        except NotFoundError:
+            watcher.remove(tracked.name, user=tracked.user)
+            snap = _copy(tracked.snapshot, state="UNKNOWN", note="the cluster no longer lists this job")
+            tracked.snapshot = snap
+            for live in list(tracked.lives):
+                live.update(snap)
+                live.closed = True
+            tracked.done.set()
+            return
+        except PaiError:
+            return
+        watcher.missing.pop(f"{tracked.user}~{tracked.name}", None)
+        tracked.detail = detail if detail.terminal else None
 
     def _final_diagnostics(self, tracked: _Tracked) -> str | None:
         """The list answer has no diagnostics: one detail request per job, once, at its end."""
