@@ -81,17 +81,14 @@ def split_job_name(name: str, default_user: str | None) -> tuple[str, str]:
 
 def protocol_name(protocol: dict[str, Any] | str) -> tuple[dict[str, Any] | None, str, str]:
     """``(parsed dict or None, job name, YAML text to post)`` from a dict or YAML/JSON text."""
+    from pai_magic.core.protocol_yaml import dump_protocol, parse_protocol  # parsed as the server parses
+
     if isinstance(protocol, dict):
         job = protocol
-        text = yaml.safe_dump(job, sort_keys=False, allow_unicode=True)
+        text = dump_protocol(job)
     elif isinstance(protocol, str):
         text = protocol
-        try:
-            job = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise InvalidInputError(f"The job is not valid YAML{where}: fix it and submit again.") from None
+        job = parse_protocol(text)
         if not isinstance(job, dict):
             raise InvalidInputError("The job must be a YAML mapping with protocolVersion, name, taskRoles ...")
     else:

@@ -68,6 +68,15 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 LOGIN_HINT = "run `pai-magic login` / %pai_login"
+NOT_FOUND_HINTS = {
+    "NoJobError": "check the job name with `pai-magic jobs` (USER~NAME for another user's job)",
+    "NoJobConfigError": "check the job name with `pai-magic jobs`",
+    "NoTaskError": "check the task ROLE/INDEX with `pai-magic job NAME`",
+    "NoTaskLogError": "the task has not started yet (or its log is gone): try again once it runs",
+    "NoStorageError": "check the storage name; the cluster lists yours under /storages",
+    "NoVirtualClusterError": "check the virtual cluster name; the cluster lists them under /virtual-clusters",
+    "NoUserError": "check the user name",
+}
 CONFLICT_HINT = "OpenPAI never reuses job names, even of finished jobs: choose another name"
 
 
@@ -182,8 +191,9 @@ def error_from_response(resp: requests.Response, *, what: str | None = None) -> 
         if not is_pai:
             return NotFoundError(f"{url} answered 404 without an OpenPAI error ({msg or 'empty'}): "
                                  "check the cluster URL (is it an OpenPAI cluster of v1.x?).", code=code)
-        subject = what or "It"
-        return NotFoundError(f"{subject} was not found ({msg.rstrip('.') or code}).", code=code)
+        text = msg.rstrip(".") or f"{what or 'It'} was not found"
+        return NotFoundError(f"{text}: {NOT_FOUND_HINTS.get(code or '', 'check the name and try again')}.",
+                             code=code)
     if status == 409:
         return ConflictError(f"{(msg or 'Name already used').rstrip('.')}: {CONFLICT_HINT}.", code=code)
     if status == 429:

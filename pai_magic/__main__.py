@@ -1,0 +1,4 @@
+"""``python -m pai_magic`` is the ``pai-magic`` command."""
+from pai_magic.cli import main
+
+raise SystemExit(main())
