@@ -107,10 +107,13 @@ class CoreBackend(PaiBackend):
             return client
 
     def close(self) -> None:
+        from pai_magic.server.local import stop_started
+
         with self._lock:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
+        stop_started()
 
     # ---- endpoints ------------------------------------------------------------------------
 
@@ -134,9 +137,9 @@ class CoreBackend(PaiBackend):
         return _status_of(prof)
 
     def start_local(self) -> dict[str, Any]:
-        from pai_magic.core.local_session import ensure_local_login  # type: ignore[import-not-found]
+        from pai_magic.server.local import login_local
 
-        prof = ensure_local_login(data_dir=self.local_data_dir or None)
+        prof = login_local(self.local_data_dir or None, profile_name=self.profile or None)
         self._session_profile = prof.name
         return _status_of(prof)
 
