@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from pai_magic.core.paths import write_private
 from pai_magic.local import views
 from pai_magic.local.auth import TokenSigner, check_password, generate_password, hash_password
@@ -630,22 +628,21 @@ class LocalBackend:
 
 
 def mask_config(job: dict[str, Any]) -> dict[str, Any]:
-    """The rest-server replaces the whole ``secrets`` block by ``"******"``."""
-    masked = dict(job)
-    if "secrets" in masked:
-        masked["secrets"] = "******"
-    return masked
+    """The rest-server replaces the whole ``secrets`` block by ``"******"`` (and the
+    protocol module also masks a registry password written in clear)."""
+    from pai_magic.core import protocol
+
+    return protocol.mask_secrets(job)
 
 
 def _parse_protocol(text: str) -> dict[str, Any]:
+    from pai_magic.core import protocol
+    from pai_magic.core.errors import InvalidInputError
+
     try:
-        job = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
-        raise ApiError(400, "InvalidProtocolError", f"the job is not valid YAML: {first}") from None
-    if not isinstance(job, dict):
-        raise ApiError(400, "InvalidProtocolError", "the job must be a YAML mapping (protocolVersion, name, taskRoles ...)")
-    return job
+        return protocol.parse_protocol(text)
+    except InvalidInputError as exc:
+        raise ApiError(400, "InvalidProtocolError", str(exc)) from None
 
 
 def _protocol_errors(job: dict[str, Any]) -> list[str]:

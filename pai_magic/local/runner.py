@@ -581,7 +581,10 @@ class Runner:
                 and row["execution_type"] != "STOP" and not self._closing):
             from pai_magic.local.views import job_detail  # the attempt's final picture, for /attempts/<a>
 
-            self.store.save_history(job, row["attempt_id"], job_detail(self.store, self.store.get_job(job) or row))
+            final = dict(self.store.get_job(job) or row)
+            final.update(state=outcome.state, completed_time=t,
+                         diagnostics=_join_diag(outcome.message, spec.get("notes", [])))
+            self.store.save_history(job, row["attempt_id"], job_detail(self.store, final))
             self.store.update_job(job, retries=retries + 1, attempt_id=row["attempt_id"] + 1, state="WAITING",
                                   app_exit_code=None, attempt_created=None, attempt_launched=None,
                                   attempt_completed=None, trigger=None)

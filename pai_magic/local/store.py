@@ -207,12 +207,12 @@ class Store:
         with self.transaction() as tx:
             try:
                 cols = ", ".join(job)
-                tx.execute(f"INSERT INTO jobs({cols}) VALUES ({', '.join('?' * len(job))})", job.values())
+                tx.execute(f"INSERT INTO jobs({cols}) VALUES ({', '.join('?' * len(job))})", tuple(job.values()))
             except sqlite3.IntegrityError:
                 return False
             for task in tasks:
                 tcols = ", ".join(task)
-                tx.execute(f"INSERT INTO tasks({tcols}) VALUES ({', '.join('?' * len(task))})", task.values())
+                tx.execute(f"INSERT INTO tasks({tcols}) VALUES ({', '.join('?' * len(task))})", tuple(task.values()))
         return True
 
     def insert_jobs_bulk(self, jobs: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> None:
