@@ -34,6 +34,7 @@ from typing import Any
 MAGICS: list[tuple[str, str]] = [
     ("pai_magic.magics.jobs", "PaiMagics"),
     ("pai_magic.magics.login", "LoginMagics"),
+    ("pai_magic.magics.storage", "StorageMagics"),
 ]
 
 

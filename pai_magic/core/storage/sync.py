@@ -86,6 +86,8 @@ class SyncTarget(Protocol):
 
     def remove(self, rel: str) -> None: ...
 
+    def get(self, rel: str, local: Path, mtime: int) -> int: ...
+
 
 # -- targets --------------------------------------------------------------------------------
 
@@ -154,6 +156,18 @@ class LocalFolderTarget:
             self._abs(rel).unlink()
         except FileNotFoundError:
             pass
+
+    def get(self, rel: str, local: Path, mtime: int) -> int:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            shutil.copyfile(self._abs(rel), tmp)
+            os.utime(tmp, (mtime, mtime))
+            os.replace(tmp, local)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return local.stat().st_size
 
 
 class SftpTarget:
@@ -259,6 +273,20 @@ class SftpTarget:
             self.sftp.remove(self._abs(rel))
         except IOError:
             pass
+
+    def get(self, rel: str, local: Path, mtime: int) -> int:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "wb") as out:
+                # getfo prefetches (parallel reads); a read() loop would be one round trip per block.
+                size = self.sftp.getfo(self._abs(rel), out)
+            os.utime(tmp, (mtime, mtime))
+            os.replace(tmp, local)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return int(size)
 
 
 # -- the sync itself ------------------------------------------------------------------------
@@ -373,6 +401,40 @@ def sync_folder(local_dir: str | os.PathLike[str], target: SyncTarget, *,
     new_manifest = {rel: [st.st_size, int(st.st_mtime)] for rel, st in files.items()}
     if new_manifest != manifest:
         target.write_text(MANIFEST, json.dumps({"files": new_manifest}, separators=(",", ":")))
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def pull_folder(target: SyncTarget, local_dir: str | os.PathLike[str], *, only: Iterable[str] | None = None,
+                excludes: Iterable[str] = DEFAULT_EXCLUDES) -> SyncResult:
+    """Bring files from ``target`` into ``local_dir`` (results a job wrote); unchanged ones stay.
+
+    ``only`` limits it to some relative paths or glob patterns (``["results/*"]``).
+    """
+    start = time.monotonic()
+    dest = Path(local_dir).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    pats = tuple(excludes)
+    wanted = tuple(only) if only else None
+    remote = {rel: st for rel, st in target.scan().items() if not _excluded(rel, pats)
+              and not rel.endswith(".tmp") and (wanted is None or any(fnmatch.fnmatch(rel, w) for w in wanted))}
+    result = SyncResult(target.root, str(dest), files_total=len(remote))
+    for rel, st in sorted(remote.items()):
+        local = dest / rel
+        try:
+            have = local.stat()
+            if have.st_size == st.size and int(have.st_mtime) == st.mtime:
+                result.unchanged += 1
+                continue
+        except FileNotFoundError:
+            pass
+        try:
+            result.bytes_sent += target.get(rel, local, st.mtime)
+        except (IOError, OSError) as exc:
+            raise TransferError(f"Could not fetch {rel} from {target.root} ({exc}); nothing partial was left: "
+                                f"retry.") from None
+        result.files_sent += 1
+        result.sent.append(rel)
     result.seconds = time.monotonic() - start
     return result
 
