@@ -187,6 +187,17 @@ class PaiClient:
         claims = token_claims(token)
         self.profile.user = user or str(claims.get("username") or self.profile.user or "")
 
+    def create_application_token(self) -> str:
+        """``POST /tokens/application``: a token that never expires, for job calls only.
+
+        It cannot change the profile (403 on ``users/me``); it is what scripts and CI keep.
+        """
+        data = json_of(self.http.request("POST", "tokens/application"))
+        token = data.get("token") if isinstance(data, dict) else None
+        if not token:
+            raise PaiError("The cluster created no application token: check its version (v1.x).")
+        return str(token)
+
     def check_token(self) -> TokenStatus:
         """Is the token accepted? ``tokens/check`` on v1.6+, else a cheap authenticated call.
 
