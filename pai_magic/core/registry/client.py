@@ -230,13 +230,18 @@ class RegistryClient:
     def repositories(self, pattern: str | None = None, page_size: int = MAX_PAGE) -> list[str]:
         return [name for name in self.catalog(page_size) if match_filter(name, pattern)]
 
-    def tags(self, repository: str, page_size: int | None = None) -> list[str]:
-        """The tags of ``repository``, sorted; [] when it has none (404 NAME_UNKNOWN or null)."""
+    def tags(self, repository: str, page_size: int | None = None, *, missing_ok: bool = True) -> list[str]:
+        """The tags of ``repository``, sorted; [] when it has none (``"tags": null``, or
+        404 NAME_UNKNOWN, which a catalog entry whose tags were all deleted can answer).
+
+        ``missing_ok=False`` is for a repository the person named: NAME_UNKNOWN is then a
+        one-line ``NotFoundError`` instead of an empty list.
+        """
         if page_size is not None and not 1 <= page_size <= MAX_PAGE:
             raise InvalidInputError(f"page size {page_size} is out of range: the registry accepts 1..{MAX_PAGE}.")
         first = with_query(f"/v2/{repository}/tags/list", {"n": page_size})
         return sorted(self._paged(first, "tags", [pull_scope(repository)], f"repository {repository}",
-                                  empty_ok=True))
+                                  empty_ok=missing_ok))
 
     def list_images(self, pattern: str | None = None, *, with_tags: bool = True,
                     workers: int | None = None) -> list[RepositoryTags]:
@@ -453,7 +458,7 @@ class RegistryClient:
         ref = self.ref(reference)
         digest = ref.digest or self.manifest_digest(ref.repository, ref.tag or "latest")
         if digest is None:
-            tags = self.tags(ref.repository)
+            tags = self.tags(ref.repository, missing_ok=False)
             known = ", ".join(tags[:10]) + (" ..." if len(tags) > 10 else "") if tags else "none"
             raise NotFoundError(f"{ref} does not exist; tags of {ref.repository}: {known}.")
         others = [t for t in self.tags(ref.repository) if t != ref.tag]

@@ -267,7 +267,10 @@ class RegistryTransport:
                 resp = pool.urlopen("GET", target, headers=hdrs, retries=self._retry.new(),
                                     timeout=self._urllib3_timeout, redirect=True, preload_content=True)
             except urllib3.exceptions.MaxRetryError as exc:
-                if isinstance(exc.reason, (urllib3.exceptions.TimeoutError,)):
+                # NewConnectionError subclasses ConnectTimeoutError: test it first
+                if isinstance(exc.reason, urllib3.exceptions.NewConnectionError):
+                    raise _connection_error(self.host, exc)
+                if isinstance(exc.reason, urllib3.exceptions.TimeoutError):
                     raise PaiTimeoutError(f"The registry {self.host} did not answer in time (GET {_path_of(url)}).")
                 if isinstance(exc.reason, urllib3.exceptions.ResponseError):
                     raise ServerError(f"The registry {self.host} kept failing on GET {_path_of(url)}: retry later.")
