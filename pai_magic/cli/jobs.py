@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     s.add_argument("--instances", type=int, help="instances of the task role")
     s.add_argument("--storage", action="append", default=[], metavar="NAME[:PATH]",
                    help="mount a storage (default path /mnt/NAME); repeatable")
+    s.add_argument("--sync", metavar="LOCAL_DIR[:STORAGE]",
+                   help="upload a folder to your folder on a storage first (only changes move) and start the job in it")
     s.add_argument("--ssh", action="store_true", help="enable SSH into the job with your key")
     s.add_argument("--keep-alive", action="store_true", help="keep the container up after the commands")
     s.add_argument("--retry", type=int, help="job retry count")
@@ -193,6 +195,14 @@ def run_submit(args: argparse.Namespace) -> int:
         raise InvalidInputError("--timeout goes with --wait.")
     with client_for(args) as client:
         job, name = build_job(args, client.profile)
+        if args.sync:
+            from pai_magic.core.storage.jobsync import apply_sync, progress_line
+
+            job, synced = apply_sync(client, job, args.sync, dry_run=args.dry_run,
+                                     on_progress=None if wants_json(args) else lambda p: sys.stderr.write(progress_line(p) + "\n"),
+                                     on_status=None if wants_json(args) else lambda t: sys.stderr.write(t + "\n"))
+            if not wants_json(args):
+                sys.stderr.write(synced.message + "\n")
         if args.dry_run:
             parsed = proto.validate_protocol(job)
             masked = proto.mask_secrets(parsed)

@@ -107,6 +107,8 @@ class PaiMagics(Magics):
     @argument("--instances", type=int, help="task instances, e.g. --instances 2")
     @argument("--storage", action="append", metavar="NAME[:PATH]",
               help="mount a cluster storage (repeatable), e.g. --storage confignfs:/data")
+    @argument("--sync", metavar="LOCAL_DIR[:STORAGE]",
+              help="upload a folder to your folder on a storage first (only changes move); the job starts in it, e.g. --sync .")
     @argument("--ssh", action="store_true", help="add the ssh runtime plugin with your public key")
     @argument("--keep-alive", action="store_true", help="end the commands with `sleep infinity` (for SSH)")
     @argument("--retry", type=int, help="retries on failure, e.g. --retry 2")
@@ -180,6 +182,14 @@ class PaiMagics(Magics):
         session = get_session(self.shell)
         opts = session.options()
         job = self._build_job(args, cell, session, opts, memory_mb, storages)
+        if args.sync:
+            from pai_magic.core.storage.jobsync import apply_sync, progress_line
+
+            with usage_errors(url=session.known_url()):
+                job, synced = apply_sync(session.client(), job, args.sync, dry_run=args.dry_run,
+                                         on_progress=lambda p: print(progress_line(p), flush=True),
+                                         on_status=lambda t: print(t, flush=True))
+            print(synced.message, flush=True)
 
         from pai_magic.core.protocol import dump_protocol, mask_secrets
 

@@ -119,3 +119,29 @@ def test_magic_errors_are_one_line_usage_errors(ip, tmp_path):
         ip.run_line_magic("pai_mount", "a b c d")
     with pytest.raises(UsageError):
         ip.run_line_magic("pai_mount", "--rootless --kernel --storage default /tmp/x")
+
+
+def test_cli_submit_sync_dry_run_points_the_job_at_the_users_folder(cluster_env, capsys, tmp_path):
+    import yaml
+
+    code_dir = tmp_path / "my project"
+    code_dir.mkdir()
+    (code_dir / "train.py").write_text("print('hi')\n")
+    code, out, err = _run(capsys, "submit", "--image", "python:3.11", "--sync", f"{code_dir}:default", "--dry-run",
+                          "--", "python", "train.py")
+    assert code == 0, err
+    job = yaml.safe_load(out)
+    assert job["extras"]["storages"] == [{"name": "default", "mountPath": "/mnt/default"}]
+    role = next(iter(job["taskRoles"].values()))
+    first = role["commands"][0]
+    assert first == (f'export PAI_SYNC_DIR="${{PAI_STORAGE_DEFAULT_PATH:-/mnt/default}}"/'
+                     f"{shlex.quote(cluster_env.user + '/my project')} && cd \"$PAI_SYNC_DIR\"")
+    assert role["commands"][1] == "python train.py"
+    assert "Dry run: nothing uploaded" in err and "/mnt/default/" in err
+
+
+def test_magic_job_sync_dry_run(ip, tmp_path):
+    code_dir = tmp_path / "proj"
+    code_dir.mkdir()
+    view = ip.run_cell_magic("pai_job", f"--sync {code_dir} --dry-run", "python run.py\n")
+    assert "PAI_SYNC_DIR" in view.text and "PAI_STORAGE_DEFAULT_PATH" in view.text

@@ -47,9 +47,18 @@ class JobSync:
     result: SyncResult
     how: str
 
+    dry_run: bool = False
+
     @property
     def job_path(self) -> str:
         return f"{self.mount_path.rstrip('/')}/{self.rel}"
+
+    @property
+    def message(self) -> str:
+        where = f"The job starts in {self.job_path} ($PAI_SYNC_DIR)."
+        if self.dry_run:
+            return f"Dry run: nothing uploaded; {self.result.local_dir} would go to storage {self.storage} at {self.rel}. {where}"
+        return f"{self.result.message} ({self.how}) {where}"
 
 
 def default_storage(client: Any) -> str:
@@ -151,3 +160,40 @@ def pull_from_storage(client: Any, storage: str, rel: str, local_dir: str | Path
     """Download ``<storage>/<rel>`` (or the ``only`` patterns in it) into ``local_dir``."""
     with storage_access(client, storage, key_path=key_path, image=image, on_status=on_status) as access:
         return pull_folder(access.target(rel), local_dir, only=only)
+
+
+def apply_sync(client: Any, job: dict[str, Any] | str, spec: str, *, dry_run: bool = False,
+               on_progress: Callable[[SyncProgress], None] | None = None,
+               on_status: Callable[[str], None] | None = None, key_path: str | None = None,
+               image: str = HELPER_IMAGE) -> tuple[dict[str, Any], JobSync]:
+    """What ``--sync`` does before a submit: upload (unless ``dry_run``), then point the job
+    (a dict or protocol YAML) at the folder. Returns the edited job and what moved."""
+    from pai_magic.core.protocol import parse_protocol
+
+    job_dict = parse_protocol(job) if isinstance(job, str) else job
+    local, storage = parse_sync_spec(spec, None)
+    storage = storage or default_storage(client)
+    mount_path = next((str(s.get("mountPath") or f"/mnt/{storage}") for s in
+                       ((job_dict.get("extras") or {}).get("storages") or [])
+                       if isinstance(s, dict) and s.get("name") == storage), f"/mnt/{storage}")
+    if dry_run:
+        rel = sync_rel(client.user, local)
+        src = Path(local).expanduser()
+        if not src.is_dir():
+            from pai_magic.core.errors import NotFoundError
+
+            raise NotFoundError(f"{src} is not a folder: give the folder to sync (for example . for the notebook's folder).")
+        sync = JobSync(storage, rel, mount_path, SyncResult(str(src.resolve()), f"{storage}:{rel}"), "not uploaded (dry run)",
+                       dry_run=True)
+    else:
+        sync = sync_for_job(client, f"{local}:{storage}", on_progress=on_progress, on_status=on_status,
+                            key_path=key_path, image=image, mount_path=mount_path)
+    return point_job_at_sync(job_dict, sync), sync
+
+
+def progress_line(p: SyncProgress) -> str:
+    """``sync: 3/10 files, 12.0 MiB/40.0 MiB (train.py)`` for a face to print."""
+    from pai_magic.core.storage.usage import human_bytes
+
+    return (f"sync: {p.files_done}/{p.files_total} files, {human_bytes(p.bytes_done)}/{human_bytes(p.bytes_total)}"
+            f" ({p.current})")
