@@ -11,7 +11,7 @@ import { Poll } from '@lumino/polling';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { postAPI, requestAPI } from './request';
+import { PaiRequestError, postAPI, requestAPI } from './request';
 import {
   IJob,
   IJobDetail,
@@ -355,13 +355,19 @@ export class PaiSidebar extends Widget {
     try {
       const list = await requestAPI<IJobList>(`jobs?limit=${this._jobLimit}`);
       this._renderJobs(list.jobs);
-      if (this._selected) {
-        await this._refreshDetail(this._selected);
-      }
       this._showError(null);
     } catch (error) {
       this._showError((error as Error).message);
+      if (error instanceof PaiRequestError && error.status === 401) {
+        this._loginForm.hidden = false; // the token expired or was revoked
+      }
       throw error; // the poll backs off
+    }
+    if (this._selected) {
+      // a failing detail must not stop the list from refreshing
+      await this._refreshDetail(this._selected).catch(error =>
+        this._showError((error as Error).message)
+      );
     }
   }
 

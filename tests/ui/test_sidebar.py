@@ -1,0 +1,159 @@
+"""The JupyterLab sidebar in a real browser: real `jupyter lab` (all its state in a temp dir,
+the built labextension linked into the temp data dir, the server extension enabled by the
+repository's jupyter-config), Debian's Chromium driven by Playwright (never a downloaded
+browser), and the embedded OpenPAI backend as the cluster.
+
+A person's path: open the sidebar by its icon, log in, submit a job and see it reach
+SUCCEEDED, submit a long one and stop it with its button, read a job's SSH command."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import need, need_binary
+from tests.server.jupyter_process import REPO, JupyterProcess
+
+LABEXT = REPO / "pai_magic" / "labextension"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+JOB_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def lab(tmp_path, local_backend):
+    need((LABEXT / "package.json").exists(),
+         "the labextension is not built: run scripts/build-labextension")
+    proc = JupyterProcess(tmp_path / "lab", tmp_path / "pai-config", lab=True, labextension_dir=LABEXT)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def page(tmp_path, lab):
+    chromium = need_binary("chromium", "chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the machine
+        need(False, "playwright is not installed (pip install playwright)")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium or "/usr/bin/chromium",
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+        pg = context.pages[0] if context.pages else context.new_page()
+        pg.set_default_timeout(60_000)
+        try:
+            yield pg
+        except BaseException:
+            raise
+        finally:
+            try:
+                pg.screenshot(path=str(tmp_path / "last.png"))
+            except Exception:  # noqa: BLE001 - only a debugging aid
+                pass
+            context.close()
+
+
+def _open_sidebar(page, lab: JupyterProcess):
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar [data-id="pai-magic-sidebar"]')
+    tab.wait_for(state="visible", timeout=90_000)
+    tab.click()
+    sidebar = page.locator("#pai-magic-sidebar")
+    sidebar.wait_for(state="visible")
+    return sidebar
+
+
+def _job_row(sidebar, stem: str):
+    return sidebar.locator(f'tr.pai-magic-job[data-job-name^="{stem}_"]')
+
+
+def _submit(sidebar, stem: str, command: str) -> None:
+    form = sidebar.locator("details.pai-magic-submit")
+    if form.get_attribute("open") is None:
+        form.locator("summary").click()
+    form.locator('input[name="name"]').fill(stem)
+    form.locator('textarea[name="commands"]').fill(command)
+    form.locator('button[name="submit"]').click()
+
+
+def test_sidebar_login_submit_succeed_and_stop(page, lab, local_backend, tmp_path):
+    sidebar = _open_sidebar(page, lab)
+
+    # logged out: the login form shows, the password never echoes
+    login = sidebar.locator("form.pai-magic-login")
+    login.wait_for(state="visible")
+    assert login.locator('input[name="password"]').get_attribute("type") == "password"
+    login.locator('input[name="url"]').fill(local_backend.url)
+    login.locator('input[name="user"]').fill(local_backend.user)
+
+    # a wrong password: one red line, still logged out
+    login.locator('input[name="password"]').fill("wrong-password")
+    login.locator('button[name="login"]').click()
+    error = sidebar.locator(".pai-magic-error")
+    error.wait_for(state="visible")
+    assert error.inner_text().strip() and "\n" not in error.inner_text().strip()
+
+    login.locator('input[name="password"]').fill(local_backend.password)
+    login.locator('button[name="login"]').click()
+    cluster = sidebar.locator('[data-testid="pai-magic-cluster"]')
+    page.wait_for_function(
+        "el => el.dataset.loggedIn === 'true'", arg=cluster.element_handle(), timeout=30_000)
+    assert local_backend.user in cluster.inner_text() and "127.0.0.1" in cluster.inner_text()
+    assert login.locator('input[name="password"]').input_value() == ""
+    assert not login.is_visible()
+
+    # a short job reaches SUCCEEDED in the list
+    _submit(sidebar, "ui_ok", "echo hello from the sidebar")
+    ok_row = _job_row(sidebar, "ui_ok")
+    ok_row.wait_for(state="attached", timeout=JOB_TIMEOUT_MS)
+    sidebar.locator('tr.pai-magic-job[data-job-name^="ui_ok_"][data-state="SUCCEEDED"]').wait_for(
+        timeout=JOB_TIMEOUT_MS)
+    assert ok_row.locator(".pai-magic-state").inner_text() == "SUCCEEDED"
+    assert ok_row.locator("button.pai-magic-stop").count() == 0
+
+    # a long job: RUNNING, then its stop button stops it
+    _submit(sidebar, "ui_long", "sleep 300")
+    sidebar.locator('tr.pai-magic-job[data-job-name^="ui_long_"][data-state="RUNNING"]').wait_for(
+        timeout=JOB_TIMEOUT_MS)
+    _job_row(sidebar, "ui_long").locator("button.pai-magic-stop").click()
+    sidebar.locator('tr.pai-magic-job[data-job-name^="ui_long_"][data-state="STOPPED"]').wait_for(
+        timeout=JOB_TIMEOUT_MS)
+
+    # no secret ever reached the page
+    html = page.content()
+    assert local_backend.password not in html
+    assert local_backend.token not in html
+
+
+def test_sidebar_shows_ssh_command_with_copy(page, lab, local_backend):
+    sidebar = _open_sidebar(page, lab)
+    login = sidebar.locator("form.pai-magic-login")
+    login.locator('input[name="url"]').fill(local_backend.url)
+    login.locator('input[name="user"]').fill(local_backend.user)
+    login.locator('input[name="password"]').fill(local_backend.password)
+    login.locator('button[name="login"]').click()
+    page.wait_for_function("el => el.dataset.loggedIn === 'true'",
+                           arg=sidebar.locator('[data-testid="pai-magic-cluster"]').element_handle())
+
+    form = sidebar.locator("details.pai-magic-submit")
+    form.locator("summary").click()
+    form.locator('input[name="name"]').fill("ui_ssh")
+    form.locator('textarea[name="commands"]').fill("echo ready")
+    form.locator('input[name="ssh"]').check()
+    form.locator('button[name="submit"]').click()
+    row = sidebar.locator('tr.pai-magic-job[data-job-name^="ui_ssh_"][data-state="RUNNING"]')
+    row.wait_for(timeout=JOB_TIMEOUT_MS)
+    row.locator(".pai-magic-job-name").click()
+    line = sidebar.locator(".pai-magic-ssh-line code").first
+    line.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert re.match(r"^ssh -p \d+ \S+@127\.0\.0\.1", line.inner_text()), line.inner_text()
+    assert sidebar.locator(".pai-magic-ssh-line button.pai-magic-copy").count() >= 1
+    row.locator("button.pai-magic-stop").click()
+    sidebar.locator('tr.pai-magic-job[data-job-name^="ui_ssh_"][data-state="STOPPED"]').wait_for(
+        timeout=JOB_TIMEOUT_MS)
