@@ -15,6 +15,7 @@ import os
 import re
 import secrets as pysecrets
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -82,6 +83,9 @@ class LocalBackend:
         (self.data_dir / "storages" / DEFAULT_STORAGE).mkdir(parents=True, exist_ok=True)
         self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter)
         self.public_url = ""  # set by the server once bound: used for log links
+        # the protocol validator imports jsonschema, which takes about a second to build its
+        # format grammars: do it now, off the request path, so the first submit is not slow
+        threading.Thread(target=_warm_protocol, name="pai-local-warmup", daemon=True).start()
 
     def _secret(self) -> bytes:
         path = self.data_dir / "secret.key"
@@ -649,6 +653,15 @@ def _protocol_errors(job: dict[str, Any]) -> list[str]:
     from pai_magic.core import protocol
 
     return list(protocol.protocol_errors(job))
+
+
+def _warm_protocol() -> None:
+    try:
+        from pai_magic.core import protocol
+
+        protocol.protocol_errors({})
+    except Exception as exc:  # only a warm-up: the submit path reports real problems
+        log.debug("embedded backend: protocol warm-up failed: %s", exc)
 
 
 def _int_param(query: Mapping[str, str], key: str, default: int) -> int:
