@@ -31,7 +31,8 @@ export interface ITask {
   diagnostics: string | null;
 }
 
-export interface IJobDetail extends IJob {
+export interface IJobDetail extends Omit<IJob, 'gpus'> {
+  gpus: number | null;
   diagnostics: string | null;
   tasks: ITask[];
 }
@@ -43,9 +44,12 @@ export interface IJobList {
 
 export interface ISshInfo {
   name: string;
+  state: string;
   hasSsh: boolean;
   lines: string[];
+  text: string | null;
   message: string | null;
+  waiting: string[];
 }
 
 export const TERMINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'STOPPED']);

@@ -177,8 +177,9 @@ class CoreBackend(PaiBackend):
                 "text": text[-tail:] if truncated else text, "truncated": truncated}
 
     def ssh_info(self, name: str) -> dict[str, Any]:
-        from pai_magic.core.ssh.info import ssh_info_lines  # type: ignore[import-not-found]
+        from pai_magic.core.ssh.info import ssh_info
 
-        client = self._client()
-        info = ssh_info_lines(client, name)
-        return {"name": name, **info}
+        info = ssh_info(self._client(), name)
+        return {"name": info.job, "state": info.state, "hasSsh": info.has_ssh, "lines": info.lines,
+                "text": info.text if info.has_ssh and info.endpoints else None,
+                "message": info.message, "waiting": list(info.waiting)}
