@@ -12,7 +12,7 @@ __all__ = ["PaiPanel", "panel"]
 
 def __getattr__(name: str) -> Any:
     if name == "PaiPanel":
-        from pai_magic.widgets.panel import PaiPanel
+        from pai_magic.widgets.jobs_panel import PaiPanel
 
         return PaiPanel
     raise AttributeError(name)
@@ -20,6 +20,6 @@ def __getattr__(name: str) -> Any:
 
 def panel(profile: str | None = None, **kwargs: Any) -> Any:
     """A new :class:`PaiPanel` (display it by leaving it last in a cell)."""
-    from pai_magic.widgets.panel import PaiPanel
+    from pai_magic.widgets.jobs_panel import PaiPanel
 
     return PaiPanel(profile, **kwargs)

@@ -235,9 +235,11 @@ class PaiPanel:
     def start_local(self) -> None:
         """Start (or find) the embedded backend and log into it."""
         def work():
-            from pai_magic.core.local_login import connect_local  # type: ignore[import-not-found]
+            # the same find-or-start the server extension uses; here the backend, when started,
+            # lives in this kernel's process and stops with it
+            from pai_magic.server.local import login_local
 
-            prof = connect_local(data_dir=self.local_data_dir)
+            prof = login_local(self.local_data_dir, profile_name=self.profile_name)
             self.profile_name = prof.name
             return prof
 
@@ -355,15 +357,14 @@ class PaiPanel:
         self.ssh_box.value = ""
         self.ssh_text.layout.display = "none"
         if detail.state == "RUNNING":
-            from pai_magic.core.ssh.info import ssh_info  # type: ignore[import-not-found]
+            from pai_magic.core.ssh.info import ssh_info
 
             info = ssh_info(client, name)
-            lines = list(info.get("lines") or [])
-            message = info.get("message")
+            lines = list(info.lines)
             self.ssh_lines = lines
             body = "".join(copy_button_html(line) for line in lines)
-            if message:
-                body = f"<div>{html.escape(message)}</div>" + body
+            if info.message:
+                body = f"<div style='white-space:pre-wrap;opacity:.8'>{html.escape(info.message)}</div>" + body
             self.ssh_box.value = f"<b>SSH</b>{body}"
             if lines:
                 self.ssh_text.value = "\n".join(lines)
