@@ -53,6 +53,27 @@ def _send_signal(chan, name: str) -> None:
         pass
 
 
+#: Runs the user's command so that it dies when the channel does. OpenSSH's sshd refuses the
+#: "signal" request for root sessions ("session signalling requires privilege separation")
+#: and, without a pty, closing the channel kills nothing; so the channel's stdin is kept open
+#: as a lifeline: when it reaches EOF (channel closed by Ctrl-C or cancel, or the link died
+#: and sshd noticed) the command's process group gets SIGHUP, then SIGKILL. The command itself
+#: reads /dev/null and runs under the login shell ($SHELL) in its own session (setsid, or
+#: job control where setsid is missing); the wrapper's own messages go to /dev/null.
+LIFELINE_WRAPPER = (
+    'exec 3>&2 2>/dev/null 4<&0; s="${SHELL:-/bin/sh}"; '
+    'if command -v setsid >/dev/null; then setsid "$s" -c "$1" </dev/null 2>&3 3>&- 4<&- & '
+    'else set -m; "$s" -c "$1" </dev/null 2>&3 3>&- 4<&- & fi; p=$!; '
+    '( while read -r _; do :; done; kill -HUP -$p || kill -HUP $p; sleep 2; kill -KILL -$p || kill -KILL $p ) '
+    '<&4 >/dev/null 3>&- 4<&- & w=$!; wait $p; r=$?; kill $w; exit $r'
+)
+
+
+def lifeline_command(command: str) -> str:
+    """``command`` wrapped so that closing the channel ends it (see LIFELINE_WRAPPER)."""
+    return f"sh -c {shlex.quote(LIFELINE_WRAPPER)} pai_magic {shlex.quote(command)}"
+
+
 def _env_prefix(env: dict[str, str] | None) -> str:
     """Environment as shell assignments: sshd drops most ``env`` requests (AcceptEnv)."""
     if not env:
@@ -68,13 +89,16 @@ def _env_prefix(env: dict[str, str] | None) -> str:
 def run_command(session: SshSession, command: str, *, on_stdout: Output | None = None,
                 on_stderr: Output | None = None, timeout: float | None = None,
                 cancel: threading.Event | None = None, stdin: bytes | str | None = None,
-                env: dict[str, str] | None = None, get_pty: bool = False) -> int:
+                env: dict[str, str] | None = None, get_pty: bool = False,
+                kill_on_close: bool = True) -> int:
     """Run ``command`` (a shell command line) and return its exit status.
 
     Output goes to the callbacks as decoded text chunks while the command runs. ``timeout``
     bounds the whole command (None: no limit, but a dead peer is still detected); setting
-    ``cancel`` closes the channel and returns 130; KeyboardInterrupt interrupts the remote
-    command, closes the channel and propagates. Returns -1 if the remote gave no status.
+    ``cancel`` closes the channel and returns 130; KeyboardInterrupt closes the channel and
+    propagates. With ``kill_on_close`` (and no ``stdin`` data) the remote command is wrapped
+    so that closing the channel ends it; it then reads /dev/null. Returns -1 if the remote
+    gave no status.
     """
     out_dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
     err_dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -86,10 +110,13 @@ def run_command(session: SshSession, command: str, *, on_stdout: Output | None =
     try:
         if get_pty:
             chan.get_pty()
-        chan.exec_command(_env_prefix(env) + command)
+        lifeline = kill_on_close and stdin is None and not get_pty
+        full = _env_prefix(env) + command
+        chan.exec_command(lifeline_command(full) if lifeline else full)
         if stdin is not None:
             chan.sendall(stdin.encode() if isinstance(stdin, str) else stdin)
-        chan.shutdown_write()  # a command reading stdin sees EOF instead of hanging
+        if not lifeline:
+            chan.shutdown_write()  # a command reading stdin sees EOF instead of hanging
         while True:
             got = False
             while chan.recv_ready():

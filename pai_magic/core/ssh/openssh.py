@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from pai_magic.core.errors import NotFoundError
+from pai_magic.core.paths import ensure_private_dir
 from pai_magic.core.ssh.connect import SshTarget
 from pai_magic.core.ssh.known_hosts import KnownHosts
 
@@ -26,6 +27,7 @@ def known_hosts_options(target: SshTarget, known_hosts: KnownHosts | None = None
     ``accept-new`` before (trust on first use, recorded under the alias, never prompted).
     """
     kh = known_hosts or KnownHosts()
+    ensure_private_dir(kh.path.parent)  # ssh cannot record a first key in a missing folder
     strict = "yes" if kh.has(target.host_key_alias) else "accept-new"
     return ["-o", f"UserKnownHostsFile={_opt_value(str(kh.path))}",
             "-o", "GlobalKnownHostsFile=/dev/null",

@@ -22,7 +22,7 @@ from pai_magic.core.ssh.known_hosts import KnownHosts, forget_job_keys, host_key
 from pai_magic.core.ssh.openssh import openssh_argv
 from pai_magic.core.ssh.transfer import ProgressFn, TransferResult, download, upload
 
-_TASK_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)?(?:[/:.](\d+))?$")
+_TASK_RE = re.compile(r"^(?:([A-Za-z_][A-Za-z0-9_]*)(?:[/:.](\d+))?|(\d+))$")
 _REMOTE_RE = re.compile(r"^((?:[A-Za-z0-9_-]+~)?[A-Za-z0-9_-]+):(.*)$")
 
 
@@ -31,9 +31,9 @@ def parse_task(spec: str | None) -> tuple[str | None, int]:
     if spec is None or not str(spec).strip():
         return None, 0
     m = _TASK_RE.match(str(spec).strip())
-    if not m or (m.group(1) is None and m.group(2) is None):
+    if not m:
         raise InvalidInputError(f"{spec!r} is not a task: write ROLE/INDEX, e.g. worker/0.")
-    return m.group(1), int(m.group(2) or 0)
+    return m.group(1), int(m.group(2) or m.group(3) or 0)
 
 
 def parse_remote(spec: str) -> tuple[str, str]:
