@@ -120,7 +120,7 @@ class CappedRetry(Retry):
 def make_retry(retries: int = 3, backoff: float = 0.3) -> Retry:
     return CappedRetry(
         total=retries,
-        connect=retries,      # the request never left: safe for every method, POST included
+        connect=min(retries, 2),  # never left, so safe for POST too; a refused port fails fast
         read=retries,         # only applied to allowed_methods by urllib3
         status=retries,
         other=0,
