@@ -102,7 +102,6 @@ class Runner:
         self._closing = False
         self._scrub = set(scrub_env)
         self._ssh_starter = ssh_starter
-        self._ssh_import_failed = False
         self._ports_lock = threading.Lock()
         self._ports_in_use: set[int] = set()
 
@@ -398,15 +397,9 @@ class Runner:
                    env: dict[str, str]) -> Any:
         starter = self._ssh_starter
         if starter is None:
-            try:
-                from pai_magic.local.task_ssh import start_task_ssh as starter  # type: ignore[no-redef]
-            except ImportError as exc:
-                if not self._ssh_import_failed:
-                    log.warning("embedded backend: task SSH unavailable (%s); jobs run without SSH", exc)
-                    self._ssh_import_failed = True
-                self.store.add_event(job, uid, role, idx, "Warning", "SshUnavailable",
-                                     f"task SSH is unavailable in this backend: {exc}")
-                return None
+            # imported here, not at module level: paramiko costs a few hundred ms and most jobs
+            # have no SSH. An ImportError is a broken install and fails the job loudly.
+            from pai_magic.local.task_ssh import start_task_ssh as starter  # type: ignore[no-redef]
         host_keys = self.job_dir(job) / "ssh-host-keys"
         host_keys.mkdir(parents=True, exist_ok=True)
         try:
@@ -453,7 +446,9 @@ class Runner:
                     pass
             _killpg(proc.popen.pid, signal.SIGKILL)
             if proc.ssh is not None:
-                _close_quietly(proc.ssh)
+                # closing waits for SSH sessions to end: keep that off the task's bookkeeping
+                threading.Thread(target=_close_quietly, args=(proc.ssh,), name="pai-task-ssh-close",
+                                 daemon=True).start()
         if code < 0:
             code = 128 - code  # killed by signal N: the container convention 128+N
         self._release_ports(tp)
