@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -49,8 +47,6 @@ def page(tmp_path, lab):
         pg.set_default_timeout(60_000)
         try:
             yield pg
-        except BaseException:
-            raise
         finally:
             try:
                 pg.screenshot(path=str(tmp_path / "last.png"))
@@ -67,6 +63,16 @@ def _open_sidebar(page, lab: JupyterProcess):
     sidebar = page.locator("#pai-magic-sidebar")
     sidebar.wait_for(state="visible")
     return sidebar
+
+
+def _login(page, sidebar, backend) -> None:
+    login = sidebar.locator("form.pai-magic-login")
+    login.locator('input[name="url"]').fill(backend.url)
+    login.locator('input[name="user"]').fill(backend.user)
+    login.locator('input[name="password"]').fill(backend.password)
+    login.locator('button[name="login"]').click()
+    page.wait_for_function("el => el.dataset.loggedIn === 'true'",
+                           arg=sidebar.locator('[data-testid="pai-magic-cluster"]').element_handle())
 
 
 def _job_row(sidebar, stem: str):
@@ -133,13 +139,7 @@ def test_sidebar_login_submit_succeed_and_stop(page, lab, local_backend, tmp_pat
 
 def test_sidebar_shows_ssh_command_with_copy(page, lab, local_backend):
     sidebar = _open_sidebar(page, lab)
-    login = sidebar.locator("form.pai-magic-login")
-    login.locator('input[name="url"]').fill(local_backend.url)
-    login.locator('input[name="user"]').fill(local_backend.user)
-    login.locator('input[name="password"]').fill(local_backend.password)
-    login.locator('button[name="login"]').click()
-    page.wait_for_function("el => el.dataset.loggedIn === 'true'",
-                           arg=sidebar.locator('[data-testid="pai-magic-cluster"]').element_handle())
+    _login(page, sidebar, local_backend)
 
     form = sidebar.locator("details.pai-magic-submit")
     form.locator("summary").click()
@@ -157,3 +157,29 @@ def test_sidebar_shows_ssh_command_with_copy(page, lab, local_backend):
     row.locator("button.pai-magic-stop").click()
     sidebar.locator('tr.pai-magic-job[data-job-name^="ui_ssh_"][data-state="STOPPED"]').wait_for(
         timeout=JOB_TIMEOUT_MS)
+
+
+def test_polling_stops_while_hidden_and_resumes_on_show(page, lab, local_backend):
+    """The dask-labextension habit: a hidden sidebar sends no job requests; showing it
+    refreshes at once."""
+    jobs_requests: list[str] = []
+    page.on("request", lambda req: jobs_requests.append(req.url) if "/pai-magic/api/jobs" in req.url else None)
+    sidebar = _open_sidebar(page, lab)
+    _login(page, sidebar, local_backend)
+    waited = 0
+    while len(jobs_requests) < 2 and waited < 30_000:  # the poll runs while visible (3 s interval)
+        page.wait_for_timeout(200)
+        waited += 200
+    assert len(jobs_requests) >= 2
+
+    page.locator('.jp-SideBar [data-id="pai-magic-sidebar"]').click()  # collapse the left panel
+    sidebar.wait_for(state="hidden")
+    page.wait_for_timeout(500)
+    before = len(jobs_requests)
+    page.wait_for_timeout(8_000)  # more than two refresh intervals
+    assert len(jobs_requests) == before, "the hidden sidebar kept polling"
+
+    page.locator('.jp-SideBar [data-id="pai-magic-sidebar"]').click()  # show it again
+    sidebar.wait_for(state="visible")
+    page.wait_for_timeout(1_500)  # well under one interval: the refresh comes from showing
+    assert len(jobs_requests) > before
