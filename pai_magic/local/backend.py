@@ -366,8 +366,10 @@ class LocalBackend:
                 where.append(f"{col} IN ({','.join('?' * len(values))})")
                 params.extend(values)
         if "keyword" in query:
-            kw = "%" + query["keyword"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("(username LIKE ? ESCAPE '\\' OR job_name LIKE ? ESCAPE '\\' OR vc LIKE ? ESCAPE '\\')")
+            # the server's Op.substring is a case-sensitive LIKE '%kw%' on Postgres; instr() is
+            # the same test without LIKE's wildcards
+            kw = query["keyword"]
+            where.append("(instr(username, ?) > 0 OR instr(job_name, ?) > 0 OR instr(vc, ?) > 0)")
             params.extend([kw, kw, kw])
         if "jobPriority" in query:
             wanted = query["jobPriority"].split(",")
