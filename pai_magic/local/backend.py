@@ -604,7 +604,10 @@ class LocalBackend:
                               "uri": f"/log-manager/{hostport}/api/v1/logs/user-{name}?{urlencode(query)}"})
         return {"locations": locations}
 
-    def log_content(self, name: str, query: Mapping[str, str]) -> bytes:
+    def log_content(self, name: str, query: Mapping[str, str], range_header: str | None = None
+                    ) -> tuple[int, bytes, dict[str, str]]:
+        """``(status, body, headers)`` of a log file, honouring ``Range: bytes=N-`` / ``bytes=-N``
+        as the log-manager's nginx does (200, 206 with Content-Range, or 416 past the end)."""
         if name not in ("stdout", "stderr", "all"):
             raise ApiError(404, "NoTaskLogError", "Log of task is not found.")
         try:
@@ -621,11 +624,25 @@ class LocalBackend:
         path = self.runner.log_dir(framework, ja, role, idx, ta) / name
         if not path.is_file():
             raise ApiError(404, "NoTaskLogError", "Log of task is not found.")
+        if query.get("tail-mode") == "true":
+            range_header = f"bytes=-{TAIL_BYTES}"
         with open(path, "rb") as fh:
-            if query.get("tail-mode") == "true":
-                size = path.stat().st_size
-                fh.seek(max(0, size - TAIL_BYTES))
-            return fh.read()
+            data = fh.read()
+        size = len(data)
+        match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", range_header or "")
+        if not match or (not match.group(1) and not match.group(2)):
+            return 200, data, {}
+        first, last = match.group(1), match.group(2)
+        if first:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+        else:  # a suffix: the last N bytes
+            start, end = max(0, size - int(last)), size - 1
+        if start >= size or start > end:
+            if not first and size == 0:
+                return 200, b"", {}
+            return 416, b"", {"Content-Range": f"bytes */{size}"}
+        return 206, data[start:end + 1], {"Content-Range": f"bytes {start}-{end}/{size}"}
 
     def events(self, framework: str, type_: str | None) -> dict[str, Any]:
         self._job_row(framework)

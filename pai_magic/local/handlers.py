@@ -228,8 +228,12 @@ class LogContentHandler(BaseHandler):
     """A log-manager link: self-authorizing through its signed ``token`` query value."""
 
     def get(self, _host: str, name: str) -> None:
-        data = self.backend.log_content(name, self.query())
+        status, data, headers = self.backend.log_content(name, self.query(), self.request.headers.get("Range"))
+        self.set_status(status)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Accept-Ranges", "bytes")
+        for key, value in headers.items():
+            self.set_header(key, value)
         self.finish(data)
 
 

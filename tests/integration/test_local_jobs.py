@@ -111,6 +111,16 @@ def test_logs_of_a_finished_job(local_backend):
     assert "to-out" in both and "to-err" in both
     tail = b.log_text(name, "main", which="stdout", tail=True)
     assert len(tail.encode()) == 16384 and out.endswith(tail)
+    # byte ranges, as the log-manager's nginx serves them (log following reads from an offset)
+    link = requests.get(f"{b.api}/jobs/{b.user}~{name}/attempts/0/taskRoles/main/taskIndex/0/attempts/0/logs",
+                        headers=b.headers(), timeout=T).json()["locations"]
+    stdout_uri = b.url + {loc["name"]: loc["uri"] for loc in link}["stdout"]
+    part = requests.get(stdout_uri, headers={"Range": "bytes=3-"}, timeout=T)
+    size = len(out.encode())
+    assert part.status_code == 206 and part.text == out[3:]
+    assert part.headers["Content-Range"] == f"bytes 3-{size - 1}/{size}"
+    past = requests.get(stdout_uri, headers={"Range": f"bytes={size}-"}, timeout=T)
+    assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{size}"
     # a link with a forged signature is refused
     loc = requests.get(f"{b.api}/jobs/{b.user}~{name}/attempts/0/taskRoles/main/taskIndex/0/attempts/0/logs",
                        headers=b.headers(), timeout=T).json()["locations"][0]["uri"]
