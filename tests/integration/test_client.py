@@ -184,11 +184,19 @@ def test_wait_timeout_carries_the_state(client):
         client.stop(name)
 
 
-def test_follow_logs_yields_everything_until_the_end(client):
-    name = submit_job(client, shell_job("talker", "for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done"))
-    chunks = list(follow_logs(client, name, poll=0.2, timeout=60))
+def test_follow_logs_yields_everything_until_the_end(client, tmp_path):
+    """The job cannot finish before the test has received its first line: proof of streaming."""
+    gate = tmp_path / "go"
+    name = submit_job(client, shell_job("talker", "echo line 1",
+                                        f"while [ ! -e {gate} ]; do sleep 0.05; done",
+                                        "for i in 2 3 4 5; do echo line $i; done"))
+    chunks: list[str] = []
+    for chunk in follow_logs(client, name, poll=0.2, timeout=60):
+        chunks.append(chunk)
+        if "".join(chunks) == "line 1\n":
+            gate.touch()  # the job was still running when this arrived
+    assert gate.exists()
     assert "".join(chunks) == "".join(f"line {i}\n" for i in range(1, 6))
-    assert len(chunks) >= 2  # it streamed, it did not only read at the end
 
 
 # ----- list, paging, filters, watcher --------------------------------------------------------
@@ -206,7 +214,8 @@ def test_list_paging_filters_and_watcher(fresh_local_backend):
         assert all(p.total == 12 for p in pages) and pages[0].has_more and not pages[2].has_more
         listed = [s.name for p in pages for s in p]
         assert sorted(listed) == sorted(names) and len(set(listed)) == 12
-        assert listed == sorted(listed, key=lambda n: -names.index(n))  # newest first
+        times = [s.submission_time for p in pages for s in p]
+        assert times == sorted(times, reverse=True)  # newest first, across pages
         failed = c.list_jobs(state="FAILED")
         assert {s.name for s in failed} == {n for i, n in enumerate(names) if i % 4 == 0} and failed.total == 3
         assert c.list_jobs(keyword="many1").total == 3  # many1, many10, many11
