@@ -90,18 +90,17 @@ def storage_access(client: Any, storage: str, *, key_path: str | None = None, im
         yield StorageAccess(storage, f"mounted at {mounted}", lambda rel: LocalFolderTarget(Path(mounted, rel)))
         return
     from pai_magic.core.jobs import submit_job
-    from pai_magic.core.ssh.keys import ensure_key
-    from pai_magic.core.storage.rootless import _remote_storage_path, _stop_quietly, helper_protocol, wait_for_ssh
+    from pai_magic.core.storage.rootless import _stop_quietly, helper_protocol, open_storage_session, resolve_key
 
-    key = ensure_key(key_path)
+    key = resolve_key(client, key_path)
     vc = getattr(getattr(client, "profile", None), "virtual_cluster", "default") or "default"
     job = submit_job(client, helper_protocol(storage, key.public_line, image=image, virtual_cluster=vc))
     if on_status:
         on_status(f"submitted helper job {job} to reach storage {storage}")
     session = None
     try:
-        session, _target, detail = wait_for_ssh(client, job, key, timeout=start_timeout, on_status=on_status)
-        root = _remote_storage_path(session, storage, f"/mnt/{storage}")
+        session, _target, detail, root = open_storage_session(client, job, key, storage, f"/mnt/{storage}",
+                                                              wait_timeout=start_timeout, on_status=on_status)
         sftp = session.sftp()
         yield StorageAccess(storage, f"SFTP through helper job {detail.full_name}",
                             lambda rel: SftpTarget(sftp, f"{root.rstrip('/')}/{rel}" if rel else root))

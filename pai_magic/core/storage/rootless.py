@@ -152,22 +152,23 @@ def require_sshfs() -> str:
 # -- reaching a job's task ------------------------------------------------------------------
 
 def task_target(client: Any, job: str, *, role: str | None = None, index: int = 0):
-    """The SSH target of a RUNNING task of ``job`` (``name`` or ``user~name``)."""
-    from pai_magic.core.ssh.connect import SshTarget
-    from pai_magic.core.ssh.known_hosts import host_key_alias
+    """The SSH target of a RUNNING task of ``job`` (``name`` or ``user~name``), as the SSH layer
+    names it (its known_hosts alias includes the task's attempt)."""
+    from pai_magic.core.ssh.tasks import task_target as ssh_task_target
 
     detail = client.get_job(job)
     if detail.state != "RUNNING":
         raise InvalidInputError(f"Job {detail.full_name} is {detail.state}, not RUNNING: a storage can only be "
                                 f"mounted through a running job.")
-    task = detail.task(role, index)
-    ssh_ports = task.ports.get("ssh")
-    if not ssh_ports or not task.container_ip:
-        raise InvalidInputError(f"Job {detail.full_name} has no SSH on task {task.role}/{task.index}: submit it "
-                                f"with --ssh (the ssh runtime plugin) or let pai_magic start a helper job.")
-    alias = host_key_alias(detail.full_name, task.role, task.index, task.attempt_id)
-    return SshTarget(host=task.container_ip, port=int(ssh_ports[0]), host_key_alias=alias, user="root",
-                     label=f"task {task.role}/{task.index} of job {detail.full_name}"), detail
+    return ssh_task_target(detail, role, index), detail
+
+
+def resolve_key(client: Any, key_path: str | None, *, create: bool = True):
+    """The key pai_magic connects with: the given path, the profile's, the user's, or ours."""
+    from pai_magic.core.ssh.keys import ensure_key, find_key
+
+    configured = key_path or getattr(getattr(client, "profile", None), "ssh_key", None)
+    return ensure_key(configured) if create else find_key(configured)
 
 
 def _job_mount_path(client: Any, job: str, storage: str | None) -> tuple[str, str]:
@@ -246,6 +247,41 @@ def wait_for_ssh(client: Any, job: str, key: Any, *, timeout: float,
         delay = min(delay * 1.5, 3.0)
 
 
+def open_storage_session(client: Any, job: str, key: Any, storage: str, mount_path: str, *,
+                         wait_timeout: float | None = None, on_status: Callable[[str], None] | None = None,
+                         attempts: int = 3):
+    """Connect to the job's task and find the storage in it: (session, target, detail, path).
+
+    ``wait_timeout`` first waits for a just-submitted job. A connection that drops right after
+    it was opened (a task still settling) is retried: the probe only reads a path.
+    """
+    import paramiko
+
+    from pai_magic.core.ssh.connect import connect
+
+    last_exc: BaseException | None = None
+    for attempt in range(max(1, attempts)):
+        session = None
+        try:
+            if wait_timeout is not None:
+                session, target, detail = wait_for_ssh(client, job, key, timeout=wait_timeout, on_status=on_status)
+            else:
+                target, detail = task_target(client, job)
+                session = connect(target, key)
+            return session, target, detail, _remote_storage_path(session, storage, mount_path)
+        except (paramiko.SSHException, EOFError, OSError, UnreachableError) as exc:
+            last_exc = exc
+            if session is not None:
+                session.close()
+            time.sleep(0.5 * (attempt + 1))
+        except BaseException:
+            if session is not None:
+                session.close()
+            raise
+    raise UnreachableError(f"The SSH connection to job {job} kept dropping ({last_exc}): check that the job is "
+                           f"still RUNNING, then retry.")
+
+
 # -- mount / unmount ------------------------------------------------------------------------
 
 def mount_via_job(client: Any, mountpoint: str, *, storage: str | None = None, job: str | None = None,
@@ -258,7 +294,6 @@ def mount_via_job(client: Any, mountpoint: str, *, storage: str | None = None, j
     ``subpath`` mounts a folder inside the storage (e.g. the user's own). The helper job is
     stopped again if anything fails after it was submitted.
     """
-    from pai_magic.core.ssh.keys import ensure_key, find_key
     from pai_magic.core.ssh.known_hosts import KnownHosts
 
     if not storage and not job:
@@ -272,7 +307,7 @@ def mount_via_job(client: Any, mountpoint: str, *, storage: str | None = None, j
                                message=f"{mp} is already mounted ({existing.source}); nothing to do.")
         raise MountError(f"{mp} already has {existing.source} ({existing.fstype}) mounted on it: unmount it first "
                          f"(%pai_umount {shlex.quote(mp)}) or choose another folder.")
-    key = find_key(key_path) if dry_run else ensure_key(key_path)
+    key = resolve_key(client, key_path, create=not dry_run)
     known = KnownHosts()
     if dry_run:
         where = job or f"<helper job for {storage}>"
@@ -295,15 +330,13 @@ def mount_via_job(client: Any, mountpoint: str, *, storage: str | None = None, j
                                                           virtual_cluster=vc))
             if on_status:
                 on_status(f"submitted helper job {job_name}")
-            session, target, detail = wait_for_ssh(client, job_name, key, timeout=start_timeout, on_status=on_status)
             storage_name, mount_path = str(storage), f"/mnt/{storage}"
+            session, target, detail, remote = open_storage_session(client, job_name, key, storage_name, mount_path,
+                                                                   wait_timeout=start_timeout, on_status=on_status)
         else:
-            from pai_magic.core.ssh.connect import connect
-
-            target, detail = task_target(client, job_name)
-            storage_name, mount_path = _job_mount_path(client, job_name, storage)
-            session = connect(target, key)
-        remote = _remote_storage_path(session, storage_name, mount_path)
+            storage_name, mount_path = _job_mount_path(client, str(job_name), storage)
+            session, target, detail, remote = open_storage_session(client, str(job_name), key, storage_name,
+                                                                   mount_path)
         if subpath:
             remote = remote.rstrip("/") + "/" + subpath.strip("/")
             from pai_magic.core.ssh.exec import run_capture
