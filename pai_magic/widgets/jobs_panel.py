@@ -78,8 +78,9 @@ class PaiPanel:
         self.ssh_lines: list[str] = []
         self.last_submitted: str | None = None
         self._build()
-        self.refresh()
         self._stop_event = threading.Event()
+        if not refresh_interval:
+            self.refresh()
         self._thread: threading.Thread | None = None
         if refresh_interval:
             self._thread = threading.Thread(target=self._auto_refresh, args=(float(refresh_interval),),
@@ -371,8 +372,11 @@ class PaiPanel:
                 self.ssh_text.layout.display = None
 
     def _auto_refresh(self, interval: float) -> None:
-        """Refresh in the background; back off after failures, stop when closed."""
+        """Refresh in the background (the first one at once, so showing the panel never waits
+        on the network); back off after failures, stop when closed."""
         wait = interval
-        while not self._stop_event.wait(wait):
+        while not self._stop_event.is_set():
             ok = self.refresh()
             wait = interval if ok else min(wait * 2, MAX_INTERVAL)
+            if self._stop_event.wait(wait):
+                return
