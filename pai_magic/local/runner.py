@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -170,6 +169,8 @@ class Runner:
     def shutdown(self) -> None:
         """Graceful backend stop: end every task and record the jobs as interrupted."""
         self._closing = True
+        # let a launch in progress finish first, so no task starts after the kill below
+        self._pool.shutdown(wait=True, cancel_futures=True)
         with self._rt_lock:
             runtimes = list(self._runtimes.items())
         for _job, rt in runtimes:
@@ -180,7 +181,6 @@ class Runner:
             for proc in list(rt.procs.values()):
                 if proc.thread is not None:
                     proc.thread.join(timeout=5)
-        self._pool.shutdown(wait=True, cancel_futures=True)
         for job in self.store.active_jobs():
             self._mark_lost(job["name"], self.store.get_tasks(job["name"]), job)
 
@@ -193,12 +193,14 @@ class Runner:
             if args:
                 job = args[0]
                 rt = self._rt(job)
+                outcome = _Outcome("FAILED", BACKEND_LOST_CODE, "the embedded backend could not start the job "
+                                                                "(see its log)")
                 with rt.lock:
-                    self._kill_all(rt, "internal error")
-                    if not rt.procs:
-                        self._finalize(job, rt, _Outcome("FAILED", BACKEND_LOST_CODE,
-                                                         "the embedded backend could not start the job"),
-                                       allow_retry=False)
+                    if rt.procs:  # the tasks that did start end; their exits finalize the job FAILED
+                        rt.completing = outcome
+                        self._kill_all(rt, "the job could not start")
+                    else:
+                        self._finalize(job, rt, outcome, allow_retry=False)
 
     def _mark_lost(self, name: str, tasks: list[dict[str, Any]], job: dict[str, Any]) -> None:
         t = now_ms()

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -297,7 +297,3 @@ class _Tx:
         finally:
             self.store._lock.release()
 
-
-def iter_rows(rows: Iterable[sqlite3.Row]) -> Iterator[dict[str, Any]]:
-    for row in rows:
-        yield dict(row)

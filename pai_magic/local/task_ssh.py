@@ -615,13 +615,13 @@ class TaskSshServer:
         with self._lock:
             transports = list(self._transports)
             procs = list(self._procs)
-        for proc in procs:
-            _killpg(proc.pid, signal.SIGHUP)
-        for t in transports:
+        for t in transports:  # like a container going away: the link drops first
             try:
                 t.close()
             except Exception:
                 pass
+        for proc in procs:
+            _killpg(proc.pid, signal.SIGHUP)
         for proc in procs:
             try:
                 proc.wait(timeout=KILL_GRACE)

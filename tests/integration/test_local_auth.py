@@ -158,3 +158,37 @@ def test_restart_keeps_users_and_tokens(fresh_local_backend):
     b.stop()
     b.start()
     assert requests.get(f"{b.api}/tokens/check", headers=b.headers(token), timeout=T).status_code == 200
+
+
+def test_default_user_gets_a_generated_password_saved_0600_never_printed(tmp_path):
+    import getpass
+    import os
+    import stat
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pai_magic.local import find_running, read_credentials
+
+    data = tmp_path / "data"
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    proc = subprocess.Popen([sys.executable, "-m", "pai_magic.local", "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(repo))
+    try:
+        url = proc.stdout.readline().decode().strip()
+        assert url.startswith("http://127.0.0.1:")
+        user, password = read_credentials(data)
+        assert user == getpass.getuser()
+        assert stat.S_IMODE((data / "credentials.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert find_running(data) == url
+        resp = requests.post(f"{url}/rest-server/api/v2/authn/basic/login",
+                             json={"username": user, "password": password}, timeout=T)
+        assert resp.status_code == 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert password not in (out + err).decode()
+    assert out.decode().strip() == ""  # only the URL line, read above
+    assert not (data / "server.json").exists()
