@@ -92,12 +92,20 @@ def parse_storage(text: str) -> tuple[str, str | None]:
     return name, None
 
 
+_RESERVED_VARS = frozenset({"get_ipython", "exit", "quit", "In", "Out", "display"})
+
+
 def check_var(name: str | None, option: str = "-o") -> str | None:
-    """A variable name for ``-o VAR``: refuse what would not be a Python identifier."""
+    """A variable name for ``-o VAR``: a plain identifier that does not shadow what the
+    shell itself needs (``get_ipython`` runs every magic; ``_`` names are IPython's)."""
     if name is None:
         return None
-    if not _VAR_RE.match(name):
+    import keyword
+
+    if not _VAR_RE.match(name) or keyword.iskeyword(name):
         raise UsageError(f"{option} {name!r} is not a Python variable name: use letters, digits and _, e.g. {option} job.")
+    if name in _RESERVED_VARS or name.startswith("_"):
+        raise UsageError(f"{option} {name!r} would hide a name IPython needs: choose another, e.g. {option} job.")
     return name
 
 

@@ -61,9 +61,14 @@ def friendly_message(err: PaiError, *, url: str | None = None, job: str | None =
             return f"Cannot reach the cluster at {url}: {message}"
         return message
     if isinstance(err, InvalidInputError) and err.details:
-        shown = "; ".join(one_line(d) for d in err.details[:3])
-        more = f" (+{len(err.details) - 3} more)" if len(err.details) > 3 else ""
-        return f"{message.rstrip('.:')}: {shown}{more}"
+        # the core's message usually quotes the first problem already: add only the others
+        rest = [one_line(d) for d in err.details
+                if one_line(d) not in message and one_line(d).partition(": ")[2] not in message]
+        if not rest:
+            return message
+        shown = "; ".join(rest[:3])
+        more = f" (+{len(rest) - 3} more)" if len(rest) > 3 else ""
+        return f"{message.rstrip('.:;')}. Also: {shown}{more}"
     if isinstance(err, PaiTimeoutError):
         return message
     return message

@@ -81,7 +81,7 @@ class LoginMagics(Magics):
         if not url:
             raise UsageError("Give the cluster URL: %pai_login http://HOST[:PORT] (or %pai_local for a local one).")
         with usage_errors(url=url):
-            url = normalize_url(url)
+            url = _checked_url(url, normalize_url)
             info = detect_cluster(url)
         profile_name = args.profile
         if profile_name is None and current is not None and current.url == url and current.name != "env":
@@ -95,6 +95,9 @@ class LoginMagics(Magics):
                 token = ask_secret(f"Paste your OpenPAI token for {url} (Profile -> tokens in the web portal): ")
                 if not token:
                     raise UsageError("No token pasted: nothing was changed.")
+                if not token.isascii() or not token.isprintable() or " " in token:
+                    raise UsageError("That is not a token (tokens are one word of plain ASCII characters): "
+                                     "copy it again from the web portal (Profile -> tokens).")
                 profile, _status = login_with_token(url, token, user=user, profile_name=profile_name)
             else:
                 user = user or _login_name()
@@ -159,6 +162,22 @@ class LoginMagics(Magics):
         session.forget_client()
         note = "started in this kernel" if started else "already running"
         return whoami_view(profile, info, f"local backend {note}; jobs run as local processes")
+
+
+def _checked_url(raw: str, normalize: Any) -> str:
+    """The canonical cluster URL, or a UsageError: ``http://host:abc``, ``http://::`` or
+    ``http://[::1`` would otherwise fail deep in urllib with a bare ValueError."""
+    from urllib.parse import urlsplit
+
+    try:
+        url = normalize(raw)
+        parts = urlsplit(url)
+        ok = bool(parts.hostname) and parts.port != 0  # .port raises ValueError when not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(f"{raw!r} is not a cluster URL: give it as http://HOST[:PORT] with a port from 1 to 65535.")
+    return url
 
 
 def _login_name() -> str:

@@ -42,6 +42,11 @@ def register_status_extra(func: StatusExtra) -> StatusExtra:
     return func
 
 
+def unregister_status_extra(func: StatusExtra) -> None:
+    if func in _EXTRAS:
+        _EXTRAS.remove(func)
+
+
 def rich_frontend(shell: Any, mode: str = "auto") -> bool:
     """True when the front end renders HTML and replaces displays in place (a Jupyter kernel)."""
     if mode == "html":

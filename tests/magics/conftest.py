@@ -130,6 +130,11 @@ def known_secrets(extra: list[str]) -> set[str]:
     return found
 
 
+def leaked(text: str, secrets: set[str]) -> list[str]:
+    """The secrets (shown only by their first 3 characters) that appear in ``text``."""
+    return [f"{s[:3]}…" for s in sorted(secrets) if len(s) >= 6 and s in text]
+
+
 @pytest.fixture
 def secrets_to_hide() -> list[str]:
     """Tests append secrets they create; the backend's are added by ``pai``."""
@@ -151,8 +156,8 @@ def shell(tmp_path: Path, capsys: Any, secrets_to_hide: list[str]) -> Iterator[D
             InteractiveShell.clear_instance()
             secrets = known_secrets(secrets_to_hide)
             SECRETS_SEEN.update(secrets)
-            leaked = [f"{s[:3]}…" for s in secrets if len(s) >= 6 and s in text]
-            assert not leaked, f"secret(s) shown in a magic's output: {leaked}"
+            found = leaked(text, secrets)
+            assert not found, f"secret(s) shown in a magic's output: {found}"
 
 
 @pytest.fixture

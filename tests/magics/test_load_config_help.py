@@ -129,3 +129,18 @@ def test_without_a_profile_every_magic_says_to_log_in(shell):
         with pytest.raises(UsageError, match="%pai_login"):
             shell.run(line)
     assert shell.run("1 + 1") == 2
+
+
+def test_ssh_option_adds_the_plugin_with_the_users_public_key(shell, tmp_path, monkeypatch, secrets_to_hide):
+    """--ssh takes the public key from pai_magic.core.ssh (generated here: the test HOME has no ~/.ssh)."""
+    from pai_magic.core.paths import config_dir
+    from pai_magic.core.protocol import job_has_ssh, ssh_user_keys
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    job = _dry_run(shell, "--ssh --keep-alive", "python serve.py")
+    key_dir = config_dir() / "ssh"
+    private = next(p for p in key_dir.iterdir() if not p.name.endswith(".pub") and p.is_file())
+    secrets_to_hide.append(private.read_text().strip().splitlines()[1])  # a line of the private key
+    public = next(key_dir.glob("*.pub")).read_text().strip()
+    assert job_has_ssh(job) and ssh_user_keys(job) == [public]
+    assert job["taskRoles"]["taskrole"]["commands"] == ["python serve.py", "sleep infinity"]

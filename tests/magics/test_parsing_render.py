@@ -49,8 +49,9 @@ def test_job_refs_and_vars():
         with pytest.raises(UsageError):
             split_job_ref(bad)
     assert check_var("job") == "job"
-    with pytest.raises(UsageError, match="-o"):
-        check_var("1job")
+    for bad in ("1job", "class", "get_ipython", "_", "_x", "In", "a-b"):
+        with pytest.raises(UsageError, match="-o"):
+            check_var(bad)
 
 
 def test_protocol_detection():
@@ -71,6 +72,8 @@ def test_friendly_messages_say_what_to_do():
     assert "http://10.9.9.9:80" in down and "connection refused" in down
     bad = friendly_message(InvalidInputError("invalid job", details=["a: x\nmore", "b: y", "c: z", "d: w"]))
     assert "\n" not in bad and "a: x more" in bad and "(+1 more)" in bad
+    quoted = friendly_message(InvalidInputError("invalid: a: x (and 1 more)", details=["a: x", "b: y"]))
+    assert quoted == "invalid: a: x (and 1 more). Also: b: y"
     assert friendly_message(NotFoundError("Job x not found: check %pai_jobs")) == "Job x not found: check %pai_jobs"
 
 
