@@ -105,6 +105,58 @@ def _killpg(pid: int, sig: int) -> None:
         pass
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (read from /proc before anyone is killed, while the
+    parent links still exist): a command may have moved to its own session (setsid)."""
+    parent_of: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().decode("ascii", "replace")
+            parent_of[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    out: list[int] = []
+    frontier = [pid]
+    while frontier:
+        cur = frontier.pop()
+        kids = [p for p, pp in parent_of.items() if pp == cur]
+        out.extend(kids)
+        frontier.extend(kids)
+    return out
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().decode("ascii", "replace").rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _kill_tree(pid: int, sig: int) -> None:
+    """Signal the session started for a channel and everything it spawned, wherever it went."""
+    targets = _descendants(pid)
+    _killpg(pid, sig)
+    for child in targets:
+        try:
+            pgid = os.getpgid(child)
+        except ProcessLookupError:
+            continue
+        if pgid != pid:
+            _killpg(pgid, sig)
+        try:
+            os.kill(child, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 class _ChannelSession:
     """One session channel: its pty wish, env requests and the process it runs."""
 
@@ -255,10 +307,10 @@ class _ChannelSession:
                 pass
             gone = self.channel.closed or not self.channel.get_transport().is_active()
             if gone and hung_up_at is None:
-                _killpg(proc.pid, signal.SIGHUP)  # the client went away (Ctrl-C, lost link)
+                _kill_tree(proc.pid, signal.SIGHUP)  # the client went away (Ctrl-C, lost link)
                 hung_up_at = time.monotonic()
             elif hung_up_at is not None and time.monotonic() - hung_up_at > KILL_GRACE:
-                _killpg(proc.pid, signal.SIGKILL)
+                _kill_tree(proc.pid, signal.SIGKILL)
         for t in getattr(self, "_pumps", []):
             t.join(timeout=5 if self.master_fd is None else 0.5)
         if self.master_fd is not None:
@@ -620,13 +672,21 @@ class TaskSshServer:
                 t.close()
             except Exception:
                 pass
+        trees = {proc.pid: [(c, _start_time(c)) for c in _descendants(proc.pid)] for proc in procs}
         for proc in procs:
-            _killpg(proc.pid, signal.SIGHUP)
+            _kill_tree(proc.pid, signal.SIGHUP)
         for proc in procs:
             try:
                 proc.wait(timeout=KILL_GRACE)
             except subprocess.TimeoutExpired:
-                _killpg(proc.pid, signal.SIGKILL)
+                pass
+            _killpg(proc.pid, signal.SIGKILL)
+            for child, started in trees[proc.pid]:  # reparented by now: signalled by pid,
+                if _start_time(child) == started:     # unless that pid was reused meanwhile
+                    try:
+                        os.kill(child, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
         self._thread.join(timeout=2)
 
     def __enter__(self) -> "TaskSshServer":

@@ -165,8 +165,16 @@ def run_command(session: SshSession, command: str, *, on_stdout: Output | None =
         tail = err_dec.decode(b"", final=True)
         if tail:
             emit_err(tail)
-        if chan.exit_status_ready():
+        # paramiko also sets the status event when a channel closes, leaving exit_status -1
+        if chan.exit_status_ready() and chan.recv_exit_status() != -1:
             return chan.recv_exit_status()
+        # No status: a signal killed the command, or the link died (paramiko closes the
+        # channels a moment before it marks the transport dead, so ask the peer).
+        try:
+            session.probe()
+        except UnreachableError:
+            raise UnreachableError(f"SSH connection to {session.target.where} was lost while the command "
+                                   "ran; its exit status is unknown.") from None
         return NO_STATUS
     except KeyboardInterrupt:
         _send_signal(chan, "INT")
