@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pai_magic.cli.login",
     "pai_magic.cli.jobs",
     "pai_magic.cli.storage",
+    "pai_magic.cli.registry",
 )
 
 

@@ -141,29 +141,35 @@ class RegistryClient:
 
     @classmethod
     def from_profile(cls, profile: Any = None, **kwargs: Any) -> "RegistryClient":
-        """The registry of ``profile`` (default: the active profile, or ``PAI_REGISTRY``)."""
-        if profile is None:
-            import os
+        """The registry of ``profile``: a Profile, a profile name, or None for the current one.
+
+        With no usable profile, ``PAI_REGISTRY`` (+ ``PAI_REGISTRY_USER`` /
+        ``PAI_REGISTRY_PASSWORD``) still works: pushing images needs no cluster login.
+        """
+        import os
+
+        if profile is None or isinstance(profile, str):
+            from pai_magic.core.profiles import load_profile
 
             try:
-                from pai_magic.core.profiles import load_profile
-
-                profile = load_profile()
+                profile = load_profile(profile)
             except PaiError:
+                if isinstance(profile, str):
+                    raise  # a profile the person named must exist
                 profile = None
-            if profile is None or not getattr(profile, "registry_url", None):
-                env = os.environ.get("PAI_REGISTRY")
-                if env:
-                    from pai_magic.core.profiles import normalize_registry_url
-
-                    return cls(normalize_registry_url(env) or env, os.environ.get("PAI_REGISTRY_USER"),
-                               os.environ.get("PAI_REGISTRY_PASSWORD"), **kwargs)
         url = getattr(profile, "registry_url", None)
+        user = getattr(profile, "registry_user", None)
+        password = getattr(profile, "registry_password", None)
+        if not url and os.environ.get("PAI_REGISTRY", "").strip():
+            from pai_magic.core.profiles import normalize_registry_url
+
+            url = normalize_registry_url(os.environ["PAI_REGISTRY"])
+            user = os.environ.get("PAI_REGISTRY_USER") or None
+            password = os.environ.get("PAI_REGISTRY_PASSWORD") or None
         if not url:
             raise InvalidInputError("No registry configured: set PAI_REGISTRY=http://HOST:5000 or registry_url "
-                                    "in the profile (pai-magic profile set registry_url=...).")
-        return cls(url, getattr(profile, "registry_user", None), getattr(profile, "registry_password", None),
-                   **kwargs)
+                                    "in the profile.")
+        return cls(url, user, password, **kwargs)
 
     def __repr__(self) -> str:
         return f"RegistryClient({self.url!r}, workers={self.workers})"
@@ -466,3 +472,17 @@ class RegistryClient:
         sharing = [t for t, d in zip(others, digests) if d == digest]
         self.delete_manifest(ref.repository, digest)
         return DeleteResult(str(ref), digest, sharing)
+
+
+def open_registry(url: str | None = None, profile: Any = None, **kwargs: Any) -> RegistryClient:
+    """The registry a face should talk to: ``url`` when given (credentials from
+    ``PAI_REGISTRY_USER`` / ``PAI_REGISTRY_PASSWORD`` or ~/.docker/config.json), else the
+    profile's (a Profile, a profile name, or None for the current one), else ``PAI_REGISTRY``."""
+    if url:
+        import os
+
+        from pai_magic.core.profiles import normalize_registry_url
+
+        return RegistryClient(normalize_registry_url(url) or url, os.environ.get("PAI_REGISTRY_USER") or None,
+                              os.environ.get("PAI_REGISTRY_PASSWORD") or None, **kwargs)
+    return RegistryClient.from_profile(profile, **kwargs)

@@ -170,3 +170,15 @@ class DeleteResult:
             return None
         return (f"{self.digest[:19]} was also tagged {', '.join(self.other_tags)}: "
                 "the registry deletes by digest, so those tags are gone too.")
+
+
+def human_size(size: int | None) -> str:
+    """Bytes as people read them (``12.3 MB``); registries report compressed sizes."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover
