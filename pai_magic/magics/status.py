@@ -346,7 +346,10 @@ def _copy(snap: StatusSnapshot, **changes: Any) -> StatusSnapshot:
 
 
 def _short_error(exc: BaseException) -> str:
+    """A note for the status line: the same sentence a magic would raise, kept short."""
+    from pai_magic.core.errors import PaiError
     from pai_magic.magics.args import one_line
+    from pai_magic.magics.errors import friendly_message
 
-    text = one_line(str(exc)) or type(exc).__name__
-    return f"watch paused: {text[:200]}"
+    text = friendly_message(exc) if isinstance(exc, PaiError) else one_line(str(exc))
+    return f"watch paused: {(text or type(exc).__name__)[:200]}"

@@ -168,9 +168,18 @@ def test_the_kernel_runs_other_cells_while_a_job_runs(pai):
 
 
 def test_wait_blocks_until_the_end(pai):
+    board = get_session(pai.shell).board()
     handle = pai.cell("pai_job", "waited --wait", "echo done")
-    tracked = get_session(pai.shell).board()._jobs[(handle.user, handle.name)]
+    tracked = board._jobs[(handle.user, handle.name)]
     assert tracked.done.is_set() and tracked.snapshot.state == "SUCCEEDED"
+    # PaiMagics.wait makes blocking the default; --no-wait still returns at once
+    pai.run("%config PaiMagics.wait = True")
+    handle = pai.cell("pai_job", "default_wait", "echo done")
+    assert board._jobs[(handle.user, handle.name)].done.is_set()
+    handle = pai.cell("pai_job", "no_wait --no-wait", "sleep 30")
+    assert not handle.detail().terminal
+    handle.stop()
+    assert _finish(handle).state == "STOPPED"
 
 
 def test_ctrl_c_detaches_and_leaves_the_job_running(pai, monkeypatch):
@@ -292,3 +301,23 @@ def test_unreachable_cluster_names_the_url(pai):
     with pytest.raises(UsageError) as info:
         pai.line("pai_jobs")
     assert f"127.0.0.1:{port}" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_watcher_survives_a_backend_outage(shell, fresh_local_backend, secrets_to_hide, monkeypatch):
+    backend = fresh_local_backend
+    secrets_to_hide.extend([backend.password, backend.token])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": backend.password)
+    shell.run("%config PaiMagics.poll_interval = 0.2")
+    shell.line("pai_login", f"{backend.url} --user {backend.user}")
+    handle = shell.cell("pai_job", "outage", "sleep 60")
+    _until(lambda: any(t.startswith(f"[pai] {handle.name}: RUNNING") for t in shell.recorder.texts()),
+           "the status line to show RUNNING")
+    backend.stop()
+    _until(lambda: any("watch paused" in t and backend.url in t for t in shell.recorder.texts()),
+           "the status line to say the cluster is unreachable")
+    assert shell.run("'still usable'") == "still usable"
+    backend.start()
+    detail = _finish(handle)
+    assert detail.state in ("FAILED", "STOPPED")
+    last = [t for t in shell.recorder.texts() if t.startswith(f"[pai] {handle.name}:")][-1]
+    assert last.startswith(f"[pai] {handle.name}: {detail.state}") and "watch paused" not in last
