@@ -60,6 +60,9 @@ def protocol_errors(job: Any) -> list[str]:
         return lines
     except RecursionError:
         return ["(root): nested too deeply to be a job protocol"]
+    except Exception as exc:  # noqa: BLE001  (a checker bug must not crash a face)
+        return [f"(root): could not be checked (internal error {type(exc).__name__}); "
+                "please report it with the job file"]
 
 
 def validate_protocol(job: Any) -> dict[str, Any]:

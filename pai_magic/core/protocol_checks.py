@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pai_magic.core.protocol_render import TemplateError, _top_level_tokens, command_list
+from pai_magic.core.protocol_render import TemplateError, _top_level_tokens, command_list, js_falsy
 
 __all__ = ["reference_errors"]
 
@@ -36,7 +36,7 @@ def _declared(job: dict[str, Any]) -> tuple[dict[str, dict[str, int]], list[str]
         if not isinstance(item, dict):
             continue
         kind, name = item.get("type"), item.get("name")
-        if kind not in by_kind or not isinstance(name, str):
+        if not isinstance(kind, str) or kind not in by_kind or not isinstance(name, str):
             continue
         if name in by_kind[kind]:
             errors.append(f"prerequisites[{index}].name: duplicate {kind} prerequisite {name!r} "
@@ -163,6 +163,6 @@ def _render_errors(job: dict[str, Any], roles: dict[str, Any], default_ok: bool)
                 line = _template_error(path, value)
                 if line:
                     errors.append(line)
-            elif value and prop not in ("username", "password", "registryuri"):
+            elif not js_falsy(value) and prop not in ("username", "password", "registryuri"):
                 errors.append(f"{path}: must be a string")  # the three named are schema errors
     return errors

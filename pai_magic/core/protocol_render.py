@@ -24,7 +24,7 @@ from pai_magic.core.errors import InvalidInputError
 from pai_magic.core.protocol_yaml import js_string
 
 __all__ = ["render_template", "render_commands", "render_auth", "render_entrypoints",
-           "TemplateError", "js_trim", "default_deployment", "command_list"]
+           "TemplateError", "js_trim", "js_falsy", "default_deployment", "command_list"]
 
 # JavaScript's \s (WhiteSpace + LineTerminator), which also drives String.prototype.trim.
 _JS_WS_CHARS = "\t\n\x0b\x0c\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006" \
@@ -39,10 +39,26 @@ _INDEX_RE = re.compile(r"\[([0-9]+)\]")
 _ARRAY_INDEX_RE = re.compile(r"^(?:0|[1-9][0-9]*)$")
 
 SERVER_TAGS = ("<%", "%>")
+# mustache.js 2.3 caches parsed templates in a plain object keyed by the template text,
+# so a template that IS the name of an Object.prototype member finds a function in the
+# cache instead of tokens, and the server fails the submit ("tokens is not iterable").
+_JS_OBJECT_MEMBERS = frozenset({
+    "constructor", "__proto__", "__defineGetter__", "__defineSetter__", "__lookupGetter__",
+    "__lookupSetter__", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable",
+    "toLocaleString", "toString", "valueOf"})
 
 
 class TemplateError(ValueError):
     """mustache.js refused the template (the rest-server then fails the submit)."""
+
+
+def js_falsy(value: Any) -> bool:
+    """JavaScript falsiness (an empty list or mapping is truthy there)."""
+    if value is None or value is False or value == "":
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == 0 or value != value  # 0, -0 and NaN
+    return False
 
 
 def js_trim(text: str) -> str:
@@ -77,6 +93,8 @@ def _top_level_tokens(template: str, tags: tuple[str, str] = SERVER_TAGS
     line stripping. Raises TemplateError where mustache.js throws."""
     if not template:
         return []
+    if template in _JS_OBJECT_MEMBERS:
+        raise TemplateError(f"the server cannot render a template that is exactly {template!r}")
     compiled = _compile_tags(tags)
     tokens: list[tuple[str, str] | None] = []
     sections: list[str] = []
@@ -237,7 +255,7 @@ def _prerequisites_of(job: dict[str, Any], kind: str) -> dict[str, Any]:
 def default_deployment(job: dict[str, Any]) -> dict[str, Any] | None:
     """The deployment named by ``defaults.deployment``, the only one the server applies."""
     defaults = job.get("defaults")
-    if not isinstance(defaults, dict) or "deployment" not in defaults:
+    if not isinstance(defaults, dict) or not isinstance(defaults.get("deployment"), str):
         return None
     return _by_name(job.get("deployments")).get(defaults["deployment"])
 
@@ -313,7 +331,7 @@ def render_auth(job: dict[str, Any]) -> dict[str, dict[str, str]]:
         for prop, value in auth.items():
             if isinstance(value, str):
                 template = value
-            elif not value:  # mustache.js renders any falsy template as ""
+            elif js_falsy(value):  # mustache.js renders any falsy template as ""
                 template = ""
             else:  # mustache.js calls .search() on it and the server fails
                 raise InvalidInputError(

@@ -52,20 +52,28 @@ class JsYamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader with js-yaml 3's implicit types, string keys and
     duplicate-key errors."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                key = js_string(self.construct_object(key_node, deep=True))
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        f"duplicated mapping key {key!r}", key_node.start_mark)
-                seen.add(key)
-        mapping = super().construct_mapping(node, deep=deep)
-        return {js_string(k): v for k, v in mapping.items()}
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            key = js_string(self.construct_object(key_node, deep=True))
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicated mapping key {key!r}", key_node.start_mark)
+            seen.add(key)
+        self.flatten_mapping(node)  # merged pairs first, so explicit keys win
+        # Keys are converted one by one (not through a dict first): in Python 1 == True,
+        # in JavaScript "1" and "true" are different object keys.
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = js_string(self.construct_object(key_node, deep=True))
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
     def construct_yaml_set(self, node: yaml.MappingNode):  # type: ignore[override]
         # js-yaml's !!set is an object whose values are null.
