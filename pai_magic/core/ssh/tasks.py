@@ -73,11 +73,20 @@ def _key_for(client: Any, key: SshKey | str | Path | None) -> SshKey | str | Pat
 
 
 def resolve_target(client: Any, name: str, task: str | None = None) -> tuple[SshTarget, JobDetail]:
+    """The task's SSH target; a job without user SSH (the portal's test) is refused up front,
+    since a cluster may still list an ssh port for it that nobody can log in to."""
+    from pai_magic.core.protocol import job_has_ssh
+
     detail = client.get_job(name)
     if detail.terminal:
         forget_job_keys(detail.full_name)
     role, index = parse_task(task)
-    return task_target(detail, role, index), detail
+    target = task_target(detail, role, index)
+    config = client.job_config(name)
+    if not (isinstance(config, dict) and job_has_ssh(config)):
+        raise InvalidInputError(f"Job {detail.full_name} was submitted without SSH (no ssh plugin with a user "
+                                "key): submit a new job with --ssh.")
+    return target, detail
 
 
 def open_task_session(client: Any, name: str, *, task: str | None = None,
