@@ -212,10 +212,11 @@ class PaiMagics(Magics):
         if var:
             self.shell.user_ns[var] = handle
         wait = opts.wait if args.wait is None else args.wait
-        handle.display_status()
-        handle._shown_in = session.cell_serial  # the returned handle must not show a 2nd line
         if wait:
+            handle.display_status()  # marks the handle shown in this cell: the result adds no 2nd line
             self._block(handle)
+        # Without --wait the returned handle IS the status: the display hook calls its
+        # _ipython_display_, which shows the live line (a terminal reads "Out[n]: [pai] ...").
         return handle
 
     def _build_job(self, args: Any, cell: str, session: Any, opts: Any, memory_mb: int | None,
