@@ -151,3 +151,23 @@ def test_no_scheme_and_refused_port(fake):
         with pytest.raises(UnreachableError) as err:
             client.ping()
     assert "registry_url" in str(err.value)
+
+
+def test_server_closing_keep_alive_connections_is_retried_transparently(fake):
+    # a proxy or registry dropping idle keep-alive connections: the next GET on a dead
+    # socket fails and must be resent on a fresh connection (GET is idempotent)
+    srv = fake({"/v2/_catalog?n=1000": [(200, {}, {"repositories": ["a", "b"]})],
+                "/v2/a/tags/list": [(200, {}, {"tags": ["1"]})],
+                "/v2/b/tags/list": [(200, {}, {"tags": ["2"]})]})
+    handler = srv.httpd.RequestHandlerClass
+    original = handler._answer
+
+    def answer_then_hang_up(self):
+        original(self)
+        self.close_connection = True  # closes without saying "Connection: close"
+
+    handler.do_GET = answer_then_hang_up
+    with RegistryClient(srv.url, docker_config=False, workers=1) as client:
+        for _ in range(3):
+            assert [(i.repository, i.tags) for i in client.list_images()] == [("a", ["1"]), ("b", ["2"])]
+        assert client.transport.request_count > len(srv.calls)  # some sends hit dead sockets, resent

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +52,7 @@ class Manifest:
 
     @property
     def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES or "manifests" in self.data and "layers" not in self.data
+        return self.media_type in INDEX_TYPES or ("manifests" in self.data and "layers" not in self.data)
 
 
 class _LRU:
@@ -276,8 +277,6 @@ class RegistryClient:
         else:
             digest = resp.headers.get("Docker-Content-Digest") or sha256_digest(raw)
         try:
-            import json
-
             data = json.loads(raw)
         except ValueError:
             raise ServerError(f"The manifest of {what} is not JSON: the registry or a proxy mangled it.")
