@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pai_magic.cli.jobs",
     "pai_magic.cli.storage",
     "pai_magic.cli.registry",
+    "pai_magic.cli.ssh",
 )
 
 

@@ -36,6 +36,7 @@ MAGICS: list[tuple[str, str]] = [
     ("pai_magic.magics.login", "LoginMagics"),
     ("pai_magic.magics.storage", "StorageMagics"),
     ("pai_magic.magics.registry", "RegistryMagics"),
+    ("pai_magic.magics.ssh", "SshMagics"),
 ]
 
 
