@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import hashlib
 import os
 
@@ -129,3 +130,37 @@ def test_bad_inputs_are_one_line(registry, tmp_path):
             push_archive(client, good, "Bad Name:v1")
         with pytest.raises(InvalidInputError):
             push_archive(client, good, "other.host:5000/a/b:v1")
+
+
+def test_archive_with_gzipped_and_symlinked_layers(registry, tmp_path):
+    """Layers already gzipped go up as they are; a layer stored as a symlink to an identical
+    one (what docker save writes for repeated layers) is read through the link."""
+    import io
+    import tarfile
+
+    raw = [make_layer({"a": os.urandom(5000)}), make_layer({"b": b"same"})]
+    gz = gzip.compress(raw[0], mtime=0)
+    config = make_config([raw[0], raw[1], raw[1]])
+    cfg_hex = hashlib.sha256(config).hexdigest()
+    archive = tmp_path / "mixed.tar"
+    with tarfile.open(archive, "w") as tar:
+        def add(name, data):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        add("l1/layer.tar", gz)
+        add("l2/layer.tar", raw[1])
+        link = tarfile.TarInfo("l3/layer.tar")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "../l2/layer.tar"
+        tar.addfile(link)
+        add(f"{cfg_hex}.json", config)
+        add("manifest.json", json.dumps([{"Config": f"{cfg_hex}.json", "RepoTags": ["m/x:1"],
+                                          "Layers": ["l1/layer.tar", "l2/layer.tar", "l3/layer.tar"]}]).encode())
+    with RegistryClient(registry.url) as client:
+        result = push_archive(client, archive, "team/mixed:v1")
+        layers = client.manifest("team/mixed", "v1").data["layers"]
+        assert layers[0]["digest"] == "sha256:" + hashlib.sha256(gz).hexdigest()  # uploaded unchanged
+        assert layers[1]["digest"] == layers[2]["digest"]
+        assert gzip.decompress(b"".join(client.iter_blob("team/mixed", layers[2]["digest"]))) == raw[1]
+    assert result.uploaded_blobs == 3 and result.skipped_blobs == 1  # the repeated layer went up once
