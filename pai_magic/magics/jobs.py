@@ -33,6 +33,7 @@ from pai_magic.magics.session import get_session
 
 _JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _PROTOCOL_HINT_RE = re.compile(r"^\s*(protocolVersion|taskRoles)\s*:", re.MULTILINE)
+KEEP_ALIVE = "sleep infinity"
 _STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
 
 
@@ -52,6 +53,21 @@ def looks_like_protocol(cell: str) -> bool:
     """A cell that declares ``protocolVersion:`` or ``taskRoles:`` at the start of a line is
     a job document; anything else is shell commands."""
     return bool(_PROTOCOL_HINT_RE.search(cell or ""))
+
+
+def _append_keep_alive(job: dict) -> None:
+    """``--keep-alive`` on a YAML job: end every task role's commands with ``sleep infinity``.
+
+    Done here, not through apply_overrides, so a hand-written document whose commands are
+    malformed (``- null``) reaches the validator and its one-line error instead of a crash.
+    """
+    for role in (job.get("taskRoles") or {}).values():
+        if isinstance(role, dict):
+            commands = role.get("commands")
+            if not isinstance(commands, list):
+                continue
+            if not (commands and isinstance(commands[-1], str) and commands[-1].strip() == KEEP_ALIVE):
+                commands.append(KEEP_ALIVE)
 
 
 @magics_class
@@ -243,7 +259,9 @@ class PaiMagics(Magics):
                     job, name=proto.unique_job_name(args.name) if args.name else None, image=args.image,
                     gpu=args.gpu, cpu=args.cpu, memory_mb=memory_mb if args.memory else None,
                     virtual_cluster=args.vc, instances=args.instances, retry=args.retry,
-                    storages=storages or None, ssh_public_key=ssh_key, keep_alive=args.keep_alive)
+                    storages=storages or None, ssh_public_key=ssh_key)
+                if args.keep_alive:
+                    _append_keep_alive(job)
                 if not job.get("name"):
                     job["name"] = proto.unique_job_name("job")
             else:

@@ -321,3 +321,37 @@ def test_the_watcher_survives_a_backend_outage(shell, fresh_local_backend, secre
     assert detail.state in ("FAILED", "STOPPED")
     last = [t for t in shell.recorder.texts() if t.startswith(f"[pai] {handle.name}:")][-1]
     assert last.startswith(f"[pai] {handle.name}: {detail.state}") and "watch paused" not in last
+
+
+def test_ctrl_c_stops_following_logs_not_the_job(pai, monkeypatch):
+    import pai_magic.core.jobs as core_jobs
+
+    first_chunk = threading.Event()
+    original = core_jobs.follow_logs
+
+    def spy(*args, **kwargs):
+        for chunk in original(*args, **kwargs):
+            yield chunk
+            first_chunk.set()
+
+    monkeypatch.setattr(core_jobs, "follow_logs", spy)
+    handle = pai.cell("pai_job", "chatty", "echo ready\nsleep 60")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def interrupt():
+        if first_chunk.wait(WAIT):
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt, daemon=True)
+    sender.start()
+    try:
+        pai.line("pai_logs", f"{handle.name} --follow")
+    finally:
+        sender.join(WAIT)
+        signal.signal(signal.SIGINT, previous)
+    out = pai.stdout()
+    assert "ready" in out and "stopped following" in out
+    assert handle.state() == "RUNNING"
+    handle.stop()
+    assert _finish(handle).state == "STOPPED"

@@ -52,7 +52,7 @@ def opts(pairs: dict[str, st.SearchStrategy[str] | None], junk: bool = True) -> 
 
 JOB_OPTS = {"--image": ANY_TEXT, "--gpu": NUMBERISH, "--cpu": NUMBERISH, "--memory": SIZE, "--vc": NAMEISH,
             "--instances": NUMBERISH, "--storage": STORAGE, "--keep-alive": None, "--retry": NUMBERISH,
-            "--no-wait": None, "-o": NAMEISH}
+            "--no-wait": None, "--ssh": None, "-o": NAMEISH}
 CLEAN_JOB_OPTS = {"--image": st.sampled_from(["ubuntu:22.04", "127.0.0.1:5000/a/b:c"]),
                   "--gpu": st.integers(0, 8).map(str), "--cpu": st.integers(1, 8).map(str),
                   "--memory": st.sampled_from(["512M", "8G", "1.5G"]), "--vc": st.sampled_from(["default", "q1"]),
