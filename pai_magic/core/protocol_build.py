@@ -33,6 +33,7 @@ _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _NAME_OK = re.compile(r"^[a-zA-Z0-9_-]+\Z")
 _ROLE_OK = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _PORT_OK = _ROLE_OK
+_PUBLIC_KEY = re.compile(r"^(?:ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-zA-Z0-9@.-]+)\s+[A-Za-z0-9+/]+=*(?:\s.*)?\Z")
 IMAGE_PREREQUISITE = "docker_image_0"   # the portal's name for a job's first image
 REGISTRY_SECRET = "registry_password"
 KEEP_ALIVE = "sleep infinity"
@@ -101,10 +102,22 @@ def _image_prerequisite(image: str, auth: tuple[str, str, str] | None,
         except (TypeError, ValueError):
             raise InvalidInputError(
                 "registry_auth must be (username, password, registry_uri)") from None
-        prereq["auth"] = {"username": str(username),
+        username, password, registry_uri = str(username), str(password), str(registry_uri)
+        # The server trims every rendered auth field and renders username/registryuri
+        # as templates: refuse values it would silently change.
+        for label, value in (("username", username), ("password", password),
+                             ("registry uri", registry_uri)):
+            if value != value.strip():
+                raise InvalidInputError(
+                    f"the registry {label} starts or ends with whitespace, which the cluster "
+                    "would strip: remove it")
+        for label, value in (("username", username), ("registry uri", registry_uri)):
+            if "<%" in value or "%>" in value:
+                raise InvalidInputError(f"the registry {label} may not contain '<%' or '%>'")
+        prereq["auth"] = {"username": username,
                           "password": f"<% $secrets.{REGISTRY_SECRET} %>",
-                          "registryuri": str(registry_uri)}
-        job_secrets[REGISTRY_SECRET] = str(password)
+                          "registryuri": registry_uri}
+        job_secrets[REGISTRY_SECRET] = password
     return prereq, job_secrets
 
 
@@ -174,6 +187,15 @@ def build_protocol(spec: JobSpec) -> dict[str, Any]:
         add_ssh_plugin(job, spec.ssh_public_key)
     if not job["extras"]:
         del job["extras"]
+    # Refuse here what the cluster would refuse at submit (e.g. an unbalanced "<%" in a
+    # command, which the server's template renderer rejects), while the person can
+    # still fix the spec.
+    from pai_magic.core.protocol import protocol_errors  # late: protocol imports this module
+
+    problems = protocol_errors(job)
+    if problems:
+        raise InvalidInputError(f"the job built from these options is invalid: {problems[0]}",
+                                details=problems)
     return job
 
 
@@ -261,7 +283,7 @@ def add_ssh_plugin(job: dict[str, Any], public_key: str) -> dict[str, Any]:
     """Give the job SSH with ``public_key``: adds the portal's ssh plugin entry, or merges
     into an existing one (keeps its other settings and keys, turns jobssh on)."""
     keys = _split_keys(public_key)
-    if len(keys) != 1 or len(keys[0].split()) < 2:
+    if len(keys) != 1 or not _PUBLIC_KEY.match(keys[0]):
         raise InvalidInputError(
             "the ssh public key must be one line like 'ssh-ed25519 AAAA... comment': "
             "pass the .pub file's content")

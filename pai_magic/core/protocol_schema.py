@@ -127,9 +127,22 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _is_secret_path(parts: Iterable[Any]) -> bool:
+    parts = list(parts)
+    return "secrets" in parts[:1] or "auth" in parts
+
+
 def _messages(error: jsonschema.ValidationError) -> list[str]:
-    """One jsonschema error -> "path: message" lines a person can act on."""
+    """One jsonschema error -> "path: message" lines a person can act on. Values under
+    ``secrets`` or a registry ``auth`` are never quoted back (they may be passwords)."""
     path = format_path(error.absolute_path)
+    if _is_secret_path(error.absolute_path):
+        lines = _plain_messages(error, path)
+        return [line.split(", got ")[0] for line in lines]
+    return _plain_messages(error, path)
+
+
+def _plain_messages(error: jsonschema.ValidationError, path: str) -> list[str]:
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
     inst = error.instance
@@ -177,7 +190,7 @@ def _messages(error: jsonschema.ValidationError) -> list[str]:
         return _prerequisite_messages(error, path)
     if error.schema is False:
         return _false_schema_messages(error, path)
-    return [f"{path}: {error.message}"]
+    return [f"{path}: {error.message.splitlines()[0] if error.message else 'is invalid'}"]
 
 
 def _walk(node: Any, parts: Iterable[Any]) -> Any:

@@ -103,7 +103,12 @@ _ProtocolDumper.add_implicit_resolver(_BOOL_TAG, _JS_BOOL, list("tTfF"))
 _ProtocolDumper.add_implicit_resolver(_FLOAT_TAG, _JS_FLOAT, list("-+0123456789."))
 
 
+_YAML_LINE_BREAKS = ("\x85", "\u2028", "\u2029")  # YAML 1.1 breaks that PyYAML leaves unescaped
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if any(ch in value for ch in _YAML_LINE_BREAKS):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     if "\n" in value:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
