@@ -9,7 +9,11 @@ Adding magics for another area (ssh, registry, storage ...)
    yaml, ipywidgets, jsonschema); import the core inside the magic bodies.
 3. Use the shared helpers so every magic behaves the same:
 
-   - ``parse_line(self.my_magic, line)`` (:mod:`.args`): ``@magic_arguments`` parsing that
+   - ``@lazy_magic_arguments()`` (:mod:`.args`) in place of IPython's ``@magic_arguments()``
+     (same ``@argument`` lines): the parser is built on first use, not at ``%load_ext``
+     (IPython's builds and formats every parser at import: over half the load time), and
+     ``%magic?`` still lists every option;
+   - ``parse_line(self.my_magic, line)`` (:mod:`.args`): argument parsing that
      raises a one-line ``UsageError`` (never ``SystemExit``); ``parse_task``,
      ``parse_storage``, ``parse_memory``, ``check_var`` for common values;
    - ``@friendly`` (under ``@line_magic``) or ``with usage_errors(url=..., job=...)``
@@ -94,10 +98,17 @@ def unregister(ipython: Any) -> None:
     drop_session(ipython)
 
 
-from pai_magic.magics.args import parse_line, parse_memory, parse_storage, parse_task, check_var  # noqa: E402
+from pai_magic.magics.args import (  # noqa: E402
+    check_var,
+    lazy_magic_arguments,
+    parse_line,
+    parse_memory,
+    parse_storage,
+    parse_task,
+)
 from pai_magic.magics.errors import friendly, friendly_message, usage_errors  # noqa: E402
 from pai_magic.magics.session import get_session  # noqa: E402
 
-__all__ = ["MAGICS", "register", "unregister", "magics_classes", "parse_line", "parse_memory",
+__all__ = ["MAGICS", "register", "unregister", "magics_classes", "lazy_magic_arguments", "parse_line", "parse_memory",
            "parse_storage", "parse_task", "check_var", "friendly", "friendly_message", "usage_errors",
            "get_session"]

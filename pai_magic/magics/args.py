@@ -16,12 +16,51 @@ import shlex
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
-from IPython.core.magic_arguments import real_name
+from IPython.core.magic_arguments import construct_parser, real_name
 
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _MEMORY_FACTOR_MB = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class lazy_magic_arguments:  # noqa: N801 - used like IPython's ``magic_arguments`` decorator
+    """``@magic_arguments()`` without building the argparse parser at import time.
+
+    IPython's decorator builds every parser (and formats its help) when the class body runs,
+    which was over half of ``%load_ext pai_magic``. This one only records; the parser is built
+    on the magic's first use (:func:`magic_parser`), and ``%magic?`` still shows the full
+    option list because IPython's inspector asks ``obj.getdoc()`` first. Use it with IPython's
+    own ``@argument`` decorators and parse with :func:`parse_line`.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if not getattr(func, "has_arguments", False):
+            func.has_arguments = True  # type: ignore[attr-defined]
+            func.decorators = []  # type: ignore[attr-defined]
+        if self.name is not None:
+            func.argcmd_name = self.name  # type: ignore[attr-defined]
+        func.getdoc = lambda: help_text(func)  # type: ignore[attr-defined]
+        return func
+
+
+def magic_parser(magic_func: Callable[..., Any]) -> argparse.ArgumentParser:
+    """The magic's parser, built (and its ``__doc__`` completed) on first use."""
+    func = getattr(magic_func, "__func__", magic_func)
+    parser = func.__dict__.get("parser")
+    if parser is None:
+        parser = construct_parser(func)  # also replaces __doc__ with the full help text
+        func.parser = parser
+    return parser
+
+
+def help_text(magic_func: Callable[..., Any]) -> str:
+    """The full ``%magic?`` text: summary, usage and one line per option."""
+    magic_parser(magic_func)
+    return getattr(magic_func, "__func__", magic_func).__doc__ or ""
 
 
 def one_line(text: str) -> str:
@@ -40,8 +79,9 @@ def parse_line(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
         argv = shlex.split(line or "", posix=True)
     except ValueError as exc:
         raise UsageError(f"%{name}: {exc} (check your quotes); see %{name}? for the options.") from None
+    parser = magic_parser(magic_func)
     try:
-        return magic_func.parser.parse_args(argv)
+        return parser.parse_args(argv)
     except UsageError as exc:
         raise UsageError(f"%{name}: {one_line(str(exc))}; see %{name}? for the options.") from None
     except SystemExit:  # argparse exits on --help style actions; a kernel must never exit

@@ -16,12 +16,14 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
 from pai_magic.magics.args import (
     check_positive,
     check_var,
+    help_text,
+    lazy_magic_arguments,
     parse_line,
     parse_memory,
     parse_storage,
@@ -113,7 +115,7 @@ class PaiMagics(Magics):
         return value
 
     # ------------------------------------------------------------------ %%pai_job / %pai_job
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("name", nargs="?", help="job name stem; a short unique suffix is added (OpenPAI never reuses names)")
     @argument("--image", help="docker image, e.g. --image pytorch/pytorch:latest")
     @argument("--gpu", type=int, help="GPUs per instance, e.g. --gpu 1")
@@ -157,7 +159,7 @@ class PaiMagics(Magics):
             return self._show_job(line)
         return self._submit(line, cell)
 
-    @magic_arguments("pai_job")
+    @lazy_magic_arguments("pai_job")
     @argument("name", help="job name (USER~NAME for another user's), e.g. train_ab12cd")
     @argument("-o", "--output", metavar="VAR", help="store a job handle in VAR, e.g. -o job")
     def _pai_job_line(self, line: str) -> None:
@@ -311,7 +313,7 @@ class PaiMagics(Magics):
                   f"pai_magic.job({handle.name!r}) or stop it with %pai_stop {handle.name}.")
 
     # ------------------------------------------------------------------ %pai_jobs
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("--state", help="only jobs in this state, e.g. --state RUNNING")
     @argument("--vc", help="only this virtual cluster, e.g. --vc default")
     @argument("--user", help="another user's jobs, e.g. --user alice")
@@ -347,7 +349,7 @@ class PaiMagics(Magics):
         return job_table(jobs, total=total, now=time.time())
 
     # ------------------------------------------------------------------ %pai_stop
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("name", help="job name (USER~NAME for another user's), e.g. train_ab12cd")
     @line_magic
     @friendly
@@ -362,7 +364,7 @@ class PaiMagics(Magics):
         print(f"Stop requested for job {name}: it goes through STOPPING to STOPPED.")
 
     # ------------------------------------------------------------------ %pai_logs
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("name", help="job name (USER~NAME for another user's), e.g. train_ab12cd")
     @argument("--task", metavar="ROLE/INDEX", help="which task, e.g. --task worker/1 (default: the first)")
     @argument("--stderr", action="store_true", help="standard error instead of standard output")
@@ -395,6 +397,10 @@ class PaiMagics(Magics):
             sys.stdout.write("\n")
 
 
-# ``%pai_job?`` documents both forms: the cell form's options (above) and the line form's.
-PaiMagics.pai_job.__doc__ = ((PaiMagics.pai_job.__doc__ or "").rstrip() + "\n\nLine form (%pai_job NAME):\n"
-                             + PaiMagics._pai_job_line.parser.format_help())
+def _pai_job_help() -> str:
+    """``%pai_job?`` documents both forms: the cell form's options and the line form's."""
+    return (help_text(PaiMagics.pai_job).rstrip() + "\n\nLine form (%pai_job NAME):\n"
+            + help_text(PaiMagics._pai_job_line))
+
+
+PaiMagics.pai_job.getdoc = _pai_job_help  # type: ignore[attr-defined]

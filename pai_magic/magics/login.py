@@ -12,9 +12,9 @@ from typing import Any
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument
 
-from pai_magic.magics.args import parse_line
+from pai_magic.magics.args import lazy_magic_arguments, parse_line
 from pai_magic.magics.errors import friendly, usage_errors
 from pai_magic.magics.render import Table, View, kv_view
 from pai_magic.magics.session import get_session
@@ -49,7 +49,7 @@ def whoami_view(profile: Any, info: Any = None, note: str | None = None) -> View
 class LoginMagics(Magics):
     """Logging in and choosing the cluster."""
 
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("url", nargs="?", help="cluster URL, e.g. http://10.0.0.1 (default: the current profile's)")
     @argument("--user", help="user name (default: the profile's, else your login name), e.g. --user alice")
     @argument("--token", action="store_true", help="paste a token (OIDC clusters, application tokens) instead of a password")
@@ -110,7 +110,7 @@ class LoginMagics(Magics):
         session.forget_client()
         return whoami_view(profile, info, note)
 
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("name", nargs="?", help="profile to use from now on, e.g. lab (default: list the profiles)")
     @line_magic
     @friendly
@@ -141,7 +141,7 @@ class LoginMagics(Magics):
             table.footer = "PAI_URL is set: the environment's cluster is used when no profile is chosen."
         return table
 
-    @magic_arguments()
+    @lazy_magic_arguments()
     @argument("--data-dir", help="where the local backend keeps jobs and storages (default: pai_magic's data dir)")
     @argument("--port", type=int, default=0, help="port to listen on (default: any free port), e.g. --port 8080")
     @line_magic

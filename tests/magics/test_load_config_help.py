@@ -43,16 +43,27 @@ def test_load_ext_imports_nothing_heavy(tmp_path):
 
 
 def test_help_lists_every_option_with_an_example(shell):
+    from IPython.core.oinspect import getdoc
+
+    from pai_magic.magics.args import magic_parser
+
     for name in LINE_MAGICS:
-        doc = shell.shell.find_line_magic(name).__doc__
+        magic = shell.shell.find_line_magic(name)
+        doc = getdoc(magic)
         assert doc and f"%{name}" in doc, name
         assert "Example" in doc or "e.g." in doc, name
-    job_doc = shell.shell.find_cell_magic("pai_job").__doc__
+        for action in magic_parser(magic)._actions:  # every option, one line each, with its help
+            assert all(opt in doc for opt in action.option_strings) and action.help in " ".join(doc.split()), \
+                (name, action.dest)
+    job_doc = getdoc(shell.shell.find_cell_magic("pai_job"))
     for option in ("--image", "--gpu", "--cpu", "--memory", "--vc", "--instances", "--storage", "--ssh",
                    "--keep-alive", "--retry", "--wait", "--no-wait", "--dry-run", "-o VAR", "Line form"):
         assert option in job_doc, option
-    # `%pai_job?` goes through IPython's inspector without error
+    # `%pai_job?` as typed: IPython's inspector prints the same full help
+    shell.stdout()
     shell.run("%pai_job?")
+    shown = shell.stdout()
+    assert "--dry-run" in shown and "Line form" in shown and "%%pai_job train --gpu 1" in shown
 
 
 def _dry_run(shell, line="", body="python train.py"):
