@@ -356,8 +356,9 @@ class _Interface(paramiko.ServerInterface):
         return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def _session(self, channel: paramiko.Channel) -> _ChannelSession:
+        # channel ids are reused once a channel closes: a new channel gets a new session
         sess = self.sessions.get(channel.get_id())
-        if sess is None:
+        if sess is None or sess.channel is not channel:
             sess = self.sessions[channel.get_id()] = _ChannelSession(self.server, channel, self.peer)
         return sess
 

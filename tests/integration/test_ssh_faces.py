@@ -176,3 +176,36 @@ def test_live_status_of_an_ssh_job_shows_the_command_and_forgets_keys_at_the_end
         stop_job(client, name, wait=True, timeout=60)
     assert ssh_status_lines(session, name, client.user, "STOPPED") is None
     assert not any(a.startswith(job_alias_prefix(f"{client.user}~{name}")) for a in KnownHosts().aliases())
+
+
+def test_cli_ssh_without_a_command_in_a_terminal_execs_openssh(ssh_job, tmp_path):
+    """`pai-magic ssh NAME` on a real pty: OpenSSH takes the terminal, runs a shell in the task."""
+    import os
+    import pty
+    import select
+    import sys
+
+    from tests.fixtures.local_backend import REPO_ROOT
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TERM="dumb")
+    proc = subprocess.Popen([sys.executable, "-m", "pai_magic", "ssh", ssh_job], stdin=slave, stdout=slave,
+                            stderr=slave, env=env, cwd=str(tmp_path), start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        os.write(master, b"echo in-task-$((6*7)); exit 3\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        assert proc.wait(timeout=30) == 3, seen.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"in-task-42" in seen

@@ -188,3 +188,64 @@ def test_host_key_is_made_once_per_directory(task_server, tmp_path):
             assert run_capture(session, "echo same").stdout == "same\n"
     finally:
         other.close()
+
+
+def test_a_remote_without_a_hasher_is_verified_by_size(tmp_path):
+    """A task whose PATH has a shell and setsid but neither openssl nor sha256sum."""
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("sh", "bash", "setsid", "sleep"):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    key = tmp_path / "k"
+    public = write_ed25519_pair(key)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    server = start_task_ssh("127.0.0.1", 0, [public], cwd, {"PATH": str(bindir), "HOME": str(tmp_path),
+                                                            "SHELL": str(bindir / "sh")}, tmp_path / "hk")
+    try:
+        src = tmp_path / "f.bin"
+        src.write_bytes(os.urandom(70_000))
+        target = SshTarget("127.0.0.1", server.port, host_key_alias("t~nohash", "taskrole", 0))
+        with connect(target, key) as session:
+            assert run_capture(session, "command -v sha256sum openssl; echo end").stdout == "end\n"
+            up = upload(session, src, "f.bin")
+            assert [f.verified for f in up.files] == ["size"]
+            down = download(session, "f.bin", tmp_path / "back.bin")
+            assert [f.verified for f in down.files] == ["size"]
+        assert (tmp_path / "back.bin").read_bytes() == src.read_bytes() == (cwd / "f.bin").read_bytes()
+    finally:
+        server.close()
+
+
+def test_a_passphrase_protected_key_connects_when_given_the_passphrase(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    path = tmp_path / "locked"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.BestAvailableEncryption(b"open sesame")))
+    os.chmod(path, 0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    server = start_task_ssh("127.0.0.1", 0, [public], tmp_path, {"HOME": str(tmp_path)}, tmp_path / "hk")
+    target = SshTarget("127.0.0.1", server.port, host_key_alias("t~locked", "taskrole", 0))
+    try:
+        with pytest.raises(AuthError) as err:
+            connect(target, path)
+        assert "passphrase" in str(err.value)
+        with connect(target, path, passphrase="open sesame") as session:
+            assert run_capture(session, "echo unlocked").stdout == "unlocked\n"
+    finally:
+        server.close()
+
+
+def test_many_commands_on_one_connection_reuse_channel_ids_safely(task_server):
+    with connect(task_server.target(), task_server.key) as session:
+        for i in range(25):
+            res = run_capture(session, f"echo n{i}; exit {i % 4}")
+            assert (res.exit_status, res.stdout) == (i % 4, f"n{i}\n")

@@ -201,12 +201,22 @@ class _UpFile:
 
 
 def _remote_is_dir(sftp, path: str) -> bool | None:
+    """True/False, or None when nothing is there (a timeout or lost link propagates)."""
     try:
         return statmod.S_ISDIR(sftp.stat(path).st_mode or 0)
     except FileNotFoundError:
         return None
-    except OSError:
-        return None
+
+
+def _planning_error(exc: BaseException, where: str) -> PaiError:
+    """Errors while looking at the remote before any byte moved."""
+    if isinstance(exc, PaiError):
+        return exc
+    if isinstance(exc, PermissionError):
+        return InvalidInputError(f"Permission denied in {where} ({exc}): choose a path you may write/read.")
+    if isinstance(exc, TimeoutError):
+        return PaiTimeoutError(f"{where} did not answer an SFTP request in time: the task or the network stalled.")
+    return UnreachableError(f"SFTP to {where} failed ({exc or type(exc).__name__}): check the task is still RUNNING.")
 
 
 def _plan_upload(sftp, local: Path, remote: str) -> tuple[list[str], list[_UpFile]]:
@@ -304,8 +314,11 @@ def upload(session: SshSession, local: str | os.PathLike, remote: str, *,
         raise NotFoundError(f"Local path {local} does not exist: check the name.")
     started = time.monotonic()
     where = session.target.where
-    sftp = session.sftp()
-    dirs, files = _plan_upload(sftp, local, remote)
+    try:
+        sftp = session.sftp()
+        dirs, files = _plan_upload(sftp, local, remote)
+    except Exception as exc:  # OSError, EOFError, paramiko.SSHException, PaiError
+        raise _planning_error(exc, where) from None
     result = TransferResult("upload")
     progress = _Progress(on_progress, sum(f.size for f in files), len(files))
     stream: SftpStream | None = None
@@ -493,8 +506,11 @@ def download(session: SshSession, remote: str, local: str | os.PathLike, *,
     local = Path(local).expanduser()
     started = time.monotonic()
     where = session.target.where
-    sftp = session.sftp()
-    dirs, files = _plan_download(sftp, remote, local)
+    try:
+        sftp = session.sftp()
+        dirs, files = _plan_download(sftp, remote, local)
+    except Exception as exc:  # OSError, EOFError, paramiko.SSHException, PaiError
+        raise _planning_error(exc, where) from None
     result = TransferResult("download")
     progress = _Progress(on_progress, sum(f.size for f in files), len(files))
     stream: SftpStream | None = None
