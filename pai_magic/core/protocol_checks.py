@@ -81,7 +81,7 @@ def _template_error(path: str, template: str) -> str | None:
     try:
         _top_level_tokens(template)
     except TemplateError as exc:
-        return f"{path}: {exc}: balance the <% %> tags"
+        return f"{path}: {exc}: {exc.fix}"
     return None
 
 

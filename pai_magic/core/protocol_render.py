@@ -49,7 +49,12 @@ _JS_OBJECT_MEMBERS = frozenset({
 
 
 class TemplateError(ValueError):
-    """mustache.js refused the template (the rest-server then fails the submit)."""
+    """mustache.js refused the template (the rest-server then fails the submit);
+    ``fix`` says what to change."""
+
+    def __init__(self, message: str, fix: str = "balance the <% %> tags") -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 def js_falsy(value: Any) -> bool:
@@ -94,7 +99,8 @@ def _top_level_tokens(template: str, tags: tuple[str, str] = SERVER_TAGS
     if not template:
         return []
     if template in _JS_OBJECT_MEMBERS:
-        raise TemplateError(f"the server cannot render a template that is exactly {template!r}")
+        raise TemplateError(f"the server cannot render a value that is exactly {template!r}",
+                            fix="add something to it (e.g. a trailing comment or option)")
     compiled = _compile_tags(tags)
     tokens: list[tuple[str, str] | None] = []
     sections: list[str] = []
@@ -307,7 +313,7 @@ def render_commands(job: dict[str, Any], role: str) -> str:
         return render_template(text, _command_view(job, role))
     except TemplateError as exc:
         raise InvalidInputError(
-            f"taskRoles.{role}.commands: {exc}; balance the <% %> tags",
+            f"taskRoles.{role}.commands: {exc}; {exc.fix}",
             details=[f"taskRoles.{role}.commands: {exc}"]) from None
 
 
@@ -342,7 +348,7 @@ def render_auth(job: dict[str, Any]) -> dict[str, dict[str, str]]:
             except TemplateError as exc:
                 # the template text may hold a password: name the field, never its value
                 raise InvalidInputError(
-                    f"prerequisites.{name}.auth.{prop}: {exc}; balance the <% %> tags",
+                    f"prerequisites.{name}.auth.{prop}: {exc}; {exc.fix}",
                     details=[f"prerequisites.{name}.auth.{prop}: {exc}"]) from None
         result[name] = rendered
     return result

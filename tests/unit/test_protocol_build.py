@@ -124,6 +124,16 @@ def test_bad_spec_values_are_one_line_errors(changes, word):
     assert "\n" not in str(info.value)
 
 
+def test_values_the_server_cannot_render_are_refused_up_front():
+    """The server's template cache is a plain JavaScript object: a value that is exactly
+    'constructor' crashes its submit. Found by differential fuzzing against it."""
+    with pytest.raises(InvalidInputError) as info:
+        build_protocol(full_spec(registry_auth=("u", "pw", "constructor")))
+    assert "exactly 'constructor'" in str(info.value)
+    with pytest.raises(InvalidInputError):
+        build_protocol(JobSpec(name="n", image="i", commands=["toString"]))
+
+
 def test_keep_alive_with_no_commands_still_has_one():
     job = build_protocol(JobSpec(name="n", image="i", commands=[], keep_alive=True))
     assert job["taskRoles"]["taskrole"]["commands"] == ["sleep infinity"]

@@ -27,11 +27,17 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 role_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,20}", fullmatch=True)
 plain_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+JS_MEMBERS = {"constructor", "__proto__", "__defineGetter__", "__defineSetter__", "__lookupGetter__",
+              "__lookupSetter__", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable",
+              "toLocaleString", "toString", "valueOf"}
 # commands as people write them: anything but the template tag characters
 command = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="<%"), min_size=1,
-                  max_size=80).filter(lambda s: s.strip())
+                  max_size=80).filter(lambda s: s.strip() and s.strip() not in JS_MEMBERS)
 # registry credentials as the cluster keeps them: no edge whitespace, no template tags
-clean_text = plain_text.filter(lambda s: s == s.strip() and "<%" not in s and "%>" not in s)
+# (and not exactly a JavaScript Object member name such as "constructor": the server's
+# template cache crashes on those, so build_protocol refuses them)
+clean_text = plain_text.filter(lambda s: s == s.strip() and "<%" not in s and "%>" not in s
+                               and s not in JS_MEMBERS)
 counts = st.integers(min_value=0, max_value=10_000)
 storage_names = st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True)
 mounts = st.none() | st.from_regex(r"/[a-z0-9/_-]{1,30}", fullmatch=True)
