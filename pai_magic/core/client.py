@@ -182,6 +182,10 @@ class PaiClient:
         token = (token or "").strip()
         if not token:
             raise InvalidInputError("The token is empty: paste it from the web portal (Profile -> tokens).")
+        if not token.isascii() or any(ch.isspace() for ch in token):
+            # It goes into an HTTP header: anything else is a paste accident, not a token.
+            raise InvalidInputError("That is not a token (it has spaces or non-ASCII characters): "
+                                    "copy it again from the web portal (Profile -> tokens).")
         self.http.token = token
         self.profile.token = token
         claims = token_claims(token)

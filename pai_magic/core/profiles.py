@@ -47,9 +47,16 @@ def normalize_url(url: str) -> str:
         raise InvalidInputError("The cluster URL is empty: give it as http://HOST[:PORT].")
     if "://" not in raw:
         raw = "http://" + raw
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInputError(f"{url!r} is not a cluster URL: give it as http://HOST[:PORT] or https://HOST.")
+    bad = InvalidInputError(f"{url!r} is not a cluster URL: give it as http://HOST[:PORT] or https://HOST.")
+    try:
+        parts = urlsplit(raw)
+        # .hostname and .port parse the netloc: a bad IPv6 literal or a non-numeric port
+        # raises here, not later inside requests, where it would read as a crash.
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise bad from None
     path = parts.path.rstrip("/")
     for suffix in (REST_PREFIX, "/rest-server"):
         if path.endswith(suffix):

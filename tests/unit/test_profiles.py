@@ -119,3 +119,21 @@ def test_bad_inputs_are_one_line_errors():
 ])
 def test_normalize_url(raw, expected):
     assert P.normalize_url(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["http://[::1", "::", "http://h:abc", "ftp://host", "http://"])
+def test_malformed_urls_are_one_line_input_errors(raw):
+    """Found by the magics' property test: these used to escape as bare ValueErrors."""
+    with pytest.raises(InvalidInputError) as err:
+        P.normalize_url(raw)
+    assert "\n" not in str(err.value) and "http://HOST" in str(err.value)
+
+
+@pytest.mark.parametrize("token", ["tök", "abc def", "a\tb"])
+def test_pasted_token_that_cannot_be_a_header_is_refused(token):
+    from pai_magic.core.client import PaiClient
+
+    client = PaiClient(P.Profile(name="x", url="http://127.0.0.1:9"))
+    with pytest.raises(InvalidInputError, match="not a token"):
+        client.use_token(token)
+    assert client.profile.token is None
