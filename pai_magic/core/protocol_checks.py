@@ -11,6 +11,11 @@ is the same. Where the server would accept a job only to crash on it a moment la
 - a reference that only resolves through JavaScript's ``in`` operator looking up the
   prototype chain (``dockerImage: constructor``): names must be declared;
 - templates mustache.js cannot parse (an unclosed ``<%``), and non-string ``auth`` values.
+
+Two more known differences, both refusals of values no one means: ajv counts
+``.inf`` as an integer (jsonschema does not), and js-yaml tolerates some tab-indented
+lines that PyYAML rejects (the error names the line). Everything else was checked
+against the server's own code (see tests/unit/data/protocol_server_cases.json).
 """
 from __future__ import annotations
 
