@@ -136,4 +136,4 @@ def test_pasted_token_that_cannot_be_a_header_is_refused(token):
     client = PaiClient(P.Profile(name="x", url="http://127.0.0.1:9"))
     with pytest.raises(InvalidInputError, match="not a token"):
         client.use_token(token)
-    assert client.profile.token is None
+    assert not client.profile.token
