@@ -107,7 +107,7 @@ class CoreBackend(PaiBackend):
             return client
 
     def close(self) -> None:
-        from pai_magic.server.local import stop_started
+        from pai_magic.local.connect import stop_started
 
         with self._lock:
             for client in self._clients.values():
@@ -137,9 +137,9 @@ class CoreBackend(PaiBackend):
         return _status_of(prof)
 
     def start_local(self) -> dict[str, Any]:
-        from pai_magic.server.local import login_local
+        from pai_magic.local.connect import connect_local
 
-        prof = login_local(self.local_data_dir or None, profile_name=self.profile or None)
+        prof = connect_local(self.local_data_dir or None, profile_name=self.profile or None).profile
         self._session_profile = prof.name
         return _status_of(prof)
 

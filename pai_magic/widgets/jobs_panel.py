@@ -238,9 +238,9 @@ class PaiPanel:
         def work():
             # the same find-or-start the server extension uses; here the backend, when started,
             # lives in this kernel's process and stops with it
-            from pai_magic.server.local import login_local
+            from pai_magic.local.connect import connect_local
 
-            prof = login_local(self.local_data_dir, profile_name=self.profile_name)
+            prof = connect_local(self.local_data_dir, profile_name=self.profile_name).profile
             self.profile_name = prof.name
             return prof
 

@@ -180,7 +180,7 @@ def test_start_local_backend_from_the_panel(tmp_path):
         assert (tmp_path / "local" / "server.json").exists()
     finally:
         p.close()
-        from pai_magic.server.local import stop_started
+        from pai_magic.local.connect import stop_started
 
         stop_started()
     assert not (tmp_path / "local" / "server.json").exists()
