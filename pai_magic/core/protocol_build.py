@@ -450,6 +450,6 @@ def apply_overrides(job: dict[str, Any], *, name: str | None = None, image: str 
             commands = roles[role].get("commands")
             if not isinstance(commands, list):
                 commands = roles[role]["commands"] = []
-            if not commands or commands[-1].strip() != KEEP_ALIVE:
+            if not commands or not isinstance(commands[-1], str) or commands[-1].strip() != KEEP_ALIVE:
                 commands.append(KEEP_ALIVE)
     return job

@@ -18,8 +18,9 @@ import re
 from importlib import resources
 from typing import Any, Iterable
 
-import jsonschema
 import yaml
+
+from pai_magic.core.lazy_jsonschema import jsonschema
 
 from pai_magic.core.protocol_yaml import js_string
 

@@ -315,3 +315,12 @@ def test_dump_of_every_example_round_trips():
     for path in sorted(Path("/work/shared/reference/job-examples").glob("*.yaml")):
         job = parse_protocol(path.read_text())
         assert parse_protocol(dump_protocol(job)) == job, path.name
+
+
+def test_keep_alive_override_on_a_job_whose_commands_hold_null():
+    """Found by the magics' property test: a YAML cell with ``commands: [null]`` crashed here."""
+    from pai_magic.core.protocol import apply_overrides
+
+    job = {"taskRoles": {"taskrole": {"commands": [None]}}}
+    apply_overrides(job, keep_alive=True)
+    assert job["taskRoles"]["taskrole"]["commands"][-1] == "sleep infinity"
