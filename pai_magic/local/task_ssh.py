@@ -27,6 +27,7 @@ import struct
 import subprocess
 import termios
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ log = logging.getLogger("pai_magic.local.task_ssh")
 
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL when a client goes away
+REPLY_GRACE = 0.05  # seconds a channel stays open after its exec/shell request (see start())
 
 
 # ----------------------------------------------------------------------------- host key
@@ -201,6 +203,10 @@ class _ChannelSession:
         except OSError as exc:
             log.warning("task ssh: cannot start %s: %s", argv[0], exc)
             return False
+        # paramiko sends the reply to this request only after the callback returns; a command
+        # that ends at once must not have its EOF and close overtake that reply (the client
+        # would see "channel closed" instead of its output)
+        self._earliest_close = time.monotonic() + REPLY_GRACE
         waiter = threading.Thread(target=self._wait, name="pai-task-ssh-wait", daemon=True)
         waiter.start()
         return True
@@ -297,8 +303,6 @@ class _ChannelSession:
         proc = self.proc
         assert proc is not None
         hung_up_at: float | None = None
-        import time
-
         while True:
             try:
                 code = proc.wait(timeout=0.2)
@@ -320,6 +324,9 @@ class _ChannelSession:
                 pass
         self.server._untrack(proc)
         status = code if code >= 0 else 128 - code
+        delay = getattr(self, "_earliest_close", 0.0) - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
         try:
             self.channel.send_exit_status(status)
             self.channel.shutdown_write()
