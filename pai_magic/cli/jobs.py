@@ -121,16 +121,6 @@ def _command_lines(args: argparse.Namespace, items: list[str]) -> list[str]:
     return lines
 
 
-def _registry_auth(profile: Any, image: str) -> tuple[str, str, str] | None:
-    """Credentials of the profile's registry when the image lives there (host:port prefix)."""
-    if not (profile.registry_url and profile.registry_user and profile.registry_password):
-        return None
-    host = profile.registry_url.split("://", 1)[-1]
-    if image.split("/", 1)[0] != host:
-        return None
-    return profile.registry_user, profile.registry_password, host
-
-
 def _ssh_key_line(profile: Any) -> str:
     from pai_magic.core.ssh.keys import ensure_key
 
@@ -172,11 +162,13 @@ def build_job(args: argparse.Namespace, profile: Any) -> tuple[dict[str, Any] | 
     if not lines:
         raise InvalidInputError("No command: add it after `--`, e.g. `pai-magic submit --image python:3.11 "
                                 "-- python train.py`.")
+    from pai_magic.core.registry.job_image import job_image_from_profile
+
+    image = job_image_from_profile(args.image, profile)
     spec_args: dict[str, Any] = dict(
-        name=args.name or "job", image=args.image, commands=lines,
+        name=args.name or "job", image=image.uri, commands=lines,
         virtual_cluster=args.vc or profile.virtual_cluster or "default",
-        storages=storages, keep_alive=args.keep_alive,
-        registry_auth=_registry_auth(profile, args.image))
+        storages=storages, keep_alive=args.keep_alive, registry_auth=image.registry_auth)
     for key, value in (("gpu", args.gpu), ("cpu", args.cpu), ("memory_mb", memory_mb),
                        ("instances", args.instances), ("retry", args.retry)):
         if value is not None:

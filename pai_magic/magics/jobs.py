@@ -272,19 +272,28 @@ class PaiMagics(Magics):
                 spec_kwargs: dict[str, Any] = dict(
                     gpu=gpu, cpu=cpu, memory_mb=memory_mb, instances=args.instances, retry=args.retry,
                     ssh_public_key=ssh_key)
-                spec = proto.JobSpec(name=args.name or "job", image=image, commands=commands,
+                from pai_magic.core.registry.job_image import job_image_from_profile
+
+                resolved = job_image_from_profile(image, self._profile_or_none(session))
+                spec = proto.JobSpec(name=args.name or "job", image=resolved.uri, commands=commands,
                                      virtual_cluster=vc, storages=storages, keep_alive=args.keep_alive,
+                                     registry_auth=resolved.registry_auth,
                                      **{k: v for k, v in spec_kwargs.items() if v is not None})
                 job = proto.build_protocol(spec)
             proto.validate_protocol(job)
         return job
 
     @staticmethod
-    def _profile_vc(session: Any) -> str | None:
+    def _profile_or_none(session: Any) -> Any:
         try:
-            return session.profile().virtual_cluster
+            return session.profile()
         except Exception:  # noqa: BLE001 - no profile yet: a dry run still works without one
             return None
+
+    @classmethod
+    def _profile_vc(cls, session: Any) -> str | None:
+        profile = cls._profile_or_none(session)
+        return profile.virtual_cluster if profile is not None else None
 
     @staticmethod
     def _ssh_public_key(session: Any) -> str:

@@ -64,3 +64,41 @@ def test_from_profile(registry, tmp_path):
     img = job_image_from_profile("team/p:v2", profile)
     assert img.uri == f"{registry.host}/team/p:v2" and img.registry_auth is None
     assert job_image_from_profile("team/p:v2", SimpleNamespace()).uri == "team/p:v2"
+
+
+def test_cli_submit_and_magic_resolve_a_pushed_bare_name(registry_basic, tmp_path, capsys, monkeypatch):
+    """Both job faces go through job_image_from_profile: host prefixed, password only in secrets."""
+    import json as _json
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from pai_magic.cli import main
+
+    with RegistryClient(registry_basic.url, registry_basic.username, registry_basic.password) as client:
+        _push(client, tmp_path, "team/train:v1")
+    monkeypatch.setenv("PAI_URL", "http://127.0.0.1:9")  # a dry run never calls the cluster
+    monkeypatch.setenv("PAI_USER", "alice")
+    monkeypatch.setenv("PAI_TOKEN", "t0ken")
+    monkeypatch.setenv("PAI_REGISTRY", registry_basic.url)
+    monkeypatch.setenv("PAI_REGISTRY_USER", registry_basic.username)
+    monkeypatch.setenv("PAI_REGISTRY_PASSWORD", registry_basic.password)
+    code = main(["submit", "--dry-run", "--json", "--image", "team/train:v1", "--", "python", "train.py"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert registry_basic.password not in out
+    job = _json.loads(out)
+    job = job.get("protocol", job)
+    [prereq] = job["prerequisites"]
+    assert prereq["uri"] == f"{registry_basic.host}/team/train:v1"
+    assert prereq["auth"]["password"].startswith("<% $secrets.")
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "pai_magic")
+        view = shell.run_cell_magic("pai_job", "--dry-run -o dry --image team/train:v1", "python train.py\n")
+        assert registry_basic.password not in view.text + view._repr_html_()
+        [prereq] = shell.user_ns["dry"]["prerequisites"]
+        assert prereq["uri"] == f"{registry_basic.host}/team/train:v1"
+        assert prereq["auth"]["password"].startswith("<% $secrets.")
+    finally:
+        InteractiveShell.clear_instance()

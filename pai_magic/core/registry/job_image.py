@@ -72,7 +72,10 @@ def job_image(image: str, registry_host: str | None = None, username: str | None
 
 
 def job_image_from_profile(image: str, profile: Any) -> JobImage:
-    """``job_image`` with the registry and credentials of ``profile`` (no network for named hosts)."""
+    """``job_image`` with the registry and credentials of ``profile`` (no network for named hosts).
+
+    ``profile`` may be None (a dry run before any login): the image is then taken as written.
+    """
     url = getattr(profile, "registry_url", None)
     if not url:
         return job_image(image)
