@@ -102,3 +102,15 @@ def test_cli_submit_and_magic_resolve_a_pushed_bare_name(registry_basic, tmp_pat
         assert prereq["auth"]["password"].startswith("<% $secrets.")
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_from_profile_falls_back_to_pai_registry_like_the_push_does(registry, tmp_path, monkeypatch):
+    """%pai_local's profile has no registry; %pai_image_push used PAI_REGISTRY: a job must too."""
+    from types import SimpleNamespace
+
+    with RegistryClient(registry.url) as client:
+        _push(client, tmp_path, "team/env:v1")
+    monkeypatch.setenv("PAI_REGISTRY", registry.url)
+    no_registry = SimpleNamespace(registry_url=None, registry_user=None, registry_password=None)
+    assert job_image_from_profile("team/env:v1", no_registry).uri == f"{registry.host}/team/env:v1"
+    assert job_image_from_profile("team/env:v1", None).uri == f"{registry.host}/team/env:v1"

@@ -72,13 +72,23 @@ def job_image(image: str, registry_host: str | None = None, username: str | None
 
 
 def job_image_from_profile(image: str, profile: Any) -> JobImage:
-    """``job_image`` with the registry and credentials of ``profile`` (no network for named hosts).
+    """``job_image`` with the registry the faces use for ``%pai_image_push``: the profile's,
+    else ``PAI_REGISTRY`` (so an image pushed there resolves the same way in a job).
 
-    ``profile`` may be None (a dry run before any login): the image is then taken as written.
+    No registry configured (or ``profile`` None before any login): the image as written.
     """
-    url = getattr(profile, "registry_url", None)
-    if not url:
+    try:
+        client = RegistryClient.from_profile(profile if profile is not None else _NO_PROFILE, workers=1)
+    except InvalidInputError:
         return job_image(image)
-    with RegistryClient(url, getattr(profile, "registry_user", None),
-                        getattr(profile, "registry_password", None), workers=1) as client:
+    with client:
         return job_image(image, client=client)
+
+
+class _NoProfile:
+    """Stands for "no profile" without from_profile loading the current one."""
+
+    registry_url = registry_user = registry_password = None
+
+
+_NO_PROFILE = _NoProfile()
