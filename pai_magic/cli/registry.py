@@ -46,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     t.set_defaults(func=run_tag)
 
     r = subparsers.add_parser("image-rm", help="delete an image from the registry (by digest)",
-                              description="Delete REPO:TAG. Registries delete by digest: every other tag on "
-                                          "the same image goes too (they are named on stderr).")
+                              description="Delete REPO:TAG. Registries delete by digest: when other tags "
+                                          "name the same image the delete is refused unless --force, which "
+                                          "removes them too (named on stderr).")
     r.add_argument("reference", metavar="REPO:TAG")
+    r.add_argument("--force", action="store_true", help="also delete the other tags of the same image")
     _registry_option(r)
     r.set_defaults(func=run_rm)
 
@@ -143,7 +145,7 @@ def run_tag(args: argparse.Namespace) -> int:
 
 def run_rm(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        result = client.delete(args.reference)
+        result = client.delete(args.reference, force=args.force)
     if result.warning and not wants_json(args):
         sys.stderr.write(f"warning: {result.warning}\n")
     emit(args, {**result.__dict__, "warning": result.warning}, f"deleted {result.reference} ({result.digest})")

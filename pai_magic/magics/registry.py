@@ -204,13 +204,15 @@ class RegistryMagics(Magics):
 
     @magic_arguments()
     @argument("reference", help="REPO:TAG to delete, e.g. team/train:old")
+    @argument("--force", action="store_true", help="also delete the other tags of the same image")
     @argument("--registry", help="another registry than the profile's")
     @line_magic
     @registry_errors
     def pai_image_rm(self, line: str) -> View:
-        """Delete an image (by digest: other tags on it go too, and are named). Example: ``%pai_image_rm team/train:old``"""
+        """Delete an image. Registries delete by digest: other tags of the same image go too, so that
+        needs ``--force``. Example: ``%pai_image_rm team/train:old``"""
         args = parse_line(self.pai_image_rm, line)
-        result = self._registry(args.registry).delete(args.reference)
+        result = self._registry(args.registry).delete(args.reference, force=args.force)
         text = f"Deleted {result.reference} ({result.digest})"
         html_text = f"<pre>{esc(text)}</pre>"
         if result.warning:

@@ -24,7 +24,7 @@ def test_basic_auth_full_cycle(registry_basic, tmp_path):
         client.tag("team/private:v1", "team/private:v2")
         assert client.list_images() == [type(client.list_images()[0])("team/private", ["v1", "v2"])]
         assert image_details(client)[0].digest == pushed.digest
-        assert client.delete("team/private:v2").other_tags == ["v1"]
+        assert client.delete("team/private:v2", force=True).other_tags == ["v1"]
 
 
 @pytest.mark.parametrize("password", [None, "wrong-password"])

@@ -43,6 +43,8 @@ def test_cli_push_list_details_tag_rm(registry, archive, capsys, monkeypatch):
     rows = json.loads(out)
     assert {r["tag"] for r in rows} == {"v1", "stable"} and rows[0]["platform"] == "linux/amd64"
     code, out, err = _cli(capsys, "image-rm", "team/train:v1")
+    assert code == 2 and "stable" in err and "--force" in err and err.count("\n") == 1
+    code, out, err = _cli(capsys, "image-rm", "team/train:v1", "--force")
     assert code == 0 and "deleted team/train:v1" in out
     assert err.startswith("warning:") and "stable" in err
     code, out, _ = _cli(capsys, "images", "--tags")
@@ -105,7 +107,9 @@ def test_magics_full_cycle(registry, archive, ipy, monkeypatch, capsys):
     details = ipy.run_line_magic("pai_images", "nb --details")
     assert len(details.rows) == 2 and details.rows[0][2] == "linux/amd64"
     assert "sha256:" in details._repr_html_()
-    rm = ipy.run_line_magic("pai_image_rm", "team/nb:v1")
+    with pytest.raises(UsageError, match="--force"):
+        ipy.run_line_magic("pai_image_rm", "team/nb:v1")
+    rm = ipy.run_line_magic("pai_image_rm", "team/nb:v1 --force")
     assert "Warning" in rm.text and "latest" in rm.text and "Warning" in rm._repr_html_()
     assert ipy.run_line_magic("pai_images", "").rows == [["team/nb"]]
 

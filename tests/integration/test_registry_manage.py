@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError
+from pai_magic.core.errors import ConflictError, InvalidInputError, NotFoundError, PaiError
 from pai_magic.core.registry import RegistryClient, image_details, push_archive, tag_details
 from pai_magic.core.registry.models import DOCKER_MANIFEST_LIST, OCI_INDEX
 from tests.fixtures.registry import make_config, make_docker_save, make_layer
@@ -99,12 +99,16 @@ def test_tag_is_a_manifest_copy_within_and_across_repositories(registry, tmp_pat
             client.tag("team/src:v1", "team/src@sha256:" + "0" * 64)
 
 
-def test_delete_by_digest_warns_about_shared_tags(registry, tmp_path):
+def test_delete_by_digest_refuses_then_forces_shared_tags(registry, tmp_path):
     with RegistryClient(registry.url) as client:
         _push(client, tmp_path, "team/del:v1")
         client.tag("team/del:v1", "team/del:latest")
         _push(client, tmp_path, "team/del:other", arch="arm64", payload=b"q")
-        result = client.delete("team/del:v1")
+        with pytest.raises(ConflictError) as refused:
+            client.delete("team/del:v1")  # would take "latest" along: refused, nothing lost
+        assert "latest" in str(refused.value) and "--force" in str(refused.value)
+        assert client.tags("team/del") == ["latest", "other", "v1"]
+        result = client.delete("team/del:v1", force=True)
         assert result.other_tags == ["latest"]
         assert "latest" in result.warning
         assert client.tags("team/del") == ["other"]

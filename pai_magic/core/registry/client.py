@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import requests
 
-from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError, ServerError
+from pai_magic.core.errors import ConflictError, InvalidInputError, NotFoundError, PaiError, ServerError
 from pai_magic.core.registry.auth import Credentials, docker_config_credentials
 from pai_magic.core.registry.models import (
     INDEX_TYPES,
@@ -454,11 +454,13 @@ class RegistryClient:
                               f"{manifest.digest[:19]}: it rewrote the manifest; check its version.")
         return digest
 
-    def delete(self, reference: str) -> DeleteResult:
+    def delete(self, reference: str, *, force: bool = False) -> DeleteResult:
         """Delete the manifest a tag points at (registries delete by digest).
 
-        Every other tag on the same digest disappears with it, so they are found first and
-        returned for the face to warn about.
+        Every other tag on the same digest would disappear with it, so they are found first:
+        without ``force`` such a delete is refused (ConflictError naming them), because
+        removing ``team/x:old`` must not silently take ``team/x:prod`` along. With ``force``
+        they go too and are returned for the face to name.
         """
         ref = self.ref(reference)
         digest = ref.digest or self.manifest_digest(ref.repository, ref.tag or "latest")
@@ -469,6 +471,10 @@ class RegistryClient:
         others = [t for t in self.tags(ref.repository) if t != ref.tag]
         digests = self.map(lambda t: self.manifest_digest(ref.repository, t), others)
         sharing = [t for t, d in zip(others, digests) if d == digest]
+        if sharing and not force:
+            raise ConflictError(
+                f"{ref} is the same image as {', '.join(sharing)}: registries delete by digest, so those tags "
+                f"would go too. Delete with --force to remove them all, or keep the image.")
         self.delete_manifest(ref.repository, digest)
         return DeleteResult(str(ref), digest, sharing)
 
