@@ -16,9 +16,11 @@ from nbclient.exceptions import CellExecutionError
 
 
 def run(path: Path, out_dir: Path, timeout: int) -> bool:
+    """Execute ``path`` with ``out_dir`` as its working folder, so whatever the tutorial writes
+    (archives, downloads, mount points) lands beside the executed copy, not in the repository."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
+                            resources={"metadata": {"path": str(out_dir.resolve())}})
     start = time.monotonic()
     ok = True
     try:
