@@ -39,6 +39,7 @@ MAGICS: list[tuple[str, str]] = [
     ("pai_magic.magics.jobs", "PaiMagics"),
     ("pai_magic.magics.login", "LoginMagics"),
     ("pai_magic.magics.storage", "StorageMagics"),
+    ("pai_magic.magics.help", "HelpMagics"),
     ("pai_magic.magics.registry", "RegistryMagics"),
     ("pai_magic.magics.ssh", "SshMagics"),
 ]
