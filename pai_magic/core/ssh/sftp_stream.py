@@ -53,11 +53,12 @@ def _string(b: bytes) -> bytes:
 class SftpStream:
     """One SFTP session on its own channel, used only to move file contents fast."""
 
-    def __init__(self, channel, where: str, timeout: float, in_flight_bytes: int = 8 << 20) -> None:
+    def __init__(self, channel, where: str, timeout: float, in_flight_bytes: int = 4 << 20) -> None:
         self.chan = channel
         self.where = where
         self.timeout = timeout
         self.in_flight_bytes = in_flight_bytes
+        self._recv_size = max(1 << 22, 2 * in_flight_bytes)
         self._buf = bytearray()
         self._pos = 0
         self._next_id = 1
@@ -84,7 +85,9 @@ class SftpStream:
         """Make sure ``need`` unread bytes are buffered, reading whole window-fulls."""
         while len(self._buf) - self._pos < need:
             try:
-                chunk = self.chan.recv(1 << 22)
+                # take everything buffered: paramiko's pipe shifts what is left after a
+                # partial read, which turns big backlogs quadratic
+                chunk = self.chan.recv(self._recv_size)
             except socket.timeout:
                 raise PaiTimeoutError(f"{self.where} sent no SFTP data for {self.timeout:g}s: the task "
                                       "or the network stalled.") from None
@@ -280,7 +283,7 @@ class SftpStream:
             pass
 
 
-def open_stream(session, in_flight_bytes: int = 8 << 20) -> SftpStream:
+def open_stream(session, in_flight_bytes: int = 4 << 20) -> SftpStream:
     """A new bulk-data SFTP channel on ``session``."""
     import paramiko
 
