@@ -106,8 +106,12 @@ def submit_job(client: PaiClient, protocol: dict[str, Any] | str, *, validate: b
 
 def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: float | None = None,
              on_progress: Callable[[JobDetail], Any] | None = None, poll: float = 5.0,
-             first_poll: float = 0.25, tolerate_errors: int = 3) -> JobDetail:
+             first_poll: float = 0.25, tolerate_errors: int = 3,
+             until: Callable[[JobDetail], bool] | None = None) -> JobDetail:
     """Poll the job until it is SUCCEEDED, FAILED or STOPPED and return its final detail.
+
+    ``until(detail)`` returning True ends the wait early (e.g. "the task runs", to SSH
+    into it); a job that ends first is returned as it is, so the caller sees why.
 
     ``on_progress(detail)`` is called after every poll. The interval starts at
     ``first_poll`` and grows to ``poll``. A few consecutive transient errors (cluster
@@ -129,7 +133,7 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
         if detail is not None:
             if on_progress is not None:
                 on_progress(detail)
-            if detail.terminal:
+            if detail.terminal or (until is not None and until(detail)):
                 return detail
         now = time.monotonic()
         if deadline is not None and now >= deadline:

@@ -128,3 +128,22 @@ def test_ssh_info_of_a_job_without_the_plugin_is_the_portals_explanation(client)
         assert "--ssh" in str(err.value)
     finally:
         stop_job(client, name, wait=True, timeout=60)
+
+
+def test_ssh_right_after_submit_waits_for_the_task_to_run(client):
+    """The usual notebook flow: submit with --ssh, then %pai_ssh at once, before RUNNING."""
+    from pai_magic.core.jobs import wait_for
+
+    key = ensure_key()
+    spec = JobSpec(name="ssh_now", image="ubuntu:22.04", commands=["sleep 2", "echo up"],
+                   ssh_public_key=key.public_line, keep_alive=True)
+    name = submit_job(client, build_protocol(spec))
+    try:
+        out: list[str] = []
+        assert run_in_task(client, name, "echo $PAI_JOB_NAME", on_stdout=out.append) == 0
+        assert name in "".join(out)
+        # wait_for(until=...) stops waiting once the job runs instead of at its end
+        detail = wait_for(client, name, timeout=30, poll=0.5, until=lambda d: d.state == "RUNNING")
+        assert detail.state == "RUNNING"
+    finally:
+        stop_job(client, name)

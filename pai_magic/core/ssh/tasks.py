@@ -57,7 +57,7 @@ def task_target(detail: JobDetail, role: str | None = None, index: int = 0) -> S
     task = detail.task(role, index)
     if task.state != "RUNNING":
         raise InvalidInputError(f"Task {task.role}/{task.index} of job {detail.full_name} is {task.state}, "
-                                "not RUNNING: wait for it (pai-magic wait) and try again.")
+                                "not RUNNING: try again once it runs.")
     ports = task.ports.get("ssh") or []
     if not ports or not task.container_ip:
         raise InvalidInputError(f"Task {task.role}/{task.index} of job {detail.full_name} has no ssh port: "
@@ -72,15 +72,29 @@ def _key_for(client: Any, key: SshKey | str | Path | None) -> SshKey | str | Pat
     return ensure_key(getattr(getattr(client, "profile", None), "ssh_key", None))
 
 
-def resolve_target(client: Any, name: str, task: str | None = None) -> tuple[SshTarget, JobDetail]:
+def _task_runs(detail: JobDetail, role: str | None, index: int) -> bool:
+    return any((role is None or t.role == role) and t.index == index and t.state == "RUNNING"
+               and t.container_ip for t in detail.tasks)
+
+
+def resolve_target(client: Any, name: str, task: str | None = None, *,
+                   wait: float = 0.0) -> tuple[SshTarget, JobDetail]:
     """The task's SSH target; a job without user SSH (the portal's test) is refused up front,
-    since a cluster may still list an ssh port for it that nobody can log in to."""
+    since a cluster may still list an ssh port for it that nobody can log in to.
+
+    ``wait`` seconds: a job just submitted is usually still WAITING when the person asks to
+    SSH into it, so the faces wait (bounded, Ctrl-C stops it) for the task to run.
+    """
+    from pai_magic.core.jobs import wait_for
     from pai_magic.core.protocol import job_has_ssh
 
+    role, index = parse_task(task)
     detail = client.get_job(name)
+    if wait > 0 and not detail.terminal and not _task_runs(detail, role, index):
+        detail = wait_for(client, name, timeout=wait, poll=2.0,
+                          until=lambda d: _task_runs(d, role, index))
     if detail.terminal:
         forget_job_keys(detail.full_name)
-    role, index = parse_task(task)
     target = task_target(detail, role, index)
     config = client.job_config(name)
     if not (isinstance(config, dict) and job_has_ssh(config)):
@@ -89,11 +103,16 @@ def resolve_target(client: Any, name: str, task: str | None = None) -> tuple[Ssh
     return target, detail
 
 
+#: How long the faces wait for a just-submitted job's task to run before connecting.
+START_WAIT = 120.0
+
+
 def open_task_session(client: Any, name: str, *, task: str | None = None,
                       key: SshKey | str | Path | None = None, passphrase: str | None = None,
-                      known_hosts: KnownHosts | None = None, options: SshOptions | None = None) -> SshSession:
+                      known_hosts: KnownHosts | None = None, options: SshOptions | None = None,
+                      start_wait: float = START_WAIT) -> SshSession:
     """A connected, authenticated session to a task of job ``name`` (close it when done)."""
-    target, _detail = resolve_target(client, name, task)
+    target, _detail = resolve_target(client, name, task, wait=start_wait)
     return connect(target, _key_for(client, key), passphrase=passphrase, known_hosts=known_hosts,
                    options=options)
 
@@ -102,12 +121,13 @@ def run_in_task(client: Any, name: str, command: str, *, task: str | None = None
                 on_stdout: Output | None = None, on_stderr: Output | None = None,
                 timeout: float | None = None, cancel: threading.Event | None = None,
                 key: SshKey | str | Path | None = None, passphrase: str | None = None,
-                known_hosts: KnownHosts | None = None, options: SshOptions | None = None) -> int:
+                known_hosts: KnownHosts | None = None, options: SshOptions | None = None,
+                start_wait: float = START_WAIT) -> int:
     """Run ``command`` in the task, streaming output to the callbacks; returns the exit status."""
     if not command or not command.strip():
         raise InvalidInputError("Give a command to run, e.g. -- nvidia-smi.")
     with open_task_session(client, name, task=task, key=key, passphrase=passphrase,
-                           known_hosts=known_hosts, options=options) as session:
+                           known_hosts=known_hosts, options=options, start_wait=start_wait) as session:
         return run_command(session, command, on_stdout=on_stdout, on_stderr=on_stderr,
                            timeout=timeout, cancel=cancel)
 
@@ -116,12 +136,12 @@ def upload_to_task(client: Any, name: str, local: str | Path, remote: str, *, ta
                    on_progress: ProgressFn | None = None, verify: bool = True,
                    cancel: threading.Event | None = None, key: SshKey | str | Path | None = None,
                    passphrase: str | None = None, known_hosts: KnownHosts | None = None,
-                   options: SshOptions | None = None) -> TransferResult:
+                   options: SshOptions | None = None, start_wait: float = START_WAIT) -> TransferResult:
     """SFTP ``local`` (file or directory) to ``remote`` in the task, verified, atomically renamed."""
     if not Path(local).expanduser().exists():
         raise NotFoundError(f"Local path {local} does not exist: check the name.")
     with open_task_session(client, name, task=task, key=key, passphrase=passphrase,
-                           known_hosts=known_hosts, options=options) as session:
+                           known_hosts=known_hosts, options=options, start_wait=start_wait) as session:
         return upload(session, local, remote, on_progress=on_progress, verify=verify, cancel=cancel)
 
 
@@ -129,18 +149,19 @@ def download_from_task(client: Any, name: str, remote: str, local: str | Path, *
                        on_progress: ProgressFn | None = None, verify: bool = True,
                        cancel: threading.Event | None = None, key: SshKey | str | Path | None = None,
                        passphrase: str | None = None, known_hosts: KnownHosts | None = None,
-                       options: SshOptions | None = None) -> TransferResult:
+                       options: SshOptions | None = None, start_wait: float = START_WAIT) -> TransferResult:
     """SFTP ``remote`` (file or directory) from the task to ``local``, verified, atomically renamed."""
     with open_task_session(client, name, task=task, key=key, passphrase=passphrase,
-                           known_hosts=known_hosts, options=options) as session:
+                           known_hosts=known_hosts, options=options, start_wait=start_wait) as session:
         return download(session, remote, local, on_progress=on_progress, verify=verify, cancel=cancel)
 
 
 def task_openssh_argv(client: Any, name: str, *, task: str | None = None, command: str | None = None,
                       key: SshKey | str | Path | None = None, known_hosts: KnownHosts | None = None,
-                      batch: bool = False, tty: bool | None = None) -> list[str]:
+                      batch: bool = False, tty: bool | None = None,
+                      start_wait: float = START_WAIT) -> list[str]:
     """The stock ``ssh`` command for the task, with its port, key and pai_magic's known_hosts."""
-    target, _detail = resolve_target(client, name, task)
+    target, _detail = resolve_target(client, name, task, wait=start_wait)
     chosen = _key_for(client, key)
     key_path = chosen.private_path if isinstance(chosen, SshKey) else Path(chosen)
     return openssh_argv(target, key_path, command=command, known_hosts=known_hosts, batch=batch, tty=tty)
