@@ -274,7 +274,9 @@ class StatusBoard:
                 exit_code=getattr(summary, "exit_code", None),
                 extra=list(tracked.snapshot.extra))
             if state != tracked.last_state:
-                snap.extra = self._extras(tracked.name, tracked.user, state) or snap.extra
+                fresh = self._extras(tracked.name, tracked.user, state)
+                # an ended job's lines (SSH commands to a container that is gone) must not linger
+                snap.extra = fresh if (fresh or snap.terminal) else snap.extra
             if snap.terminal:
                 snap.diagnostics = self._final_diagnostics(tracked)
                 if tracked.detail is not None and tracked.detail.exit_code is not None:

@@ -321,7 +321,7 @@ def test_a_corrupted_upload_is_not_renamed(sshd, tmp_path, monkeypatch):
 
 
 def test_missing_paths_are_one_line_errors(sshd, tmp_path):
-    from pai_magic.core.errors import NotFoundError
+    from pai_magic.core.errors import InvalidInputError, NotFoundError
 
     with connect(_target(sshd), sshd.client_key) as session:
         with pytest.raises(NotFoundError):
@@ -329,6 +329,21 @@ def test_missing_paths_are_one_line_errors(sshd, tmp_path):
         with pytest.raises(NotFoundError):
             upload(session, tmp_path / "nope", str(tmp_path))
         (tmp_path / "a.txt").write_text("a")
-        with pytest.raises(NotFoundError) as err:
-            upload(session, tmp_path / "a.txt", str(tmp_path / "no_such_dir" / "a.txt"))
-    assert "\n" not in str(err.value)
+        (tmp_path / "plain").write_text("not a directory")
+        with pytest.raises(InvalidInputError) as err:
+            upload(session, tmp_path / "a.txt", str(tmp_path / "plain" / "a.txt"))
+    assert "\n" not in str(err.value) and "not a directory" in str(err.value)
+
+
+def test_upload_creates_missing_remote_folders_like_mkdir_p(sshd, tmp_path):
+    """A fresh container has no inputs/ folder: `%pai_upload data.csv job:inputs/data.csv` just works."""
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "f").write_text("f")
+    with connect(_target(sshd), sshd.client_key) as session:
+        upload(session, tmp_path / "a.txt", str(tmp_path / "r" / "inputs" / "a.txt"))
+        upload(session, tmp_path / "a.txt", str(tmp_path / "r2" / "dir") + "/")
+        upload(session, tmp_path / "tree", str(tmp_path / "r3" / "deep" / "copy"))
+    assert (tmp_path / "r" / "inputs" / "a.txt").read_text() == "a"
+    assert (tmp_path / "r2" / "dir" / "a.txt").read_text() == "a"
+    assert (tmp_path / "r3" / "deep" / "copy" / "f").read_text() == "f"

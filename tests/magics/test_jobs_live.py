@@ -291,6 +291,30 @@ def test_status_extras_hook(pai):
     assert any(f"extra for {handle.name}: SUCCEEDED" in t for t in pai.recorder.texts())
 
 
+def test_running_only_extras_are_cleared_when_the_job_ends(pai):
+    """SSH lines shown while a job runs must not linger under its STOPPED status."""
+    def extra(session, name, user, state):
+        return [f"only while running: {name}"] if state == "RUNNING" else []
+
+    register_status_extra(extra)
+    try:
+        handle = pai.cell("pai_job", "lingering", "sleep 30")
+        deadline = time.monotonic() + 60
+        while not any("only while running" in t for t in pai.recorder.texts()):
+            assert time.monotonic() < deadline, "the RUNNING extra never showed"
+            time.sleep(0.2)
+        pai.line("pai_stop", handle.name)
+        handle.wait(timeout=60, show=False)
+        deadline = time.monotonic() + 60
+        while "STOPPED" not in pai.recorder.texts()[-1]:
+            assert time.monotonic() < deadline, "the status never showed STOPPED"
+            time.sleep(0.2)
+    finally:
+        unregister_status_extra(extra)
+    final = pai.recorder.texts()[-1]
+    assert "STOPPED" in final and "only while running" not in final
+
+
 def test_unreachable_cluster_names_the_url(pai):
     from pai_magic.core.profiles import Profile, save_profile
     from tests.fixtures.services import free_port

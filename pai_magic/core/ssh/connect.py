@@ -9,6 +9,7 @@ round trip (opening a throw-away channel) does.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import threading
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ from typing import Any
 from pai_magic.core.errors import (AuthError, PaiError, PaiTimeoutError, UnreachableError)
 from pai_magic.core.ssh.keys import SshKey, load_private_key
 from pai_magic.core.ssh.known_hosts import KnownHosts
+
+# paramiko logs a dropped connection ("Socket exception: Connection reset by peer") at ERROR;
+# with no handler configured Python's last-resort handler prints it into the notebook cell.
+# We turn those faults into one-line PaiErrors ourselves; an application that configures
+# logging still sees paramiko's records through propagation.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 #: Fastest first: AES-GCM needs no separate MAC and runs on AES-NI inside ``cryptography``.
 FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")

@@ -219,12 +219,23 @@ def _planning_error(exc: BaseException, where: str) -> PaiError:
     return UnreachableError(f"SFTP to {where} failed ({exc or type(exc).__name__}): check the task is still RUNNING.")
 
 
+def _missing_parents(sftp, path: str) -> list[str]:
+    """The ancestors of ``path`` that do not exist yet, outermost first (``mkdir -p``): an
+    upload to ``inputs/data.csv`` in a fresh container should just work."""
+    missing: list[str] = []
+    parent = posixpath.dirname(path.rstrip("/"))
+    while parent and parent not in ("/", ".") and _remote_is_dir(sftp, parent) is None:
+        missing.append(parent)
+        parent = posixpath.dirname(parent)
+    return missing[::-1]
+
+
 def _plan_upload(sftp, local: Path, remote: str) -> tuple[list[str], list[_UpFile]]:
     remote = _clean_remote_path(remote)
     target_is_dir = _remote_is_dir(sftp, remote)
     if local.is_dir():
         root = posixpath.join(remote, local.name) if target_is_dir else remote
-        dirs = [root]
+        dirs = _missing_parents(sftp, root) + [root]
         files: list[_UpFile] = []
         for base, subdirs, names in os.walk(local):
             subdirs.sort()
@@ -240,17 +251,14 @@ def _plan_upload(sftp, local: Path, remote: str) -> tuple[list[str], list[_UpFil
         return dirs, files
     st = local.stat()
     if target_is_dir or remote.endswith("/"):
-        if target_is_dir is None:
-            raise NotFoundError(f"Remote directory {remote} does not exist: create it first or give a "
-                                "file path.")
         dest = posixpath.join(remote, local.name)
     else:
-        parent = posixpath.dirname(remote) or "."
-        if _remote_is_dir(sftp, parent) is not True:
-            raise NotFoundError(f"Remote directory {parent} does not exist: create it first "
-                                "(e.g. pai-magic ssh NAME -- mkdir -p DIR).")
         dest = remote
-    return [], [_UpFile(local, dest, st.st_size, st.st_mode & 0o777)]
+    parents = _missing_parents(sftp, dest)
+    parent = posixpath.dirname(dest)
+    if parent and parent not in ("/", ".") and not parents and _remote_is_dir(sftp, parent) is False:
+        raise InvalidInputError(f"Remote path {parent} exists and is not a directory: choose another destination.")
+    return parents, [_UpFile(local, dest, st.st_size, st.st_mode & 0o777)]
 
 
 def _mkdirs(sftp, dirs: list[str]) -> int:
