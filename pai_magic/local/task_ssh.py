@@ -36,6 +36,10 @@ from paramiko import SFTPAttributes, SFTPHandle, SFTPServer, SFTPServerInterface
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK
 
 log = logging.getLogger("pai_magic.local.task_ssh")
+# A client that disconnects abruptly makes paramiko's server thread log "Socket exception" at
+# ERROR; with no handler configured that lands in the notebook cell of a kernel running
+# %pai_local. Applications that configure logging still get the records by propagation.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL when a client goes away
