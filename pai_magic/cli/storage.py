@@ -60,16 +60,6 @@ def run_storage(args: argparse.Namespace) -> int:
     return 1 if failed or warned else 0
 
 
-def _mode(text: str) -> int:
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        raise InvalidInputError(f"--mode {text!r} is not an octal mode: write it like 700 or 750.") from None
-    if not 0 <= mode <= 0o777:
-        raise InvalidInputError(f"--mode {text!r} is out of range: give 000 to 777.")
-    return mode
-
-
 def _optional_client(args: argparse.Namespace):
     try:
         return client_for(args)
@@ -79,6 +69,7 @@ def _optional_client(args: argparse.Namespace):
 
 def run_mount(args: argparse.Namespace) -> int:
     from pai_magic.core.storage import manage
+    from pai_magic.core.storage.usage import parse_mode
 
     if not args.args and not args.storage and not args.via_job:
         rows = manage.mounts()
@@ -101,7 +92,7 @@ def run_mount(args: argparse.Namespace) -> int:
 
     outcome = manage.mount(mountpoint, client=client, source=source, storage=args.storage, options=args.options,
                            via_job=args.via_job, rootless=args.rootless, dry_run=args.dry_run,
-                           mkdir_personal=args.mkdir_personal, personal_mode=_mode(args.mode),
+                           mkdir_personal=args.mkdir_personal, personal_mode=parse_mode(args.mode),
                            profile=profile_name(args), on_status=status)
     if args.dry_run:
         emit(args, outcome.as_dict(), lambda: "\n".join(outcome.result.shell_lines + [f"# {outcome.message}"]))

@@ -17,16 +17,6 @@ from pai_magic.magics.render import View
 from pai_magic.magics.session import get_session
 
 
-def _mode(text: str) -> int:
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        raise UsageError(f"--mode {text!r} is not an octal mode: write it like 700 or 750.") from None
-    if not 0 <= mode <= 0o777:
-        raise UsageError(f"--mode {text!r} is out of range: give 000 to 777.")
-    return mode
-
-
 @magics_class
 class StorageMagics(Magics):
     """Cluster storages: list, probe, mount (kernel NFS or sshfs through a job), unmount."""
@@ -68,6 +58,7 @@ class StorageMagics(Magics):
         """
         args = parse_line(self.pai_mount, line)
         from pai_magic.core.storage import manage
+        from pai_magic.core.storage.usage import parse_mode
 
         if args.rootless and args.kernel:
             raise UsageError("%pai_mount: choose --rootless or --kernel, not both.")
@@ -90,7 +81,7 @@ class StorageMagics(Magics):
         rootless = True if args.rootless else False if args.kernel else None
         outcome = manage.mount(mountpoint, client=client, source=source, storage=args.storage, options=args.options,
                                via_job=args.via_job, rootless=rootless, dry_run=args.dry_run,
-                               mkdir_personal=args.mkdir_personal, personal_mode=_mode(args.mode),
+                               mkdir_personal=args.mkdir_personal, personal_mode=parse_mode(args.mode),
                                profile=session.wanted_profile_name(), on_status=lambda text: print(text, flush=True))
         if args.dry_run:
             return View("\n".join(outcome.result.shell_lines + [f"# {outcome.message}"]))

@@ -132,3 +132,16 @@ def test_storage_info_drops_secrets_and_builds_the_manual_command():
     assert nfs_info.source == "10.0.0.1:/data"
     assert shlex.split(nfs_info.mount_command) == ["sudo", "mount", "-t", "nfs", "-o", "nfsvers=4.1,ro",
                                                    "10.0.0.1:/data", "/mnt/data"]
+
+
+def test_parse_mode_is_one_line_for_every_face():
+    import pytest as _pytest
+
+    from pai_magic.core.errors import InvalidInputError
+    from pai_magic.core.storage.usage import parse_mode
+
+    assert parse_mode("700") == 0o700 and parse_mode("0750") == 0o750
+    for bad in ("rwx", "800", "1777", ""):
+        with _pytest.raises(InvalidInputError) as err:
+            parse_mode(bad)
+        assert "\n" not in str(err.value) and "--mode" in str(err.value)

@@ -62,6 +62,17 @@ def share_usage(path: str | os.PathLike[str], warn_above: float = DEFAULT_WARN_A
     return ShareUsage(p, total, used, free, frac, warn, msg)
 
 
+def parse_mode(text: str) -> int:
+    """An octal folder mode as people type it (``700``, ``0750``), checked once for every face."""
+    try:
+        mode = int(str(text), 8)
+    except ValueError:
+        raise InvalidInputError(f"--mode {text!r} is not an octal mode: write it like 700 or 750.") from None
+    if not 0 <= mode <= 0o777:
+        raise InvalidInputError(f"--mode {text!r} is out of range: give 000 to 777.")
+    return mode
+
+
 def personal_folder(share_root: str | os.PathLike[str], user: str, *, mode: int = 0o700,
                     create: bool = True) -> Path:
     """``<share>/<cluster user>``, created with ``mode`` (0700: only you) when missing.
