@@ -383,24 +383,39 @@ class PaiClient:
         return out
 
     def read_log_uri(self, uri: str, offset: int = 0, *, stream: str = "stdout") -> LogChunk:
-        """Text of a log URI from byte ``offset`` (a ``Range`` request; sliced here if ignored)."""
+        """Text of a log URI from byte ``offset`` (a ``Range`` request; sliced here if ignored).
+
+        A file now shorter than ``offset`` was rotated: the chunk then holds the new file from
+        its first byte, with ``restarted`` set (the lines written between the last read and
+        the rotation are only in the rotated file).
+        """
         url = urljoin(self.profile.url + "/", uri)
         headers = {"Accept": "text/plain, */*"}
         if offset > 0:
             headers["Range"] = f"bytes={int(offset)}-"
         resp = self.http.request("GET", url, headers=headers, auth=origin(url) == origin(self.profile.url),
                                  ok_statuses=(416,), what=f"The {stream} log")
-        if resp.status_code == 416:  # nothing new past offset
-            return LogChunk(text="", offset=offset, next_offset=offset, stream=stream)
+        if resp.status_code == 416:
+            size = _content_range_size(resp.headers.get("Content-Range"))
+            if size is not None and size < offset and offset > 0:
+                # The file is now shorter than what was read: the log-manager rotated it
+                # (its ``current`` restarts empty). Start over at the top of the new file.
+                chunk = self.read_log_uri(uri, 0, stream=stream)
+                chunk.restarted = True
+                return chunk
+            return LogChunk(text="", offset=offset, next_offset=offset, stream=stream)  # nothing new yet
         body = resp.content
+        restarted = False
         if resp.status_code == 206:
             start = _content_range_start(resp.headers.get("Content-Range")) or offset
             new = body[max(0, offset - start):]
-        else:
-            new = body[offset:] if offset <= len(body) else b""
+        elif offset <= len(body):
+            new = body[offset:]
+        else:  # a server without ranges sent a file shorter than what was read: rotated
+            new, offset, restarted = body, 0, True
         new = new[:_complete_utf8(new)]  # a character cut by the range waits for the next read
         return LogChunk(text=new.decode("utf-8", errors="replace"), offset=offset,
-                        next_offset=offset + len(new), stream=stream)
+                        next_offset=offset + len(new), stream=stream, restarted=restarted)
 
     def task_log_text(self, name: str, role: str | None = None, index: int = 0, *, stream: str = "stdout",
                       offset: int = 0, job_attempt: int | None = None, task_attempt: int | None = None,
@@ -501,6 +516,12 @@ def _complete_utf8(data: bytes) -> int:
 
 def _content_range_start(header: str | None) -> int | None:
     match = re.match(r"bytes\s+(\d+)-", header or "")
+    return int(match.group(1)) if match else None
+
+
+def _content_range_size(header: str | None) -> int | None:
+    """The complete length in ``bytes */1234`` (416) or ``bytes 0-9/1234``; None if unknown (``*``)."""
+    match = re.match(r"bytes\s+(?:\*|\d+-\d+)/(\d+)", (header or "").strip())
     return int(match.group(1)) if match else None
 
 

@@ -264,7 +264,8 @@ def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index:
 
     Each poll reads the job once, then the log from the last byte offset, so the final read
     happens after the end was observed and nothing is lost. A new task attempt (a retry)
-    starts its own log: a marker line is yielded and reading restarts at its beginning.
+    starts its own log: a marker line is yielded and reading restarts at its beginning. So
+    does a log the cluster rotated under the reader (the file became shorter).
     With ``follow=False`` the current text is yielded once.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -288,6 +289,8 @@ def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index:
             try:
                 chunk = client.task_log_text(name, task.role, index, stream=stream, offset=offset, user=user,
                                              job_attempt=key[0], task_attempt=key[1])
+                if chunk.restarted:
+                    yield f"\n--- {task.role}/{task.index}: the log was rotated; lines may be missing ---\n"
                 if chunk.text:
                     yield chunk.text
                 offset = chunk.next_offset

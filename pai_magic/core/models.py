@@ -219,3 +219,4 @@ class LogChunk:
     offset: int
     next_offset: int
     stream: str = "stdout"
+    restarted: bool = False  # the log was rotated (shorter than ``offset``): ``text`` starts at its byte 0
