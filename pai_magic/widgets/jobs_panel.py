@@ -25,7 +25,8 @@ from pai_magic.core.models import is_terminal
 
 log = logging.getLogger("pai_magic.widgets")
 
-ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f); white-space: nowrap; overflow: hidden; text-overflow: ellipsis;"
+# wrapped, never clipped: the end of the line says what to do next
+ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f); white-space: normal; overflow-wrap: anywhere;"
 STATE_COLORS = {
     "WAITING": "#757575", "RUNNING": "#1976d2", "STOPPING": "#f57c00", "SUCCEEDED": "#388e3c",
     "FAILED": "#d32f2f", "STOPPED": "#f57c00", "UNKNOWN": "#757575",
@@ -77,6 +78,8 @@ class PaiPanel:
         self.selected: str | None = None
         self.ssh_lines: list[str] = []
         self.last_submitted: str | None = None
+        self._action_error: str | None = None
+        self._refresh_error: str | None = None
         self._build()
         self._stop_event = threading.Event()
         if not refresh_interval:
@@ -155,6 +158,18 @@ class PaiPanel:
     # ---- helpers -------------------------------------------------------------------------------
 
     def _show_error(self, message: str | None) -> None:
+        """An action's error (login, submit, stop): it stays until the user's next action, so
+        the background refresh a few seconds later never wipes what the user must read."""
+        self._action_error = message
+        self._render_error()
+
+    def _show_refresh_error(self, message: str | None) -> None:
+        """The refresh's own error: set and cleared by each refresh."""
+        self._refresh_error = message
+        self._render_error()
+
+    def _render_error(self) -> None:
+        message = self._action_error or self._refresh_error
         self.error.value = (f'<div class="pai-magic-error" style="{ERROR_STYLE}">{html.escape(message)}</div>'
                             if message else "")
 
@@ -265,16 +280,21 @@ class PaiPanel:
         try:
             jobs = work()
         except AuthError as exc:
-            self._show_error(str(exc))
+            self._show_refresh_error(str(exc))
             self.tabs.selected_index = 2
             return False
         except Exception as exc:  # noqa: BLE001
-            self._show_error(one_line(exc))
+            self._show_refresh_error(one_line(exc))
             return False
-        self._show_error(None)
         self._render_jobs(jobs)
-        if self.selected:
-            self._guard(lambda: self._render_detail(self.selected))
+        selected = self.selected
+        if selected:
+            try:
+                self._render_detail(selected)
+            except Exception as exc:  # noqa: BLE001 - a failing detail must not stop the list
+                self._show_refresh_error(one_line(exc))
+                return True
+        self._show_refresh_error(None)
         return True
 
     def submit(self) -> str | None:

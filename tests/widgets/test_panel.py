@@ -184,3 +184,32 @@ def test_start_local_backend_from_the_panel(tmp_path):
 
         stop_started()
     assert not (tmp_path / "local" / "server.json").exists()
+
+
+def test_submit_error_outlives_the_background_refresh(local_backend):
+    """A refused submit's red line stays until the user acts again: the background refresh
+    that succeeds a moment later must not wipe it (it used to, within one interval)."""
+    from pai_magic.widgets.jobs_panel import ERROR_STYLE
+
+    p = PaiPanel(refresh_interval=0.2)
+    try:
+        p.url.value = local_backend.url
+        p.user.value = local_backend.user
+        p.password.value = local_backend.password
+        p.login_button.click()
+        assert p.error_text == "", p.error_text
+        p.commands.value = "echo x"
+        p.image.value = ""
+        assert p.submit() is None
+        message = p.error_text
+        assert "image" in message.lower()
+        time.sleep(1.5)  # several refresh intervals, each of them successful
+        assert p.error_text == message
+        # the error is wrapped, never clipped with an ellipsis (its end says what to do)
+        assert "ellipsis" not in ERROR_STYLE and "nowrap" not in ERROR_STYLE
+        # the next action clears it
+        p.image.value = "ubuntu:22.04"
+        assert p.submit()
+        assert p.error_text == ""
+    finally:
+        p.close()
