@@ -438,7 +438,13 @@ class PaiClient:
         who = name or self.user
         if not who:
             raise InvalidInputError(f"Which user? Log in with a user name first ({LOGIN_HINT}).")
-        data = self.http.get_json(f"users/{quote(who, safe='')}", what=f"User {who}")
+        try:
+            data = self.http.get_json(f"users/{quote(who, safe='')}", what=f"User {who}")
+        except InvalidInputError as exc:
+            if exc.code != "NoUserError":  # a cluster says "no such user" with 400, not 404
+                raise
+            raise NotFoundError(f"User {who} is not found on {self.profile.url}: check the user name.",
+                                code=exc.code) from None
         if not isinstance(data, dict):
             raise PaiError(f"The cluster sent an unexpected answer for user {who}.")
         ext = data.get("extension")

@@ -149,8 +149,8 @@ class LocalBackend:
 
     def user_info(self, username: str) -> dict[str, Any]:
         user = self.store.get_user(username)
-        if user is None:
-            raise ApiError(404, "NoUserError", f"User {username} is not found.")
+        if user is None:  # the rest-server answers 400 here (controllers/v2/user.js getUser), not 404
+            raise ApiError(400, "NoUserError", f"User {username} is not found.")
         groups = ["default", "admingroup"] if user["admin"] else ["default"]
         return {"username": user["username"], "grouplist": groups, "email": user["email"],
                 "extension": user["extension"], "admin": user["admin"], "virtualCluster": [DEFAULT_VC],

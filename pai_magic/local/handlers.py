@@ -134,7 +134,10 @@ class UserMeHandler(BaseHandler):
         self.send(self.backend.update_me(caller, self.body()), 201)
 
     def get(self) -> None:
-        self.send(self.backend.user_info(self.caller().username))
+        # The rest-server routes only PUT to /users/me; a GET reaches GET /users/:username with
+        # "me" as the name. Answering the caller here would hide that from the client.
+        self.caller()
+        self.send(self.backend.user_info("me"))
 
 
 class UserHandler(BaseHandler):

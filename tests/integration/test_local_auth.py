@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 import requests
 
 T = 10
@@ -130,7 +131,10 @@ def test_users_me_patch_replaces_ssh_keys(fresh_local_backend):
     no_patch = requests.put(url, json={"data": {"username": b.user, "extension": {}}}, headers=b.headers(), timeout=T)
     assert no_patch.status_code == 400 and no_patch.json()["code"] == "InvalidParametersError"
     missing = requests.get(f"{b.api}/users/nobody", headers=b.headers(), timeout=T)
-    assert missing.status_code == 404 and missing.json()["code"] == "NoUserError"
+    assert missing.status_code == 400 and missing.json()["code"] == "NoUserError"  # 400, as the rest-server
+    # GET /users/me is not a route of the rest-server: "me" is taken as a user name
+    me = requests.get(f"{b.api}/users/me", headers=b.headers(), timeout=T)
+    assert me.status_code == 400 and me.json()["code"] == "NoUserError"
 
 
 def test_virtual_clusters_and_storages(local_backend):
@@ -192,3 +196,17 @@ def test_default_user_gets_a_generated_password_saved_0600_never_printed(tmp_pat
     assert password not in (out + err).decode()
     assert out.decode().strip() == ""  # only the URL line, read above
     assert not (data / "server.json").exists()
+
+
+def test_client_reads_an_unknown_user_as_not_found(local_backend):
+    """The rest-server says 'no such user' with 400 NoUserError; the client makes it a NotFoundError."""
+    from pai_magic.core import profiles
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.errors import NotFoundError
+
+    prof = profiles.Profile(name="t", url=local_backend.url, user=local_backend.user, token=local_backend.token)
+    with PaiClient(prof) as c:
+        with pytest.raises(NotFoundError) as err:
+            c.get_user("nobody")
+        assert err.value.code == "NoUserError" and "\n" not in str(err.value)
+        assert c.get_user()["username"] == local_backend.user
