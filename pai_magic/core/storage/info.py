@@ -75,8 +75,8 @@ class StorageInfo:
         d = dict(summary or {})
         d.update(detail or {})
         raw = d.get("data") if isinstance(d.get("data"), dict) else {}
-        data = {k: v for k, v in raw.items() if k not in _SECRET_KEYS and "password" not in k.lower()
-                and "key" not in k.lower()}
+        data = {k: v for k, v in raw.items() if k not in _SECRET_KEYS
+                and not any(word in k.lower() for word in ("password", "key", "token", "secret"))}
         opts = d.get("mountOptions") or []
         if isinstance(opts, str):
             opts = [o for o in opts.split(",") if o]
