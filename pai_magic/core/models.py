@@ -70,8 +70,10 @@ class TaskStatus:
         details = data.get("containerDetails") or {}
         attempts = data.get("attempts") or []
         attempt_id = int(data.get("attemptId", 0) or 0)
-        if attempts:
-            attempt_id = int(attempts[-1].get("attemptId", attempt_id) or 0)
+        # The task endpoint lists the current attempt FIRST, then the history: take the newest id.
+        ids = [int(a.get("attemptId") or 0) for a in attempts if isinstance(a, dict)]
+        if ids:
+            attempt_id = max(ids)
         return cls(
             role=role,
             index=int(data.get("taskIndex", 0)),
