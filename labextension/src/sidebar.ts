@@ -255,7 +255,23 @@ export class PaiSidebar extends Widget {
 
   // ---- actions -------------------------------------------------------------------------
 
+  /**
+   * The red line. An action's error (a refused login, a rejected submit) stays until the
+   * user's next action; the poll only sets and clears its own, so a successful refresh a
+   * few seconds later never wipes the message the user needs to read.
+   */
   private _showError(message: string | null): void {
+    this._actionError = message;
+    this._renderError();
+  }
+
+  private _showPollError(message: string | null): void {
+    this._pollError = message;
+    this._renderError();
+  }
+
+  private _renderError(): void {
+    const message = this._actionError ?? this._pollError;
     this._errorLine.textContent = message ?? '';
     this._errorLine.hidden = !message;
   }
@@ -344,20 +360,21 @@ export class PaiSidebar extends Widget {
 
   private async _refresh(): Promise<void> {
     const status = await requestAPI<IStatus>('status').catch(error => {
-      this._showError((error as Error).message);
+      this._showPollError((error as Error).message);
       throw error;
     });
     this._renderStatus(status);
     if (!status.loggedIn) {
+      this._showPollError(null);
       this._renderJobs([]);
       return;
     }
     try {
       const list = await requestAPI<IJobList>(`jobs?limit=${this._jobLimit}`);
       this._renderJobs(list.jobs);
-      this._showError(null);
+      this._showPollError(null);
     } catch (error) {
-      this._showError((error as Error).message);
+      this._showPollError((error as Error).message);
       if (error instanceof PaiRequestError && error.status === 401) {
         this._loginForm.hidden = false; // the token expired or was revoked
       }
@@ -366,7 +383,7 @@ export class PaiSidebar extends Widget {
     if (this._selected) {
       // a failing detail must not stop the list from refreshing
       await this._refreshDetail(this._selected).catch(error =>
-        this._showError((error as Error).message)
+        this._showPollError((error as Error).message)
       );
     }
   }
@@ -501,6 +518,8 @@ export class PaiSidebar extends Widget {
   private _started = false;
   private _everLoggedIn = false;
   private _submitting = false;
+  private _actionError: string | null = null;
+  private _pollError: string | null = null;
   private _selected: string | null = null;
   private _jobLimit: number;
   private _clusterLine!: HTMLDivElement;

@@ -53,6 +53,9 @@ class PaiBackend(LoggingConfigurable):
         """Release connections when the server stops."""
 
 
+NOT_LOGGED_IN = "Not logged in: enter the cluster URL, user and password below, or start the local backend."
+
+
 def _status_of(profile, message: str | None = None) -> dict[str, Any]:
     logged_in = bool(profile is not None and profile.token)
     if profile is not None and not logged_in and message is None:
@@ -118,9 +121,14 @@ class CoreBackend(PaiBackend):
     # ---- endpoints ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        from pai_magic.core.profiles import NO_PROFILE_HINT
+
         try:
             prof = self._profile()
         except PaiError as exc:
+            if str(exc) == NO_PROFILE_HINT:
+                # the core's hint names the CLI and the magic; the sidebar's login form is right here
+                return _status_of(None, NOT_LOGGED_IN)
             return _status_of(None, str(exc))
         return _status_of(prof)
 

@@ -183,3 +183,39 @@ def test_polling_stops_while_hidden_and_resumes_on_show(page, lab, local_backend
     sidebar.wait_for(state="visible")
     page.wait_for_timeout(1_500)  # well under one interval: the refresh comes from showing
     assert len(jobs_requests) > before
+
+
+def test_action_error_stays_readable_across_refreshes(page, lab, local_backend):
+    """A refused submit's red line is whole (wrapped, not cut by an ellipsis: its end says
+    what to do next) and survives the 3 s poll until the user acts again."""
+    sidebar = _open_sidebar(page, lab)
+    cluster = sidebar.locator('[data-testid="pai-magic-cluster"]')
+    cluster.wait_for()
+    # logged out: the line points at the form right below it
+    page.wait_for_function("el => el.dataset.loggedIn === 'false'", arg=cluster.element_handle())
+    assert "below" in cluster.inner_text()
+    _login(page, sidebar, local_backend)
+
+    form = sidebar.locator("details.pai-magic-submit")
+    form.locator("summary").click()
+    form.locator('input[name="image"]').fill("")
+    form.locator('textarea[name="commands"]').fill("echo x")
+    form.locator('button[name="submit"]').click()
+    error = sidebar.locator(".pai-magic-error")
+    error.wait_for(state="visible")
+    message = error.inner_text()
+    assert "image" in message
+    assert error.evaluate("el => el.scrollWidth <= el.clientWidth"), "the error line is clipped"
+
+    polls: list[str] = []
+    page.on("response", lambda r: polls.append(r.url) if "/pai-magic/api/jobs?" in r.url and r.ok else None)
+    waited = 0
+    while len(polls) < 2 and waited < 30_000:  # two successful refreshes after the error
+        page.wait_for_timeout(250)
+        waited += 250
+    assert len(polls) >= 2, "the sidebar stopped refreshing"
+    assert error.is_visible() and error.inner_text() == message
+
+    form.locator('input[name="image"]').fill("ubuntu:22.04")
+    form.locator('button[name="submit"]').click()
+    error.wait_for(state="hidden")
