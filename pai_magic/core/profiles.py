@@ -52,7 +52,7 @@ def normalize_url(url: str) -> str:
         parts = urlsplit(raw)
         # .hostname and .port parse the netloc: a bad IPv6 literal or a non-numeric port
         # raises here, not later inside requests, where it would read as a crash.
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in parts.netloc):
             raise bad
         parts.port  # noqa: B018 - validates the port
     except ValueError:

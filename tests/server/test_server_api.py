@@ -243,6 +243,7 @@ BAD_REQUESTS = [
     ("POST", "login", {"url": "http://x", "user": "u", "password": "p", "token": "t"}, 400, "either"),
     ("POST", "login", {"url": 5, "password": "p"}, 400, "url"),
     ("POST", "login", {"url": "ftp://x", "user": "u", "password": "p"}, 400, ""),
+    ("POST", "login", {"url": "my cluster", "user": "u", "password": "p"}, 400, "http://HOST"),
     ("GET", "no/such/route", None, 404, "endpoint"),
 ]
 

@@ -121,7 +121,8 @@ def test_normalize_url(raw, expected):
     assert P.normalize_url(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["http://[::1", "::", "http://h:abc", "ftp://host", "http://"])
+@pytest.mark.parametrize("raw", ["http://[::1", "::", "http://h:abc", "ftp://host", "http://", "not a url",
+                                 "http://my host:8080"])
 def test_malformed_urls_are_one_line_input_errors(raw):
     """Found by the magics' property test: these used to escape as bare ValueErrors."""
     with pytest.raises(InvalidInputError) as err:
