@@ -32,6 +32,7 @@ from pai_magic.core.models import JobDetail, JobSummary, is_terminal
 # first POST) cannot be the one we just sent: it is a reused name.
 CLOCK_SKEW = 300.0
 SETTLE_DELAYS = (0.2, 0.5, 1.0, 2.0)
+_TRANSIENT = (UnreachableError, ServerError, PaiTimeoutError, RateLimitedError)
 
 
 def _doubtful(exc: PaiError) -> bool:
@@ -259,7 +260,7 @@ class JobWatcher:
 
 def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index: int = 0,
                 stream: str = "stdout", user: str | None = None, poll: float = 1.0,
-                timeout: float | None = None, follow: bool = True) -> Iterator[str]:
+                timeout: float | None = None, follow: bool = True, tolerate_errors: int = 3) -> Iterator[str]:
     """Yield a task's log text as it grows, until the task (or the job) has ended.
 
     Each poll reads the job once, then the log from the last byte offset, so the final read
@@ -267,20 +268,32 @@ def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index:
     starts its own log: a marker line is yielded and reading restarts at its beginning. So
     does a log the cluster rotated under the reader (the file became shorter).
     With ``follow=False`` the current text is yielded once.
+
+    Like :func:`wait_for`, a few consecutive transient errors are tolerated while following:
+    a cluster answers 500 "Failed to get log list" whenever a node's log-manager hiccups.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     offset = 0
     attempt_key: tuple[int, int] | None = None
     interval = min(0.25, poll)
+    failures = 0
     while True:
-        detail = client.get_job(name, user)
-        task = None
+        read_failed = False
         try:
-            task = detail.task(role, index)
-        except NotFoundError:
-            if detail.terminal or not follow:
+            detail = client.get_job(name, user)
+        except _TRANSIENT:
+            failures += 1
+            if not follow or failures > tolerate_errors:
                 raise
-        if task is not None:
+            detail = None
+        task = None
+        if detail is not None:
+            try:
+                task = detail.task(role, index)
+            except NotFoundError:
+                if detail.terminal or not follow:
+                    raise
+        if detail is not None and task is not None:
             key = (detail.attempt_id, task.attempt_id)
             if attempt_key is not None and key != attempt_key:
                 offset = 0
@@ -294,17 +307,24 @@ def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index:
                 if chunk.text:
                     yield chunk.text
                 offset = chunk.next_offset
+                failures = 0
             except NotFoundError:
                 if detail.terminal or not follow:
                     if not follow:
                         raise
                     return
-        ended = detail.terminal or (task is not None and is_terminal(task.state))
-        if ended or not follow:
+            except _TRANSIENT:
+                failures += 1
+                if not follow or failures > tolerate_errors:
+                    raise
+                read_failed = True  # the final read must still happen: do not end on this poll
+        ended = detail is not None and (detail.terminal or (task is not None and is_terminal(task.state)))
+        if (ended and not read_failed) or not follow:
             return
         now = time.monotonic()
         if deadline is not None and now >= deadline:
+            state = detail.state if detail is not None else "unknown (the cluster did not answer)"
             raise PaiTimeoutError(f"Stopped following the log of {name} after {timeout:g} s; the job is still "
-                                  f"{detail.state}.")
+                                  f"{state}.")
         time.sleep(interval)
         interval = min(poll, interval * 1.5)
