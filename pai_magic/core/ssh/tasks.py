@@ -90,6 +90,9 @@ def resolve_target(client: Any, name: str, task: str | None = None, *,
 
     role, index = parse_task(task)
     detail = client.get_job(name)
+    if detail.tasks:
+        # A task the job does not have will never run: say so now instead of waiting `wait` seconds.
+        detail.task(role, index)
     if wait > 0 and not detail.terminal and not _task_runs(detail, role, index):
         detail = wait_for(client, name, timeout=wait, poll=2.0,
                           until=lambda d: _task_runs(d, role, index))
