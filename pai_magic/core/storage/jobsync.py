@@ -175,13 +175,13 @@ def apply_sync(client: Any, job: dict[str, Any] | str, spec: str, *, dry_run: bo
     mount_path = next((str(s.get("mountPath") or f"/mnt/{storage}") for s in
                        ((job_dict.get("extras") or {}).get("storages") or [])
                        if isinstance(s, dict) and s.get("name") == storage), f"/mnt/{storage}")
+    src = Path(local).expanduser()
+    if not src.is_dir():  # before any helper job is submitted to reach the storage
+        from pai_magic.core.errors import NotFoundError
+
+        raise NotFoundError(f"{src} is not a folder: give the folder to sync (for example . for the notebook's folder).")
     if dry_run:
         rel = sync_rel(client.user, local)
-        src = Path(local).expanduser()
-        if not src.is_dir():
-            from pai_magic.core.errors import NotFoundError
-
-            raise NotFoundError(f"{src} is not a folder: give the folder to sync (for example . for the notebook's folder).")
         sync = JobSync(storage, rel, mount_path, SyncResult(str(src.resolve()), f"{storage}:{rel}"), "not uploaded (dry run)",
                        dry_run=True)
     else:
