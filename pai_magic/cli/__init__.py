@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Sequence
 
+from pai_magic.cli.examples import add_examples
 from pai_magic.core.errors import InvalidInputError, PaiError
 
 PROG = "pai-magic"
@@ -62,8 +63,10 @@ def build_parser() -> RaisingParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=RaisingParser)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
-    for sub in subparsers.choices.values():
+    for verb, sub in subparsers.choices.items():
         _add_common(sub)
+        add_examples(sub, verb)
+    add_examples(parser, "")
     return parser
 
 
