@@ -393,7 +393,7 @@ class LocalBackend:
                     order_sql = f"{col} {direction}, seq {direction}"
         where_sql = (" WHERE " + " AND ".join(where)) if where else ""
         rows = self.store.query(f"SELECT * FROM jobs{where_sql} ORDER BY {order_sql} LIMIT ? OFFSET ?",
-                                [*params, limit, max(offset, 0)])
+                                [*params, limit, min(max(offset, 0), _SQLITE_INT_MAX)])
         data = [views.job_summary(dict(r)) for r in rows]
         if query.get("withTotalCount") == "true":
             total = self.store.one(f"SELECT COUNT(*) AS n FROM jobs{where_sql}", params)
@@ -681,6 +681,10 @@ def _warm_protocol() -> None:
         protocol.protocol_errors({})
     except Exception as exc:  # only a warm-up: the submit path reports real problems
         log.debug("embedded backend: protocol warm-up failed: %s", exc)
+
+
+#: SQLite integers are 64-bit: a larger offset (past every job anyway) must not overflow into a 500.
+_SQLITE_INT_MAX = 2**63 - 1
 
 
 def _int_param(query: Mapping[str, str], key: str, default: int) -> int:

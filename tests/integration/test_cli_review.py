@@ -109,3 +109,12 @@ def test_sync_of_a_missing_folder_submits_no_helper_job(logged_in, tmp_path):
     assert proc.returncode == 2 and "is not a folder" in proc.stderr
     assert proc.stdout == ""
     assert names() == before
+
+
+def test_jobs_offset_past_sqlite_integers_is_an_empty_page_not_a_server_error(logged_in):
+    """Before: an offset above 2**63 overflowed SQLite in the embedded backend (HTTP 500)."""
+    proc = _run("jobs", "--offset", str(10**21))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("No jobs past offset")
+    page = json.loads(_run("--json", "jobs", "--offset", str(10**21)).stdout)
+    assert page["items"] == []
