@@ -11,7 +11,7 @@ import re
 from urllib.parse import urlsplit
 
 from pai_magic.core.client import PaiClient
-from pai_magic.core.errors import InvalidInputError
+from pai_magic.core.errors import AuthError, InvalidInputError
 from pai_magic.core.models import ClusterInfo, TokenStatus
 from pai_magic.core.profiles import Profile, list_profiles, normalize_registry_url, normalize_url, save_profile
 
@@ -80,7 +80,12 @@ def login_with_token(url: str, token: str, *, user: str | None = None, profile_n
     prof = _base_profile(url, profile_name, virtual_cluster, registry_url)
     with PaiClient(prof) as client:
         client.use_token(token.strip(), user)
-        status = client.check_token()
+        try:
+            status = client.check_token()
+        except AuthError:
+            # the generic hint says "run login", but this IS the login: say what to fix instead
+            raise AuthError("The cluster refused that token: copy it again from the web portal "
+                            "(Profile -> tokens), or log in with a password.") from None
         if status.user and not prof.user:
             prof.user = status.user
     if not prof.user:

@@ -107,6 +107,14 @@ def test_token_login_from_stdin(cli, local_backend):
     cli.assert_no_secret(local_backend.token)
 
 
+def test_a_refused_pasted_token_says_to_copy_it_again_not_to_log_in(cli, local_backend):
+    bad = local_backend.token[:-4] + ("AAAA" if not local_backend.token.endswith("AAAA") else "BBBB")
+    proc = cli("login", local_backend.url, "--token-stdin", stdin=bad + "\n")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "refused that token" in proc.stderr and "copy it again" in proc.stderr
+    cli.assert_no_secret(bad)
+
+
 def test_submit_built_job_wait_logs_and_json(logged_in, local_backend):
     cli = logged_in
     sub = cli.json("submit", "--image", "ubuntu:22.04", "--name", "cli_built", "--memory", "1G", "--",
