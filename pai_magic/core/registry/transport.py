@@ -378,8 +378,8 @@ def _connection_error(host: str, exc: Exception) -> UnreachableError:
     if "SSL" in text or "ssl" in text or "wrong version number" in text:
         return UnreachableError(f"TLS failed with the registry {host}: if it is a plain-HTTP lab registry, "
                                 f"write its URL as http://{host}.")
-    return UnreachableError(f"Cannot reach the registry at {host}: check registry_url in the profile and "
-                            "that the registry is running.")
+    return UnreachableError(f"Cannot reach the registry at {host}: check its address (--registry, "
+                            "PAI_REGISTRY or the profile's registry_url) and that the registry is running.")
 
 
 def with_query(path: str, params: Mapping[str, Any]) -> str:
