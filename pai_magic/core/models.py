@@ -18,6 +18,14 @@ def is_terminal(state: str | None) -> bool:
     return (state or "").upper() in TERMINAL_STATES
 
 
+def summary_line(text: str | None, limit: int = 300) -> str:
+    """One line from a multi-line message (a job's diagnostics are often several sentences on
+    separate lines): the lines joined with "; ", so they do not run together when flattened."""
+    lines = [" ".join(line.split()) for line in str(text or "").splitlines()]
+    flat = "; ".join(line.rstrip(";") for line in lines if line)
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def parse_ports(raw: dict[str, Any] | None) -> dict[str, list[int]]:
     """``containerPorts`` values are strings on a real cluster ("37508", "15001,15002")."""
     ports: dict[str, list[int]] = {}

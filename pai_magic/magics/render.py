@@ -64,9 +64,9 @@ def state_html(state: str | None) -> str:
 
 def truncate(text: str | None, limit: int = 300) -> str:
     """One line: the text's own lines joined with "; " (diagnostics are often several)."""
-    lines = [" ".join(line.split()) for line in str(text or "").splitlines()]
-    text = "; ".join(line.rstrip(";") for line in lines if line)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    from pai_magic.core.models import summary_line
+
+    return summary_line(text, limit)
 
 
 class View:

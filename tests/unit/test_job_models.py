@@ -52,3 +52,13 @@ def test_task_endpoint_lists_the_current_attempt_first():
     answer = {"taskIndex": 0, "taskState": "RUNNING", "retries": 2,
               "attempts": [{"attemptId": 2, "containerIp": "10.0.0.7"}, {"attemptId": 1}, {"attemptId": 0}]}
     assert TaskStatus.from_api("worker", answer).attempt_id == 2
+
+
+def test_summary_line_keeps_diagnostics_sentences_apart():
+    from pai_magic.core.models import summary_line
+
+    text = "SucceededTaskCount 1 has reached MinSucceededTaskCount 1\ndockerImage x was recorded, not run.\n"
+    assert summary_line(text) == ("SucceededTaskCount 1 has reached MinSucceededTaskCount 1; "
+                                  "dockerImage x was recorded, not run.")
+    assert summary_line("a " * 400, 50).endswith("…") and len(summary_line("a " * 400, 50)) == 50
+    assert summary_line(None) == ""
