@@ -33,15 +33,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 _BOTH_HINT = re.compile(r"`?pai-magic login[^`/]*`?\s*(?:/|or)\s*(%pai_login)")
 
 
+#: CLI verb -> the magic that does the same in a notebook (``submit`` is the cell magic).
+_VERB_TO_MAGIC = {
+    "login": "%pai_login", "profiles": "%pai_profile", "local": "%pai_local", "jobs": "%pai_jobs",
+    "job": "%pai_job", "stop": "%pai_stop", "logs": "%pai_logs", "submit": "%%pai_job",
+    "ssh-info": "%pai_ssh_info", "ssh-key": "%pai_ssh_key", "ssh": "%pai_ssh", "images": "%pai_images",
+    "upload": "%pai_upload", "download": "%pai_download", "storage": "%pai_storage",
+    "mount": "%pai_mount", "umount": "%pai_umount",
+}
+# `pai-magic VERB ARGS` (quoted) or a bare pai-magic VERB; longest verbs first (ssh-info before ssh)
+_VERBS = "|".join(sorted((re.escape(v) for v in _VERB_TO_MAGIC), key=len, reverse=True))
+_QUOTED_CLI = re.compile(rf"`pai-magic ({_VERBS})\b([^`]*)`")
+_BARE_CLI = re.compile(rf"\bpai-magic ({_VERBS})(?![\w-])")
+_SAME_TWICE = re.compile(r"(%%?pai_\w+)\s*(?:/|or)\s*\1(?!\w)")
+
+
 def _cli_to_magic(text: str) -> str:
-    """The core speaks to every face; in a notebook the CLI verbs have magic names."""
+    """The core speaks to every face; in a notebook the CLI verbs have magic names
+    (``check with `pai-magic jobs``` would send a researcher to a terminal)."""
     text = _BOTH_HINT.sub(r"\1", text)
-    for cli, magic in (("`pai-magic login URL`", "%pai_login URL"), ("`pai-magic login`", "%pai_login"),
-                       ("pai-magic login", "%pai_login"), ("`pai-magic profiles`", "%pai_profile"),
-                       ("pai-magic profiles", "%pai_profile"), ("`pai-magic local`", "%pai_local"),
-                       ("pai-magic local", "%pai_local")):
-        text = text.replace(cli, magic)
-    return text
+    text = _QUOTED_CLI.sub(lambda m: _VERB_TO_MAGIC[m.group(1)] + m.group(2).replace("--token-stdin", "--token"),
+                           text)
+    text = _BARE_CLI.sub(lambda m: _VERB_TO_MAGIC[m.group(1)], text)
+    return _SAME_TWICE.sub(r"\1", text)  # "%pai_images / pai-magic images" said it twice
 
 
 def friendly_message(err: PaiError, *, url: str | None = None, job: str | None = None) -> str:

@@ -109,7 +109,9 @@ class LiveStatus:
                 self.closed = True
 
     def _print_if_changed(self, force: bool = False) -> None:
-        key = f"{self.snapshot.state}|{self.snapshot.note}|{len(self.snapshot.extra)}"
+        # the lines themselves, not their count: "SSH: waiting ..." -> "SSH taskrole/0: ssh ..."
+        # or a helper's error -> its answer keep the count and must still be printed
+        key = "|".join([self.snapshot.state or "", self.snapshot.note or "", *self.snapshot.extra])
         if force or key != self._printed_state:
             self._printed_state = key
             publish(self.shell, self.snapshot.view(), text_only=True)
@@ -124,6 +126,7 @@ class _Tracked:
         self.done = threading.Event()
         self.detail: Any = None  # the final JobDetail once terminal
         self.last_state: str | None = None
+        self.extras_failed = False  # a helper failed (e.g. 401): ask again next tick, not next state
 
 
 class StatusBoard:
@@ -273,10 +276,12 @@ class StatusBoard:
                                      getattr(summary, "completed_time", None), now),
                 exit_code=getattr(summary, "exit_code", None),
                 extra=list(tracked.snapshot.extra))
-            if state != tracked.last_state:
-                fresh = self._extras(tracked.name, tracked.user, state)
-                # an ended job's lines (SSH commands to a container that is gone) must not linger
-                snap.extra = fresh if (fresh or snap.terminal) else snap.extra
+            if state != tracked.last_state or tracked.extras_failed:
+                retried = tracked.extras_failed
+                fresh, tracked.extras_failed = self._extras(tracked.name, tracked.user, state)
+                # an ended job's lines (SSH commands to a container that is gone) must not
+                # linger, nor the note of a helper failure that has cleared since
+                snap.extra = fresh if (fresh or snap.terminal or retried) else snap.extra
             if snap.terminal:
                 snap.diagnostics = self._final_diagnostics(tracked)
                 if tracked.detail is not None and tracked.detail.exit_code is not None:
@@ -316,14 +321,18 @@ class StatusBoard:
             return None
         return tracked.detail.diagnostics
 
-    def _extras(self, name: str, user: str, state: str) -> list[str]:
+    def _extras(self, name: str, user: str, state: str) -> tuple[list[str], bool]:
+        """(lines, whether a helper failed). A failure is a note that says the watch goes on
+        (it did not pause) and is retried on the next tick, so it goes away once it clears."""
         lines: list[str] = []
+        failed = False
         for func in list(_EXTRAS):
             try:
                 lines.extend(func(self.session, name, user, state) or [])
             except Exception as exc:  # noqa: BLE001 - a helper's failure is a note, not a crash
-                lines.append(f"({_short_error(exc)})")
-        return lines
+                failed = True
+                lines.append(f"({_short_error(exc, prefix='extra lines not shown, retrying')})")
+        return lines, failed
 
     def _publish(self, tracked: _Tracked, snap: StatusSnapshot) -> None:
         tracked.snapshot = snap
@@ -347,11 +356,11 @@ def _copy(snap: StatusSnapshot, **changes: Any) -> StatusSnapshot:
     return StatusSnapshot(**data)
 
 
-def _short_error(exc: BaseException) -> str:
+def _short_error(exc: BaseException, prefix: str = "watch paused") -> str:
     """A note for the status line: the same sentence a magic would raise, kept short."""
     from pai_magic.core.errors import PaiError
     from pai_magic.magics.args import one_line
     from pai_magic.magics.errors import friendly_message
 
     text = friendly_message(exc) if isinstance(exc, PaiError) else one_line(str(exc))
-    return f"watch paused: {(text or type(exc).__name__)[:200]}"
+    return f"{prefix}: {(text or type(exc).__name__)[:200]}"
