@@ -154,6 +154,12 @@ class StatusBoard:
             if snapshot is not None:
                 tracked.snapshot = snapshot
             if live is not None:
+                if not live.rich:
+                    # a terminal has one output stream: an older text status of the same job
+                    # would print every change a second time under the newer one
+                    for old in [o for o in tracked.lives if not o.rich and o.shell is live.shell]:
+                        old.closed = True
+                        tracked.lives.remove(old)
                 tracked.lives.append(live)
             watcher = self._watcher
         if watcher is not None:

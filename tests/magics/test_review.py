@@ -72,3 +72,24 @@ def test_a_failed_status_helper_is_retried_and_its_note_clears(pai, display):
         unregister_status_extra(flaky)
         pai.line("pai_stop", handle.name)
         handle.wait(timeout=WAIT, show=False)
+
+
+def test_a_job_shown_twice_in_a_terminal_prints_each_change_once(pai):
+    """In a terminal, displaying a handle again (``job``) used to make both text statuses
+    print every later change: the STOPPED line came out twice."""
+    pai.run("%config PaiMagics.display = 'text'")
+    handle = pai.cell("pai_job", "twice -o job", "sleep 30")
+    deadline = time.monotonic() + WAIT
+    while not any(t.startswith(f"[pai] {handle.name}: RUNNING") for t in pai.recorder.texts()):
+        assert time.monotonic() < deadline, "the job never ran"
+        time.sleep(0.1)
+    pai.run("job")  # shown again, as a researcher does to look at it
+    pai.line("pai_stop", handle.name)
+    handle.wait(timeout=WAIT, show=False)
+    deadline = time.monotonic() + WAIT
+    while not any(t.startswith(f"[pai] {handle.name}: STOPPED") for t in pai.recorder.texts()):
+        assert time.monotonic() < deadline, "the status never showed STOPPED"
+        time.sleep(0.1)
+    time.sleep(1)  # let a second (duplicate) print arrive if there is one; never a timing assertion
+    stopped = [t for t in pai.recorder.texts() if t.startswith(f"[pai] {handle.name}: STOPPED")]
+    assert len(stopped) == 1, stopped
