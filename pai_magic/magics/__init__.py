@@ -61,9 +61,12 @@ def register(ipython: Any) -> None:
     """Register every Magics class with ``ipython`` (what ``%load_ext pai_magic`` does)."""
     from pai_magic.magics.session import get_session
 
+    from pai_magic.magics.errors import install_one_line_errors
+
     session = get_session(ipython)
     for cls in magics_classes():
         ipython.register_magics(cls)
+    install_one_line_errors(ipython)
     events = getattr(ipython, "events", None)
     if events is not None:
         try:
@@ -74,8 +77,10 @@ def register(ipython: Any) -> None:
 
 def unregister(ipython: Any) -> None:
     """Undo :func:`register`: stop the watcher, drop the magics and the configurables."""
+    from pai_magic.magics.errors import remove_one_line_errors
     from pai_magic.magics.session import drop_session, get_session
 
+    remove_one_line_errors(ipython)
     session = get_session(ipython)
     events = getattr(ipython, "events", None)
     if events is not None:

@@ -123,3 +123,27 @@ def friendly(func: F) -> F:
             raise UsageError(friendly_message(err, url=url)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    """A ``PaiError`` escaping from user code (``pai_magic.job("typo").wait()``) shows as one
+    line in the notebook's terms, like a magic's error, instead of a traceback through HTTP code."""
+    import sys
+
+    message = friendly_message(value) if isinstance(value, PaiError) else str(value)
+    print(f"{etype.__name__}: {message}", file=sys.stderr)
+    return None
+
+
+def install_one_line_errors(ipython: Any) -> bool:
+    """Show escaping PaiErrors as one line; only when no other extension owns IPython's single
+    custom-exception hook (it is one slot: taking it from another extension would break that one)."""
+    if not hasattr(ipython, "set_custom_exc") or getattr(ipython, "custom_exceptions", ()):
+        return False
+    ipython.set_custom_exc((PaiError,), _one_line_handler)
+    return True
+
+
+def remove_one_line_errors(ipython: Any) -> None:
+    if getattr(ipython, "custom_exceptions", ()) == (PaiError,):
+        ipython.set_custom_exc((), None)
