@@ -30,7 +30,8 @@ from pai_magic.core.paths import config_dir, ensure_private_dir, write_private
 REST_PREFIX = "/rest-server/api/v2"
 PROFILE_FILE = "profiles.yaml"
 ENV_PROFILE_NAME = "env"
-NO_PROFILE_HINT = "No cluster profile: run `pai-magic login URL` or %pai_login URL"
+NO_PROFILE_HINT = ("No cluster profile: run `pai-magic login URL` or %pai_login URL (with no cluster: "
+                   "`pai-magic local --write-profile` or %pai_local)")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SECRET_FIELDS = ("token", "registry_password")
 

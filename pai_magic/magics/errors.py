@@ -52,8 +52,8 @@ def _cli_to_magic(text: str) -> str:
     """The core speaks to every face; in a notebook the CLI verbs have magic names
     (``check with `pai-magic jobs``` would send a researcher to a terminal)."""
     text = _BOTH_HINT.sub(r"\1", text)
-    text = _QUOTED_CLI.sub(lambda m: _VERB_TO_MAGIC[m.group(1)] + m.group(2).replace("--token-stdin", "--token"),
-                           text)
+    text = _QUOTED_CLI.sub(lambda m: _VERB_TO_MAGIC[m.group(1)] + m.group(2).replace("--token-stdin", "--token")
+                           .replace(" --write-profile", ""), text)
     text = _BARE_CLI.sub(lambda m: _VERB_TO_MAGIC[m.group(1)], text)
     return _SAME_TWICE.sub(r"\1", text)  # "%pai_images / pai-magic images" said it twice
 

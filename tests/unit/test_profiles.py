@@ -138,3 +138,10 @@ def test_pasted_token_that_cannot_be_a_header_is_refused(token):
     with pytest.raises(InvalidInputError, match="not a token"):
         client.use_token(token)
     assert not client.profile.token
+
+
+def test_no_profile_hint_offers_the_embedded_backend_in_each_face():
+    from pai_magic.magics.errors import _cli_to_magic
+
+    assert "pai-magic local --write-profile" in P.NO_PROFILE_HINT
+    assert _cli_to_magic(P.NO_PROFILE_HINT) == "No cluster profile: run %pai_login URL (with no cluster: %pai_local)"
