@@ -152,7 +152,15 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
 
 def stop_job(client: PaiClient, name: str, *, user: str | None = None, wait: bool = False,
              timeout: float | None = 60.0, poll: float = 2.0) -> JobDetail | None:
-    """Stop a job; with ``wait``, return its final detail (STOPPED, or what it ended as)."""
+    """Stop a job; with ``wait``, return its final detail (STOPPED, or what it ended as).
+
+    A job that already ended is not sent a STOP (the cluster would answer 202 and the person
+    would read "stop requested" about a finished job): its detail is returned instead, so the
+    face can say it had ended. Without ``wait``, None means the STOP was sent.
+    """
+    current = client.get_job(name, user)
+    if current.terminal:
+        return current
     client.stop(name, user)
     if not wait:
         return None

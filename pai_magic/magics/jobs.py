@@ -368,9 +368,14 @@ class PaiMagics(Magics):
         name, user = split_job_ref(args.name)
         session = get_session(self.shell)
         client = session.client()
+        from pai_magic.core.jobs import stop_job
+
         with usage_errors(url=session.known_url(), job=name):
-            client.stop(name, user=user)
-        print(f"Stop requested for job {name}: it goes through STOPPING to STOPPED.")
+            ended = stop_job(client, name, user=user)
+        if ended is not None:
+            print(f"Job {name} already ended as {ended.state}: nothing to stop.")
+        else:
+            print(f"Stop requested for job {name}: it goes through STOPPING to STOPPED.")
 
     # ------------------------------------------------------------------ %pai_logs
     @lazy_magic_arguments()

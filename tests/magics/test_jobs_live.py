@@ -165,6 +165,8 @@ def test_the_kernel_runs_other_cells_while_a_job_runs(pai):
     assert "Stop requested" in pai.stdout()
     detail = _finish(handle)
     assert detail.state == "STOPPED"
+    pai.line("pai_stop", handle.name)  # again: it has ended, so no STOP is sent and it says so
+    assert f"Job {handle.name} already ended as STOPPED: nothing to stop." in pai.stdout()
 
 
 def test_wait_blocks_until_the_end(pai):
