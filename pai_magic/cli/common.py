@@ -40,7 +40,12 @@ def to_jsonable(value: Any) -> Any:
 
 
 def emit(args: argparse.Namespace, data: Any, text: str | Callable[[], str] | None = None) -> None:
-    """Print ``data`` as JSON with ``--json``, else ``text`` (a string or a function making it)."""
+    """Print ``data`` as JSON with ``--json``, else ``text`` (a string or a function making it).
+
+    Every key of our own in ``data`` is snake_case (scripts use jq; tests/integration/test_cli_json_keys.py
+    checks every verb). The producers spell them so; nothing is converted here, because some values
+    are other people's data that must keep its keys (a job protocol's ``taskRoles``, a storage's ``data``).
+    """
     if wants_json(args):
         sys.stdout.write(json.dumps(to_jsonable(data), indent=None, sort_keys=False) + "\n")
     else:

@@ -24,7 +24,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                  "pai-magic profiles remove old-cluster"),
     "jobs": ("pai-magic jobs --state RUNNING",
              "pai-magic jobs --all --vc gpu --limit 50",
-             "pai-magic --json jobs | jq -r '.items[].fullName'"),
+             "pai-magic --json jobs | jq -r '.items[].full_name'"),
     "submit": ("pai-magic submit job.yaml",
                "pai-magic submit job.yaml --gpu 2 --name resnet-sweep",
                "pai-magic submit --image python:3.11 --gpu 1 --memory 16G -- python train.py --lr 0.1",

@@ -85,7 +85,7 @@ def run_jobs(args: argparse.Namespace) -> int:
         page = client.list_jobs(username=username, state=args.state, vc=args.vc, keyword=args.keyword,
                                 offset=args.offset, limit=args.limit)
     data = {"total": page.total, "offset": page.offset, "limit": page.limit,
-            "items": [dict(vars(s), fullName=s.full_name) for s in page.items]}
+            "items": [dict(vars(s), full_name=s.full_name) for s in page.items]}
 
     def text() -> str:
         if not page.items:
@@ -203,7 +203,7 @@ def run_submit(args: argparse.Namespace) -> int:
         name = submit_job(client, job)
         user = client.user
         if not args.wait:
-            emit(args, {"name": name, "user": user, "fullName": f"{user}~{name}", "submitted": True},
+            emit(args, {"name": name, "user": user, "full_name": f"{user}~{name}", "submitted": True},
                  f"Submitted {user}~{name}. Follow it with `pai-magic job {name} --wait` or "
                  f"`pai-magic logs {name} --follow`.")
             return 0
@@ -235,7 +235,7 @@ def _wait(client: Any, name: str, timeout: float | None, *, quiet: bool) -> JobD
 def _detail_json(detail: JobDetail) -> dict[str, Any]:
     data = vars(detail).copy()
     data["tasks"] = [vars(t) for t in detail.tasks]
-    data["fullName"] = detail.full_name
+    data["full_name"] = detail.full_name
     data["terminal"] = detail.terminal
     return data
 
@@ -271,7 +271,7 @@ def run_stop(args: argparse.Namespace) -> int:
         detail = stop_job(client, args.name, wait=args.wait, timeout=args.timeout)
         full = f"{client.user}~{args.name}" if "~" not in args.name else args.name
     if detail is None:
-        emit(args, {"name": full, "stopRequested": True}, f"Stop requested for {full}.")
+        emit(args, {"name": full, "stop_requested": True}, f"Stop requested for {full}.")
     else:
         emit(args, _detail_json(detail), _detail_text(detail))
     return 0

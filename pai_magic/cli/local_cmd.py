@@ -79,7 +79,7 @@ def run_local(args: argparse.Namespace) -> int:
             print(url, flush=True)
         if not args.write_profile:
             if as_json:
-                print(json.dumps({"url": url, "dataDir": str(data_dir), "profile": None}), flush=True)
+                print(json.dumps({"url": url, "data_dir": str(data_dir), "profile": None}), flush=True)
             return
 
         def login() -> None:  # off the server's loop: the login is an HTTP call to this server
@@ -90,7 +90,7 @@ def run_local(args: argparse.Namespace) -> int:
                 sys.stderr.flush()
                 return
             if as_json:
-                print(json.dumps({"url": url, "dataDir": str(data_dir), "profile": prof}), flush=True)
+                print(json.dumps({"url": url, "data_dir": str(data_dir), "profile": prof}), flush=True)
             else:
                 sys.stderr.write(f"Profile {prof['name']!r} (active) logs in to {url} as {prof['user']}.\n")
                 sys.stderr.flush()

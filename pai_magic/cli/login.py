@@ -77,8 +77,8 @@ def run_whoami(args: argparse.Namespace) -> int:
         info = client.info()
         status = client.check_token()
     data = {"profile": client.profile.name, "url": client.profile.url, "user": status.user,
-            "application": status.application, "expiresAt": status.expires_at,
-            "cluster": {"name": info.name, "version": info.version, "authnMethod": info.authn_method}}
+            "application": status.application, "expires_at": status.expires_at,
+            "cluster": {"name": info.name, "version": info.version, "authn_method": info.authn_method}}
     kind = "application token" if status.application else "token"
     emit(args, data, f"{status.user} on {client.profile.url} ({info.version}, {info.authn_method} login): "
                      f"{kind} accepted (profile {client.profile.name!r}).")

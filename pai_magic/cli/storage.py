@@ -111,7 +111,7 @@ def run_umount(args: argparse.Namespace) -> int:
         return PaiClient(load_profile(profile or profile_name(args)))
 
     result = manage.umount(args.mountpoint, dry_run=args.dry_run, client_factory=factory)
-    data = {"mountpoint": result.mountpoint, "source": result.source, "kind": result.kind, "dryRun": result.dry_run,
+    data = {"mountpoint": result.mountpoint, "source": result.source, "kind": result.kind, "dry_run": result.dry_run,
             "already": result.already, "job": result.job, "commands": result.shell_lines, "message": result.message}
     text = "\n".join(result.shell_lines) if args.dry_run else result.message
     emit(args, data, text)

@@ -32,7 +32,7 @@ def test_cli_storage_lists_each_storage_with_its_mount_command(cluster_env, caps
     rows = {r["name"]: r for r in json.loads(out)}
     default = rows["default"]
     assert default["type"] == "nfs" and default["server"] == "127.0.0.1" and default["default"] is True
-    assert shlex.split(default["mountCommand"]) == ["sudo", "mount", "-t", "nfs", "-o", "nfsvers=4.1",
+    assert shlex.split(default["mount_command"]) == ["sudo", "mount", "-t", "nfs", "-o", "nfsvers=4.1",
                                                      f"127.0.0.1:{default['path']}", "/mnt/default"]
     code, text, _ = _run(capsys, "storage", "default")
     assert code == 0 and "default  [nfs, default]" in text and "--storage default" in text

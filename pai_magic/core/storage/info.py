@@ -66,9 +66,9 @@ class StorageInfo:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (``--json``): no secrets, the mount command included."""
         return {"name": self.name, "type": self.type, "server": self.server, "path": self.path,
-                "readOnly": self.read_only, "default": self.default, "share": self.share,
-                "volumeName": self.volume_name, "mountOptions": self.mount_options,
-                "data": self.data, "mountCommand": self.mount_command}
+                "read_only": self.read_only, "default": self.default, "share": self.share,
+                "volume_name": self.volume_name, "mount_options": self.mount_options,
+                "data": self.data, "mount_command": self.mount_command}
 
     @classmethod
     def from_api(cls, summary: dict[str, Any], detail: dict[str, Any] | None = None) -> "StorageInfo":

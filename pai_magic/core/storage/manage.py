@@ -32,13 +32,13 @@ class StorageView:
 
     def as_dict(self) -> dict[str, Any]:
         out = self.info.as_dict()
-        out["mountedAt"] = self.mounted_at
+        out["mounted_at"] = self.mounted_at
         if self.check is not None:
             out["check"] = {"ok": self.check.ok, "verified": self.check.verified, "method": self.check.method,
                             "message": self.check.message}
         if self.usage:
             out["usage"] = [{"path": u.path, "total": u.total, "used": u.used, "free": u.free,
-                             "fractionUsed": round(u.fraction_used, 4), "warn": u.warn, "message": u.message}
+                             "fraction_used": round(u.fraction_used, 4), "warn": u.warn, "message": u.message}
                             for u in self.usage]
         return out
 
@@ -109,7 +109,7 @@ class MountOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         r = self.result
-        return {"mountpoint": r.mountpoint, "source": r.source, "kind": r.kind, "dryRun": r.dry_run,
+        return {"mountpoint": r.mountpoint, "source": r.source, "kind": r.kind, "dry_run": r.dry_run,
                 "already": r.already, "job": r.job, "commands": r.shell_lines, "personal": self.personal,
                 "message": self.message}
 
