@@ -8,7 +8,12 @@ import { ServerConnection } from '@jupyterlab/services';
 
 /** The one-line message the server extension put in {"error": ...}, with its status. */
 export class PaiRequestError extends Error {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+    /** The OpenPAI error code the server passed on (NoTaskLogError ...), if any. */
+    readonly code: string | null = null
+  ) {
     super(message);
     this.name = 'PaiRequestError';
   }
@@ -43,7 +48,8 @@ export async function requestAPI<T>(
       data && typeof data.error === 'string'
         ? data.error
         : `The pai_magic server extension answered ${response.status}; is it enabled (jupyter server extension list)?`;
-    throw new PaiRequestError(message, response.status);
+    const code = data && typeof data.code === 'string' ? data.code : null;
+    throw new PaiRequestError(message, response.status, code);
   }
   return data as T;
 }

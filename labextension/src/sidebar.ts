@@ -1,6 +1,7 @@
 /**
  * The left-panel widget: who is logged in where, a login form, a small submit form,
- * the jobs list with states and stop buttons, and SSH info with copy.
+ * the jobs list with states and stop buttons, SSH info with copy (each line labelled: the
+ * portal's command or pai_magic's key), and the end of the selected job's first task log.
  *
  * It never needs a kernel: every action is one call to the pai_magic server extension.
  * Polling follows the dask-labextension habit: a lumino Poll that backs off on failure
@@ -16,6 +17,8 @@ import {
   IJob,
   IJobDetail,
   IJobList,
+  ILog,
+  ISshCommand,
   ISshInfo,
   IStatus,
   TERMINAL_STATES
@@ -74,6 +77,33 @@ function newRequestId(): string {
     return c.randomUUID();
   }
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/** Lines of the log shown; the server is asked for a bit more than that many characters. */
+const LOG_LINES = 40;
+const LOG_TAIL_CHARS = 16384;
+
+/**
+ * Each SSH line with its task and kind. Servers without `commands` only send the lines
+ * (the portal's command, then the same with `-i` and pai_magic's key), so the kind is read
+ * from the `-i` there.
+ */
+export function sshCommands(ssh: ISshInfo): ISshCommand[] {
+  if (ssh.commands && ssh.commands.length > 0) {
+    return ssh.commands;
+  }
+  return ssh.lines.map(line => ({
+    task: '',
+    kind: / -i \S/.test(line) ? 'key' : 'portal',
+    line
+  }));
+}
+
+export function sshLabel(command: ISshCommand): string {
+  const task = command.task ? `${command.task}: ` : '';
+  return command.kind === 'key'
+    ? `${task}with pai_magic's key (-i): works as is`
+    : `${task}the portal's command: needs your default SSH key or ssh-agent`;
 }
 
 function formatTime(ms: number | null): string {
@@ -250,6 +280,34 @@ export class PaiSidebar extends Widget {
     // Selected job: tasks and SSH info.
     this._detail = el('div', 'pai-magic-detail');
     root.appendChild(this._detail);
+
+    // The end of its first task's log: kept outside the detail box, which is rebuilt on
+    // every refresh, so the toggle and the scroll position survive a refresh.
+    this._logBox = el('div', 'pai-magic-log');
+    this._logBox.hidden = true;
+    const logHeader = el('div', 'pai-magic-log-header');
+    this._logTitle = el('h4', '', 'Log');
+    logHeader.appendChild(this._logTitle);
+    this._stderrToggle = el('input', '');
+    this._stderrToggle.type = 'checkbox';
+    this._stderrToggle.name = 'stderr';
+    const stderrWrap = el('label', 'pai-magic-checkbox');
+    stderrWrap.appendChild(this._stderrToggle);
+    stderrWrap.appendChild(document.createTextNode(' stderr'));
+    logHeader.appendChild(stderrWrap);
+    this._logBox.appendChild(logHeader);
+    this._logMessage = el('div', 'pai-magic-log-message');
+    this._logBox.appendChild(this._logMessage);
+    this._logText = el('pre', 'pai-magic-log-text');
+    this._logBox.appendChild(this._logText);
+    this._stderrToggle.addEventListener('change', () => {
+      this._logStream = this._stderrToggle.checked ? 'stderr' : 'stdout';
+      this._resetLog('Loading...');
+      if (this._lastDetail && this._selected) {
+        void this._refreshLog(this._selected, this._lastDetail);
+      }
+    });
+    root.appendChild(this._logBox);
     this._showError(null);
   }
 
@@ -395,8 +453,97 @@ export class PaiSidebar extends Widget {
       ssh = await requestAPI<ISshInfo>(`jobs/${encodeURIComponent(name)}/ssh`);
     }
     if (this._selected === name) {
+      this._lastDetail = detail;
       this._renderDetail(detail, ssh);
+      await this._refreshLog(name, detail);
     }
+  }
+
+  /**
+   * Read the end of the first task's log. Called by each poll tick while the detail is open
+   * (so never while the sidebar is hidden); once the job is finished its log cannot change,
+   * so it is read one last time and then left alone.
+   */
+  private async _refreshLog(name: string, detail: IJobDetail): Promise<void> {
+    const stream = this._logStream;
+    const first = detail.tasks[0];
+    this._logBox.hidden = false;
+    if (!first) {
+      this._logTitle.textContent = 'Log';
+      this._showLogMessage('No log yet: the job has no task yet.', 'none');
+      return;
+    }
+    const task = `${first.role}/${first.index}`;
+    const key = `${name}|${task}|${stream}`;
+    const terminal = TERMINAL_STATES.has(detail.state);
+    if (terminal && this._logFinalKey === key) {
+      return;
+    }
+    this._logTitle.textContent = `Log of ${task}`;
+    this._logBox.dataset.task = task;
+    this._logBox.dataset.stream = stream;
+    const query = `task=${encodeURIComponent(task)}&stream=${stream}&tail=${LOG_TAIL_CHARS}`;
+    let log: ILog;
+    try {
+      log = await requestAPI<ILog>(`jobs/${encodeURIComponent(name)}/logs?${query}`);
+    } catch (error) {
+      if (this._selected !== name || this._logStream !== stream) {
+        return;
+      }
+      if (error instanceof PaiRequestError && error.code === 'NoTaskLogError') {
+        this._showLogMessage(
+          terminal
+            ? `No ${stream} log: ${task} never started.`
+            : `No log yet: ${task} has not started; it shows here once it runs.`,
+          'none'
+        );
+        if (terminal) {
+          this._logFinalKey = key;
+        }
+      } else {
+        this._showLogMessage((error as Error).message, 'error');
+      }
+      return;
+    }
+    if (this._selected !== name || this._logStream !== stream) {
+      return; // the user chose another job or stream meanwhile
+    }
+    if (terminal) {
+      this._logFinalKey = key;
+    }
+    if (log.text.length === 0) {
+      this._showLogMessage(
+        terminal ? `${task} wrote nothing to ${stream}.` : `Nothing on ${stream} yet.`,
+        'empty'
+      );
+      return;
+    }
+    const lines = log.text.replace(/\n$/, '').split('\n');
+    const shown = lines.slice(-LOG_LINES);
+    const cut = shown.length < lines.length || log.truncated;
+    const pre = this._logText;
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent = shown.join('\n');
+    pre.hidden = false;
+    if (atBottom) {
+      pre.scrollTop = pre.scrollHeight;
+    }
+    this._logMessage.textContent = cut ? `Last ${shown.length} lines of ${stream}.` : '';
+    this._logMessage.hidden = !cut;
+    this._logBox.dataset.state = 'text';
+  }
+
+  private _showLogMessage(message: string, state: string): void {
+    this._logMessage.textContent = message;
+    this._logMessage.hidden = false;
+    this._logText.textContent = '';
+    this._logText.hidden = true;
+    this._logBox.dataset.state = state;
+  }
+
+  private _resetLog(message: string): void {
+    this._logFinalKey = null;
+    this._showLogMessage(message, 'loading');
   }
 
   // ---- rendering -------------------------------------------------------------------------
@@ -465,6 +612,10 @@ export class PaiSidebar extends Widget {
         actionCell.appendChild(stop);
       }
       row.addEventListener('click', () => {
+        if (this._selected !== job.name) {
+          this._lastDetail = null;
+          this._resetLog('Loading...');
+        }
         this._selected = job.name;
         for (const other of Array.from(table.querySelectorAll('.pai-magic-selected'))) {
           other.classList.remove('pai-magic-selected');
@@ -497,8 +648,11 @@ export class PaiSidebar extends Widget {
       if (ssh.message) {
         sshBox.appendChild(el('div', 'pai-magic-ssh-message', ssh.message));
       }
-      for (const line of ssh.lines) {
+      for (const command of sshCommands(ssh)) {
+        const line = command.line;
+        sshBox.appendChild(el('div', 'pai-magic-ssh-label', sshLabel(command)));
         const row = el('div', 'pai-magic-ssh-line');
+        row.dataset.kind = command.kind;
         row.appendChild(el('code', '', line));
         const copy = button('Copy', 'pai-magic-copy');
         copy.title = 'Copy to the clipboard';
@@ -540,4 +694,13 @@ export class PaiSidebar extends Widget {
   private _submitButton!: HTMLButtonElement;
   private _jobsTable!: HTMLTableElement;
   private _detail!: HTMLDivElement;
+  private _lastDetail: IJobDetail | null = null;
+  private _logStream: 'stdout' | 'stderr' = 'stdout';
+  /** The job|task|stream whose final log is shown (a finished job's log is read once). */
+  private _logFinalKey: string | null = null;
+  private _logBox!: HTMLDivElement;
+  private _logTitle!: HTMLHeadingElement;
+  private _stderrToggle!: HTMLInputElement;
+  private _logMessage!: HTMLDivElement;
+  private _logText!: HTMLPreElement;
 }

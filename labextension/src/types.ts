@@ -50,6 +50,23 @@ export interface ISshInfo {
   text: string | null;
   message: string | null;
   waiting: string[];
+  /** The lines with their task and kind (older servers leave it out). */
+  commands?: ISshCommand[];
+}
+
+/** `portal`: the portal's command (your default key or agent); `key`: with pai_magic's -i key. */
+export interface ISshCommand {
+  task: string;
+  kind: 'portal' | 'key';
+  line: string;
+}
+
+export interface ILog {
+  name: string;
+  task: string;
+  stream: string;
+  text: string;
+  truncated: boolean;
 }
 
 export const TERMINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'STOPPED']);

@@ -190,4 +190,7 @@ class CoreBackend(PaiBackend):
         info = ssh_info(self._client(), name)
         return {"name": info.job, "state": info.state, "hasSsh": info.has_ssh, "lines": info.lines,
                 "text": info.text if info.has_ssh and info.endpoints else None,
-                "message": info.message, "waiting": list(info.waiting)}
+                "message": info.message, "waiting": list(info.waiting),
+                # the same lines, each with its task and kind, so the sidebar can say which
+                # one needs the user's own key/agent ("portal") and which works as is ("key")
+                "commands": info.commands}

@@ -1,4 +1,5 @@
-"""An ipywidgets panel for the notebook: log in, see jobs, submit, stop, copy SSH commands.
+"""An ipywidgets panel for the notebook: log in, see jobs, submit, stop, copy SSH commands,
+read the end of a job's log.
 
 The same things the JupyterLab sidebar does, for front ends without the labextension
 (classic notebook, VS Code, Colab-like hosts). Each button calls one core function; errors
@@ -32,6 +33,8 @@ STATE_COLORS = {
     "FAILED": "#d32f2f", "STOPPED": "#f57c00", "UNKNOWN": "#757575",
 }
 MAX_INTERVAL = 60.0
+LOG_LINES = 40
+LOG_TAIL_CHARS = 16384
 
 
 def one_line(exc: BaseException) -> str:
@@ -48,10 +51,12 @@ def state_badge(state: str) -> str:
             f'padding:0 4px;font-size:smaller">{html.escape(state)}</span>')
 
 
-def copy_button_html(line: str) -> str:
+def copy_button_html(line: str, label: str = "", kind: str = "") -> str:
     """A line of SSH info with a button that copies it (navigator.clipboard in the page)."""
     quoted = html.escape(line, quote=True)
-    return (f'<div class="pai-magic-ssh-line"><code>{quoted}</code> '
+    head = (f'<div class="pai-magic-ssh-label" style="opacity:.75;font-size:smaller">{html.escape(label)}</div>'
+            if label else "")
+    return (f'{head}<div class="pai-magic-ssh-line" data-kind="{html.escape(kind, quote=True)}"><code>{quoted}</code> '
             f'<button class="jupyter-button" data-line="{quoted}" '
             f'onclick="navigator.clipboard.writeText(this.dataset.line);this.textContent=\'Copied\'">'
             f'Copy</button></div>')
@@ -77,6 +82,10 @@ class PaiPanel:
         self.job_states: dict[str, str] = {}
         self.selected: str | None = None
         self.ssh_lines: list[str] = []
+        self.ssh_labels: list[str] = []  # one per ssh_lines entry
+        self.log_lines: list[str] = []  # the end of the selected job's first task log
+        self.log_message: str = ""  # why there are no lines, or that they are cut
+        self._log_final_key: tuple[str, str, str] | None = None  # a finished job's log is read once
         self.last_submitted: str | None = None
         self._action_error: str | None = None
         self._refresh_error: str | None = None
@@ -145,6 +154,13 @@ class PaiPanel:
         self.detail = W.HTML("")
         self.ssh_box = W.HTML("")
         self.ssh_text = W.Textarea(layout=W.Layout(width="100%", height="60px", display="none"), disabled=True)
+        self.log_stderr = W.Checkbox(False, description="stderr", indent=False,
+                                     layout=W.Layout(width="auto", display="none"))
+        self.log_stderr.observe(self._on_log_stream, names="value")
+        self.log_box = W.HTML("")
+        self.close_detail_button = W.Button(description="Close", tooltip="Close the job's detail (stops reading its log)",
+                                            layout=W.Layout(width="auto", display="none"))
+        self.close_detail_button.on_click(lambda _b: self.close_detail())
 
         self.tabs = W.Tab(children=[self.jobs_panel(), self.submit_box, self.login_box])
         for i, title in enumerate(("Jobs", "Submit", "Login")):
@@ -153,7 +169,8 @@ class PaiPanel:
         self.widget.add_class("pai-magic-panel")
 
     def jobs_panel(self) -> W.Widget:
-        return W.VBox([self.refresh_button, self.jobs_box, self.detail, self.ssh_box, self.ssh_text])
+        return W.VBox([self.refresh_button, self.jobs_box, self.detail, self.ssh_box, self.ssh_text,
+                       self.log_stderr, self.log_box, self.close_detail_button])
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -342,9 +359,26 @@ class PaiPanel:
             self.refresh()
 
     def select(self, name: str) -> None:
-        """Show one job's tasks and, while it runs with SSH, its SSH commands."""
+        """Show one job's tasks, the end of its first task's log and, while it runs with SSH,
+        its SSH commands. Each refresh re-reads them until :meth:`close_detail`."""
+        if name != self.selected:
+            self._log_final_key = None
         self.selected = name
         self._guard(lambda: self._render_detail(name))
+
+    def close_detail(self) -> None:
+        """Close the detail: refreshes then read only the list (no detail, SSH or log)."""
+        self.selected = None
+        self._log_final_key = None
+        self.detail.value = self.ssh_box.value = self.log_box.value = ""
+        self.ssh_lines, self.ssh_labels, self.log_lines, self.log_message = [], [], [], ""
+        self.ssh_text.layout.display = "none"
+        self.log_stderr.layout.display = "none"
+        self.close_detail_button.layout.display = "none"
+
+    def _on_log_stream(self, _change: Any) -> None:
+        if self.selected:
+            self.select(self.selected)
 
     # ---- rendering -------------------------------------------------------------------------------
 
@@ -374,22 +408,74 @@ class PaiPanel:
         diag = f"<div style='opacity:.8'>{html.escape(detail.diagnostics)}</div>" if detail.diagnostics else ""
         self.detail.value = (f"<h4>{html.escape(detail.name)}</h4><div>{state_badge(detail.state)}{exit_text}</div>"
                              f"{diag}<ul>{tasks}</ul>")
+        self.close_detail_button.layout.display = None
         self.ssh_lines = []
+        self.ssh_labels = []
         self.ssh_box.value = ""
         self.ssh_text.layout.display = "none"
         if detail.state == "RUNNING":
-            from pai_magic.core.ssh.info import ssh_info
+            from pai_magic.core.ssh.info import SSH_LINE_LABELS, ssh_info
 
             info = ssh_info(client, name)
-            lines = list(info.lines)
+            commands = info.commands
+            lines = [c["line"] for c in commands]
             self.ssh_lines = lines
-            body = "".join(copy_button_html(line) for line in lines)
+            self.ssh_labels = [f"{c['task']}: {SSH_LINE_LABELS[c['kind']]}" for c in commands]
+            body = "".join(copy_button_html(c["line"], label, c["kind"])
+                           for c, label in zip(commands, self.ssh_labels))
             if info.message:
                 body = f"<div style='white-space:pre-wrap;opacity:.8'>{html.escape(info.message)}</div>" + body
             self.ssh_box.value = f"<b>SSH</b>{body}"
             if lines:
                 self.ssh_text.value = "\n".join(lines)
                 self.ssh_text.layout.display = None
+        self._render_log(client, name, detail)
+
+    def _render_log(self, client: Any, name: str, detail: Any) -> None:
+        """The last lines of the first task's stdout (or stderr), read on each refresh while
+        the job runs and the detail is open; a finished job's log is read once."""
+        from pai_magic.core.errors import NotFoundError
+
+        stream = "stderr" if self.log_stderr.value else "stdout"
+        self.log_stderr.layout.display = None
+        if not detail.tasks:
+            self._show_log([], "No log yet: the job has no task yet.")
+            return
+        first = detail.tasks[0]
+        task = f"{first.role}/{first.index}"
+        key = (name, task, stream)
+        terminal = is_terminal(detail.state)
+        if terminal and self._log_final_key == key:
+            return
+        try:
+            # tail mode: the log-manager sends only the last 16 KiB, not the whole file each refresh
+            chunk = client.task_log_text(name, first.role, first.index, stream=stream, detail=detail, tail=True)
+        except NotFoundError as exc:
+            if exc.code != "NoTaskLogError":
+                raise
+            self._show_log([], f"No {stream} log: {task} never started." if terminal
+                           else f"No log yet: {task} has not started; it shows here once it runs.", task)
+            if terminal:
+                self._log_final_key = key
+            return
+        if terminal:
+            self._log_final_key = key
+        text = chunk.text[-LOG_TAIL_CHARS:]
+        if not text:
+            self._show_log([], f"{task} wrote nothing to {stream}." if terminal else f"Nothing on {stream} yet.", task)
+            return
+        lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
+        shown = lines[-LOG_LINES:]
+        cut = len(shown) < len(lines) or len(chunk.text) >= LOG_TAIL_CHARS
+        self._show_log(shown, f"Last {len(shown)} lines of {stream}." if cut else "", task)
+
+    def _show_log(self, lines: list[str], message: str, task: str = "") -> None:
+        self.log_lines, self.log_message = lines, message
+        title = f"<b>Log of {html.escape(task)}</b>" if task else "<b>Log</b>"
+        note = f"<div style='opacity:.75'>{html.escape(message)}</div>" if message else ""
+        text = (f"<pre class='pai-magic-log-text' style='max-height:20em;overflow:auto;white-space:pre-wrap;"
+                f"overflow-wrap:anywhere'>{html.escape(chr(10).join(lines))}</pre>") if lines else ""
+        self.log_box.value = f"<div class='pai-magic-log'>{title}{note}{text}</div>"
 
     def _auto_refresh(self, interval: float) -> None:
         """Refresh in the background (the first one at once, so showing the panel never waits

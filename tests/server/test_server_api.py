@@ -201,6 +201,11 @@ def test_ssh_info_lines(api: CheckedJupyter):
         info = api.get(f"jobs/{name}/ssh").json()
         assert info["hasSsh"] is True
         assert any(line.startswith(f"ssh -p {port} ") and "@127.0.0.1" in line for line in info["lines"]), info
+        # the same lines with their kind, so the sidebar can label them
+        assert [c["line"] for c in info["commands"]] == info["lines"]
+        assert [c["kind"] for c in info["commands"]] == ["portal", "key"]
+        assert " -i " in info["commands"][1]["line"] and " -i " not in info["commands"][0]["line"]
+        assert info["commands"][0]["task"].endswith("/0")
     finally:
         api.post(f"jobs/{name}/stop")
 

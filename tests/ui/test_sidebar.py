@@ -4,7 +4,8 @@ repository's jupyter-config), Debian's Chromium driven by Playwright (never a do
 browser), and the embedded OpenPAI backend as the cluster.
 
 A person's path: open the sidebar by its icon, log in, submit a job and see it reach
-SUCCEEDED, submit a long one and stop it with its button, read a job's SSH command."""
+SUCCEEDED and read its output (stdout, then stderr), submit a long one and stop it with its
+button, read a job's SSH commands and which key each one needs."""
 from __future__ import annotations
 
 import os
@@ -115,13 +116,26 @@ def test_sidebar_login_submit_succeed_and_stop(page, lab, local_backend, tmp_pat
     assert not login.is_visible()
 
     # a short job reaches SUCCEEDED in the list
-    _submit(sidebar, "ui_ok", "echo hello from the sidebar")
+    _submit(sidebar, "ui_ok", "echo hello from the sidebar\necho 'oops <b>x</b>' >&2")
     ok_row = _job_row(sidebar, "ui_ok")
     ok_row.wait_for(state="attached", timeout=JOB_TIMEOUT_MS)
     sidebar.locator('tr.pai-magic-job[data-job-name^="ui_ok_"][data-state="SUCCEEDED"]').wait_for(
         timeout=JOB_TIMEOUT_MS)
     assert ok_row.locator(".pai-magic-state").inner_text() == "SUCCEEDED"
     assert ok_row.locator("button.pai-magic-stop").count() == 0
+
+    # its detail shows the end of the first task's stdout; the toggle shows stderr
+    ok_row.locator(".pai-magic-job-name").click()
+    log = sidebar.locator('.pai-magic-log[data-state="text"][data-stream="stdout"]')
+    log.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert log.get_attribute("data-task").endswith("/0")
+    assert log.locator(".pai-magic-log-text").inner_text().strip() == "hello from the sidebar"
+    sidebar.locator('.pai-magic-log input[name="stderr"]').check()
+    err = sidebar.locator('.pai-magic-log[data-state="text"][data-stream="stderr"]')
+    err.wait_for(timeout=30_000)
+    assert err.locator(".pai-magic-log-text").inner_text().strip() == "oops <b>x</b>"  # text, not markup
+    sidebar.locator('.pai-magic-log input[name="stderr"]').uncheck()
+    log.wait_for(timeout=30_000)
 
     # a long job: RUNNING, then its stop button stops it
     _submit(sidebar, "ui_long", "sleep 300")
@@ -154,6 +168,24 @@ def test_sidebar_shows_ssh_command_with_copy(page, lab, local_backend):
     line.wait_for(timeout=JOB_TIMEOUT_MS)
     assert re.match(r"^ssh -p \d+ \S+@127\.0\.0\.1", line.inner_text()), line.inner_text()
     assert sidebar.locator(".pai-magic-ssh-line button.pai-magic-copy").count() >= 1
+
+    # each line is labelled: the portal's command needs the user's own key or agent, the
+    # one with -i names pai_magic's key file and works as is; both keep their copy button
+    labels = sidebar.locator(".pai-magic-ssh-label")
+    assert labels.count() == 2, labels.all_inner_texts()
+    portal = sidebar.locator('.pai-magic-ssh-line[data-kind="portal"]')
+    with_key = sidebar.locator('.pai-magic-ssh-line[data-kind="key"]')
+    assert " -i " not in portal.locator("code").inner_text()
+    assert " -i " in with_key.locator("code").inner_text()
+    portal_label, key_label = labels.all_inner_texts()
+    assert "portal" in portal_label and "default SSH key" in portal_label and "/0: " in portal_label
+    assert "pai_magic's key" in key_label and "works as is" in key_label
+    assert portal.locator("button.pai-magic-copy").count() == 1
+    assert with_key.locator("button.pai-magic-copy").count() == 1
+    # a running job's log is re-read while its detail is open: "ready" shows up
+    running_log = sidebar.locator('.pai-magic-log[data-state="text"]')
+    running_log.wait_for(timeout=JOB_TIMEOUT_MS)
+    assert "ready" in running_log.locator(".pai-magic-log-text").inner_text()
     row.locator("button.pai-magic-stop").click()
     sidebar.locator('tr.pai-magic-job[data-job-name^="ui_ssh_"][data-state="STOPPED"]').wait_for(
         timeout=JOB_TIMEOUT_MS)

@@ -91,13 +91,24 @@ def test_login_submit_succeeds_and_nothing_secret_in_widgets(logged_in, local_ba
     assert p.password.value == ""
 
     p.job_name.value = "panel_ok"
-    p.commands.value = "echo from the panel\n\n"
+    p.commands.value = "echo from the panel\necho 'to <stderr>' >&2\n"
     p.submit_button.click()
     name = p.last_submitted
     assert name and name.startswith("panel_ok_"), p.error_text
     assert _state_after_refresh(p, name, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
     p.select(name)
     assert "SUCCEEDED" in p.detail.value and "exit code 0" in p.detail.value
+
+    # the detail shows the end of the first task's stdout, and stderr on the toggle
+    assert "from the panel" in p.log_lines, (p.log_lines, p.log_message, p.error_text)
+    assert "from the panel" in p.log_box.value and "to <stderr>" not in p.log_lines
+    p.log_stderr.value = True
+    assert p.log_lines == ["to <stderr>"], (p.log_lines, p.log_message, p.error_text)
+    assert "to &lt;stderr&gt;" in p.log_box.value  # escaped, never markup
+    p.log_stderr.value = False
+    assert "from the panel" in p.log_lines
+    p.close_detail()
+    assert p.selected is None and p.log_box.value == "" and p.log_lines == []
 
     from pai_magic.core.profiles import load_profile
 
@@ -137,6 +148,15 @@ def test_ssh_info_with_copy(logged_in):
         assert p.ssh_lines and p.ssh_lines[0].startswith("ssh -p ") and "@127.0.0.1" in p.ssh_lines[0]
         assert "navigator.clipboard.writeText" in p.ssh_box.value
         assert p.ssh_lines[0] in p.ssh_text.value
+        # each line says what it needs: the portal's command uses the user's own key or
+        # agent; the one with -i names pai_magic's key file and works as is
+        assert len(p.ssh_labels) == len(p.ssh_lines) == 2, p.ssh_lines
+        portal, with_key = p.ssh_lines
+        assert " -i " not in portal and "portal" in p.ssh_labels[0] and "default SSH key" in p.ssh_labels[0]
+        assert " -i " in with_key and "pai_magic's key" in p.ssh_labels[1] and "works as is" in p.ssh_labels[1]
+        assert all("/0: " in label for label in p.ssh_labels)  # the task is named
+        assert p.ssh_box.value.count("navigator.clipboard.writeText") == 2
+        assert "pai_magic&#x27;s key" in p.ssh_box.value or "pai_magic's key" in p.ssh_box.value
     finally:
         p.stop(name)
 

@@ -20,6 +20,11 @@ PORTAL_FOOTER = 'If you are using a different username in your docker, please ch
 PORTAL_NO_SSH = ("This job does not contain SSH info.\n"
                  'If you want to use SSH, please enable it in the "Tools -> SSH" Section on the Job Submission Page.')
 PORTAL_KEY_PLACEHOLDER = "<your-private-key-file-path>"
+# How faces label each kind of ``SshInfo.commands`` line.
+SSH_LINE_LABELS = {
+    "portal": "the portal's command: needs your default SSH key or ssh-agent",
+    "key": "with pai_magic's key (-i): works as is",
+}
 SSH_USER = "root"
 
 
@@ -89,6 +94,18 @@ class SshInfo:
             out.append(ep.command)
             if self.key_path:
                 out.append(ep.command_with_key(self.key_path))
+        return out
+
+    @property
+    def commands(self) -> list[dict[str, str]]:
+        """``lines``, each with its task and kind, so a face can label them: ``portal`` (the
+        portal's command: works only with the user's default key or agent) and ``key`` (with
+        ``-i`` and pai_magic's key: works as is)."""
+        out: list[dict[str, str]] = []
+        for ep in self.endpoints:
+            out.append({"task": ep.task, "kind": "portal", "line": ep.command})
+            if self.key_path:
+                out.append({"task": ep.task, "kind": "key", "line": ep.command_with_key(self.key_path)})
         return out
 
     @property
