@@ -53,6 +53,9 @@ class PaiBackend(LoggingConfigurable):
         """Release connections when the server stops."""
 
 
+#: What a log manager's tail mode returns (OpenPAI's log-manager and the embedded backend: 16 KiB).
+TAIL_MODE_BYTES = 16 * 1024
+
 NOT_LOGGED_IN = "Not logged in: enter the cluster URL, user and password below, or start the local backend."
 
 
@@ -178,9 +181,12 @@ class CoreBackend(PaiBackend):
         client = self._client()
         detail = client.get_job(name)
         task = detail.task(role, index)
-        chunk = client.task_log_text(name, task.role, task.index, stream=stream, detail=detail)
+        # The sidebar polls this while a job runs: ask the log manager for its tail (the last
+        # TAIL_MODE_BYTES) instead of downloading the whole log every tick, when that is enough.
+        use_tail = tail <= TAIL_MODE_BYTES
+        chunk = client.task_log_text(name, task.role, task.index, stream=stream, detail=detail, tail=use_tail)
         text = chunk.text
-        truncated = len(text) > tail
+        truncated = len(text) > tail or (use_tail and len(text.encode()) >= TAIL_MODE_BYTES)
         return {"name": detail.name, "task": f"{task.role}/{task.index}", "stream": stream,
                 "text": text[-tail:] if truncated else text, "truncated": truncated}
 

@@ -142,6 +142,20 @@ def test_submit_spec_list_detail_logs(api: CheckedJupyter):
     assert len(tail["text"]) <= 8 and tail["truncated"] is True
 
 
+def test_logs_of_a_long_log_use_the_tail_or_the_whole(api: CheckedJupyter):
+    """A small tail comes from the log manager's tail mode (no whole download per sidebar tick);
+    a tail larger than that window reads the whole log."""
+    resp = api.post("jobs", {"spec": _spec("srv_long", "seq 1 20000", "echo LAST-LINE")})
+    assert resp.status_code == 202, resp.text
+    name = resp.json()["name"]
+    assert api.wait_state(name, {"SUCCEEDED", "FAILED", "STOPPED"})["state"] == "SUCCEEDED"
+    short = api.get(f"jobs/{name}/logs?tail=200").json()
+    assert short["text"].rstrip().endswith("LAST-LINE") and len(short["text"]) <= 200 and short["truncated"]
+    whole = api.get(f"jobs/{name}/logs?tail=1000000").json()
+    assert whole["text"].startswith("1\n2\n") and "20000\nLAST-LINE" in whole["text"]
+    assert whole["truncated"] is False
+
+
 def test_submit_official_example_yaml(api: CheckedJupyter):
     """An official example with its commands replaced by a short shell line, the rest unchanged."""
     name = f"srv_yaml_{uuid.uuid4().hex[:8]}"
