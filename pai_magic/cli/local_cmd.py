@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import getpass
 import os
 import sys
 import threading
@@ -55,6 +56,17 @@ def _write_profile(url: str, data_dir: Path, user: str | None, password: str | N
     return prof.public_dict()
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run_local(args: argparse.Namespace) -> int:
     import logging
 
@@ -71,6 +83,10 @@ def run_local(args: argparse.Namespace) -> int:
                                     "export the password there.")
         scrub = (args.password_env,)
     data_dir = Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+    if not _is_loopback(args.host):
+        # jobs are shell commands run as this user: on a network address, whoever logs in runs them here
+        print(f"pai-magic: warning: listening on {args.host}, not loopback: anyone who can log in to this "
+              f"backend runs commands on this machine as {getpass.getuser()}.", file=sys.stderr, flush=True)
     logging.basicConfig(level=str(args.log_level).upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     as_json = bool(getattr(args, "json", False))
 
