@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.registry",
     "tests.fixtures.nfs",
+    "tests.fixtures.ipython",
 ]
 
 

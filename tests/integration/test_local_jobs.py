@@ -11,6 +11,7 @@ import requests
 import yaml
 
 from pai_magic.core.protocol import JobSpec, build_protocol, parse_protocol, unique_job_name
+from tests.fixtures.services import wait_for_file
 
 T = 10
 EXAMPLES = sorted((Path("/work/shared/reference/job-examples")).glob("*.yaml"))
@@ -148,13 +149,6 @@ def _pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-def _wait_for_file(path: Path, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never written")
 
 
 def test_stop_kills_the_whole_process_group(local_backend, tmp_path):
@@ -164,7 +158,7 @@ def test_stop_kills_the_whole_process_group(local_backend, tmp_path):
     job = simple_job(name, ["sleep 300 &", f"echo $$ $! > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}", "sleep 300"])
     assert b.submit(job).status_code == 202
     b.wait(name, ("RUNNING",))
-    pids = [int(p) for p in _wait_for_file(pidfile).split()]
+    pids = [int(p) for p in wait_for_file(pidfile).split()]
     assert _pids_alive(pids) == pids
     pgid = os.getpgid(pids[0])
     assert pgid == pids[0] and pgid != os.getpgid(0)  # its own process group

@@ -8,6 +8,7 @@ from pathlib import Path
 import requests
 
 from pai_magic.core.protocol import unique_job_name
+from tests.fixtures.services import wait_for_file
 
 T = 10
 
@@ -28,13 +29,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_file(path: Path, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return path.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"{path} never written")
 
 
 def test_sigkill_mid_job_then_restart(fresh_local_backend, tmp_path):
@@ -46,7 +40,7 @@ def test_sigkill_mid_job_then_restart(fresh_local_backend, tmp_path):
     pidfile = tmp_path / "pid"
     assert b.submit(job(running, [f"echo $$ > {pidfile}", "echo started", "sleep 300"])).status_code == 202
     b.wait(running, ("RUNNING",))
-    pid = int(wait_file(pidfile))
+    pid = int(wait_for_file(pidfile))
     assert alive(pid)
     port = b.port
 
@@ -87,7 +81,7 @@ def test_graceful_stop_ends_running_jobs_as_interrupted(fresh_local_backend, tmp
     pidfile = tmp_path / "pid"
     assert b.submit(job(name, [f"echo $$ > {pidfile}", "sleep 300"])).status_code == 202
     b.wait(name, ("RUNNING",))
-    pid = int(wait_file(pidfile))
+    pid = int(wait_for_file(pidfile))
     b.stop()  # SIGTERM
     assert not alive(pid)
     assert not (b.data_dir / "server.json").exists()

@@ -5,8 +5,6 @@ import json
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from pai_magic.cli import main
 from pai_magic.core.registry import RegistryClient
@@ -81,17 +79,6 @@ def test_cli_delete_disabled(registry_nodelete, archive, capsys):
     assert code == 2 and "storage.delete.enabled: true" in err and err.count("\n") == 1
 
 
-@pytest.fixture
-def ipy(tmp_path):
-    InteractiveShell.clear_instance()
-    config = Config()
-    config.HistoryManager.enabled = False
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config, ipython_dir=str(tmp_path / "ipython"))
-    shell.run_line_magic("load_ext", "pai_magic")
-    yield shell
-    shell.run_line_magic("unload_ext", "pai_magic")
-    InteractiveShell.clear_instance()
 
 
 def test_magics_full_cycle(registry, archive, ipy, monkeypatch, capsys):

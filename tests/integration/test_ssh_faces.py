@@ -11,8 +11,6 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from pai_magic.cli import main
 from pai_magic.core.client import PaiClient
@@ -106,17 +104,6 @@ def test_cli_ssh_key_info_command_and_transfers(ssh_job, capsys, tmp_path):
     assert code == 2 and "JOB:PATH" in err
 
 
-@pytest.fixture
-def ipy(tmp_path):
-    InteractiveShell.clear_instance()
-    config = Config()
-    config.HistoryManager.enabled = False
-    config.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=config, ipython_dir=str(tmp_path / "ipython"))
-    shell.run_line_magic("load_ext", "pai_magic")
-    yield shell
-    shell.run_line_magic("unload_ext", "pai_magic")
-    InteractiveShell.clear_instance()
 
 
 def test_magics_key_info_ssh_and_transfers(ssh_job, ipy, capsys, tmp_path):
