@@ -56,15 +56,13 @@ def attempt_state(state: str) -> str:
     return "RUNNING" if state == "STOPPING" else state
 
 
-def job_summary(row: dict[str, Any]) -> dict[str, Any]:
+def _status_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The status fields a job list item and a job detail's ``jobStatus`` share on the server."""
     return {
-        "debugId": debug_id(row["name"]),
-        "name": row["job_name"],
         "username": row["username"],
         "state": row["state"],
         "subState": SUB_STATE.get(row["state"], "AttemptCreationPending"),
         "executionType": row["execution_type"],
-        "tags": [],
         "retries": row["retries"],
         "retryDetails": {"user": row["retries"], "platform": 0, "resource": 0},
         "retryDelayTime": None,
@@ -72,6 +70,15 @@ def job_summary(row: dict[str, Any]) -> dict[str, Any]:
         "createdTime": row["created_time"],
         "launchedTime": row["launched_time"],
         "completedTime": row["completed_time"],
+    }
+
+
+def job_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "debugId": debug_id(row["name"]),
+        "name": row["job_name"],
+        **_status_fields(row),
+        "tags": [],
         "appExitCode": row["app_exit_code"],
         "virtualCluster": row["vc"],
         "totalGpuNumber": row["total_gpu"],
@@ -130,17 +137,7 @@ def job_detail(store: Store, row: dict[str, Any]) -> dict[str, Any]:
         "tags": [],
         "jobPriority": None,
         "jobStatus": {
-            "username": row["username"],
-            "state": row["state"],
-            "subState": SUB_STATE.get(row["state"], "AttemptCreationPending"),
-            "executionType": row["execution_type"],
-            "retries": row["retries"],
-            "retryDetails": {"user": row["retries"], "platform": 0, "resource": 0},
-            "retryDelayTime": None,
-            "submissionTime": row["submission_time"],
-            "createdTime": row["created_time"],
-            "launchedTime": row["launched_time"],
-            "completedTime": row["completed_time"],
+            **_status_fields(row),
             "attemptId": row["attempt_id"],
             "attemptState": attempt_state(row["state"]) if completed or row["state"] != "WAITING" else "WAITING",
             "appId": debug_id(f"{row['name']}#{row['attempt_id']}"),
