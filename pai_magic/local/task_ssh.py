@@ -111,7 +111,7 @@ def _killpg(pid: int, sig: int) -> None:
         pass
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (read from /proc before anyone is killed, while the
     parent links still exist): a command may have moved to its own session (setsid)."""
     parent_of: dict[int, int] = {}
@@ -148,7 +148,7 @@ def _start_time(pid: int) -> int | None:
 
 def _kill_tree(pid: int, sig: int) -> None:
     """Signal the session started for a channel and everything it spawned, wherever it went."""
-    targets = _descendants(pid)
+    targets = descendants(pid)
     _killpg(pid, sig)
     for child in targets:
         try:
@@ -684,7 +684,7 @@ class TaskSshServer:
                 t.close()
             except Exception:
                 pass
-        trees = {proc.pid: [(c, _start_time(c)) for c in _descendants(proc.pid)] for proc in procs}
+        trees = {proc.pid: [(c, _start_time(c)) for c in descendants(proc.pid)] for proc in procs}
         for proc in procs:
             _kill_tree(proc.pid, signal.SIGHUP)
         for proc in procs:

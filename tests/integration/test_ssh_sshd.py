@@ -22,7 +22,8 @@ from pai_magic.core.ssh.known_hosts import KnownHosts, forget_job_keys, host_key
 from pai_magic.core.ssh.openssh import openssh_argv
 from pai_magic.core.ssh.transfer import PART_MARK, download, upload
 from tests.fixtures.services import free_port
-from tests.fixtures.sshd import _children, write_ed25519_pair
+from pai_magic.local.task_ssh import descendants
+from tests.fixtures.sshd import write_ed25519_pair
 
 BIG = 200 * 1024 * 1024
 JOB = "root~sshtest_job"
@@ -133,7 +134,7 @@ def test_a_silent_dead_peer_is_detected_not_waited_on(sshd):
     stopped: list[int] = []
     try:
         def freeze(text: str) -> None:
-            for pid in _children(sshd.proc.pid):
+            for pid in descendants(sshd.proc.pid):
                 os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)
 
