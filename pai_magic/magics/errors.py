@@ -58,9 +58,17 @@ def _cli_to_magic(text: str) -> str:
     return _SAME_TWICE.sub(r"\1", text)  # "%pai_images / pai-magic images" said it twice
 
 
-def friendly_message(err: PaiError, *, url: str | None = None, job: str | None = None) -> str:
-    """One line for ``err``, told in the notebook's terms."""
+def friendly_message(err: PaiError, *, url: str | None = None, job: str | None = None,
+                     cluster: bool = True) -> str:
+    """One line for ``err``, told in the notebook's terms.
+
+    ``cluster=False`` for errors that did not come from the OpenPAI cluster (a registry's 401
+    or a refused image delete is not "the cluster refused the token" / "a reused job name"):
+    then only the core's own message is used, with CLI verbs named as magics.
+    """
     message = _cli_to_magic(one_line(str(err)))
+    if not cluster:
+        return message
     if isinstance(err, AuthError):
         if "%pai_login" in message:
             return message
@@ -99,12 +107,15 @@ def usage_errors(*, url: str | None = None, job: str | None = None) -> Iterator[
         raise UsageError(friendly_message(err, url=url, job=job)) from None
 
 
-def friendly(func: F) -> F:
+def friendly(func: F | None = None, *, cluster: bool = True) -> Any:
     """Decorator for magic methods: ``PaiError`` -> one-line ``UsageError``.
 
     The cluster URL comes from the magic's session when one is active, so an unreachable or
-    401 answer names the cluster.
+    401 answer names the cluster. ``@friendly(cluster=False)`` for magics that talk to
+    something else (the registry): see :func:`friendly_message`.
     """
+    if func is None:
+        return lambda f: friendly(f, cluster=cluster)
 
     @functools.wraps(func)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -114,13 +125,14 @@ def friendly(func: F) -> F:
             raise
         except PaiError as err:
             url = None
-            try:
-                from pai_magic.magics.session import get_session
+            if cluster:
+                try:
+                    from pai_magic.magics.session import get_session
 
-                url = get_session(self.shell).known_url()
-            except Exception:  # noqa: BLE001 - context only; never hide the real error
-                url = None
-            raise UsageError(friendly_message(err, url=url)) from None
+                    url = get_session(self.shell).known_url()
+                except Exception:  # noqa: BLE001 - context only; never hide the real error
+                    url = None
+            raise UsageError(friendly_message(err, url=url, cluster=cluster)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -130,7 +142,8 @@ def _one_line_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb
     line in the notebook's terms, like a magic's error, instead of a traceback through HTTP code."""
     import sys
 
-    message = friendly_message(value) if isinstance(value, PaiError) else str(value)
+    # which service raised it is unknown here: the core's own message, no cluster rewording
+    message = friendly_message(value, cluster=False) if isinstance(value, PaiError) else str(value)
     print(f"{etype.__name__}: {message}", file=sys.stderr)
     return None
 

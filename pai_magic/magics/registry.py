@@ -7,36 +7,18 @@ about the cluster token, not the registry's credentials.
 """
 from __future__ import annotations
 
-import functools
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from pai_magic.magics.args import one_line, parse_line
+from pai_magic.magics.args import parse_line
+from pai_magic.magics.errors import friendly
 from pai_magic.magics.render import Table, View, esc
 from pai_magic.magics.session import get_session
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def registry_errors(func: F) -> F:
-    """``PaiError`` -> one-line ``UsageError`` with the registry's own message."""
-
-    @functools.wraps(func)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        from pai_magic.core.errors import PaiError
-
-        try:
-            return func(self, *args, **kwargs)
-        except UsageError:
-            raise
-        except PaiError as err:
-            raise UsageError(one_line(str(err))) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _PushProgress:
@@ -126,7 +108,7 @@ class RegistryMagics(Magics):
     @argument("--registry", help="another registry than the profile's, e.g. --registry http://10.0.0.5:5000")
     @argument("--workers", type=int, default=8, help="concurrent requests (default 8)")
     @line_magic
-    @registry_errors
+    @friendly(cluster=False)
     def pai_images(self, line: str) -> Table:
         """The registry's repositories (every catalog page). Examples::
 
@@ -171,7 +153,7 @@ class RegistryMagics(Magics):
     @argument("--image", help="which image of an archive holding several (its RepoTag)")
     @argument("--registry", help="another registry than the profile's")
     @line_magic
-    @registry_errors
+    @friendly(cluster=False)
     def pai_image_push(self, line: str) -> View:
         """Push a `docker save` archive without Docker. Example: ``%pai_image_push model.tar team/train:v1``"""
         args = parse_line(self.pai_image_push, line)
@@ -195,7 +177,7 @@ class RegistryMagics(Magics):
     @argument("target", help="the new REPO:TAG")
     @argument("--registry", help="another registry than the profile's")
     @line_magic
-    @registry_errors
+    @friendly(cluster=False)
     def pai_image_tag(self, line: str) -> View:
         """Another tag for an image, no layer transfer. Example: ``%pai_image_tag team/train:v1 team/train:stable``"""
         args = parse_line(self.pai_image_tag, line)
@@ -207,7 +189,7 @@ class RegistryMagics(Magics):
     @argument("--force", action="store_true", help="also delete the other tags of the same image")
     @argument("--registry", help="another registry than the profile's")
     @line_magic
-    @registry_errors
+    @friendly(cluster=False)
     def pai_image_rm(self, line: str) -> View:
         """Delete an image. Registries delete by digest: other tags of the same image go too, so that
         needs ``--force``. Example: ``%pai_image_rm team/train:old``"""

@@ -35,3 +35,17 @@ def test_another_extensions_hook_is_left_alone():
         assert shell.custom_exceptions == (KeyError,)
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_an_escaping_registry_error_is_not_called_a_cluster_token_problem(registry_basic, monkeypatch, capsys):
+    monkeypatch.setenv("PAI_REGISTRY", registry_basic.url)
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "pai_magic")
+        shell.run_cell("from pai_magic.core.registry import RegistryClient\n"
+                       "RegistryClient.from_profile(None).repositories()")
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("AuthError: ")
+        assert "refused the token" not in lines[0] and "%pai_login" not in lines[0]
+    finally:
+        InteractiveShell.clear_instance()
