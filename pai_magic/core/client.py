@@ -545,3 +545,34 @@ def _sort_rows(rows: list[JobSummary], order: str) -> list[JobSummary]:
     if key is None:
         return rows
     return sorted(rows, key=key, reverse=direction.strip().upper() != "ASC")
+
+
+class ClientForProfile:
+    """One PaiClient for whichever profile a face finds current at each call.
+
+    Faces re-read the profile file on every action (a CLI login or another kernel may have
+    changed it); the client, with its connection pool, is kept while the profile's name, URL,
+    user and token stay the same, and replaced (the old one closed) when they change.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._client: PaiClient | None = None
+        self._key: tuple[Any, ...] | None = None
+
+    def get(self, profile: Any) -> PaiClient:
+        key = (profile.name, profile.url, profile.user, profile.token)
+        with self._lock:
+            if self._client is None or self._key != key:
+                old, self._client, self._key = self._client, PaiClient(profile), key
+                if old is not None:
+                    old.close()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            old, self._client, self._key = self._client, None, None
+        if old is not None:
+            old.close()

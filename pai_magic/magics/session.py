@@ -33,8 +33,7 @@ class MagicSession:
         self.profile_name: str | None = None  # set by %pai_profile NAME / %pai_login --profile
         self.local_backend: Any = None  # the handle of an embedded backend %pai_local started or found
         self.local_backend_started = False  # True when this kernel runs it (then unload stops it)
-        self._client: "PaiClient | None" = None
-        self._client_key: tuple[str, str, str, str] | None = None
+        self._clients: Any = None  # a core ClientForProfile, made on first use (keeps %load_ext light)
         self._profile: "Profile | None" = None
         self._board: "StatusBoard | None" = None
         self._lock = threading.RLock()
@@ -78,18 +77,13 @@ class MagicSession:
 
     def client(self) -> "PaiClient":
         """A client for the current profile; rebuilt when the profile or its token changed."""
-        from pai_magic.core.client import PaiClient
+        from pai_magic.core.client import ClientForProfile
 
         profile = self.profile()
-        key = (profile.name, profile.url, profile.user, profile.token)
         with self._lock:
-            if self._client is None or self._client_key != key:
-                old = self._client
-                self._client = PaiClient(profile)
-                self._client_key = key
-                if old is not None:
-                    _close_quietly(old)
-            return self._client
+            if self._clients is None:
+                self._clients = ClientForProfile()
+            return self._clients.get(profile)
 
     def known_url(self) -> str | None:
         """The cluster URL last used, for error messages; never raises."""
@@ -103,7 +97,7 @@ class MagicSession:
     def forget_client(self) -> None:
         """After a login or a profile switch: the next call builds a fresh client."""
         with self._lock:
-            old, self._client, self._client_key, self._profile = self._client, None, None, None
+            old, self._clients, self._profile = self._clients, None, None
         if old is not None:
             _close_quietly(old)
         if self._board is not None:

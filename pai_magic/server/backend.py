@@ -8,12 +8,12 @@ The token never leaves this module: answers carry the profile name, URL and user
 """
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
+from pai_magic.core.client import ClientForProfile
 from pai_magic.core.errors import AuthError, PaiError
 from pai_magic.server import serialize
 
@@ -83,8 +83,7 @@ class CoreBackend(PaiBackend):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str, str, str], Any] = {}
+        self._clients = ClientForProfile()
         self._session_profile: str | None = None  # set by a login through this server
 
     # ---- profile and client ---------------------------------------------------------------
@@ -96,29 +95,15 @@ class CoreBackend(PaiBackend):
 
     def _client(self):
         """The client for the current profile; re-read each call, so a CLI login is seen at once."""
-        from pai_magic.core.client import PaiClient
-
         prof = self._profile()
         if not prof.token:
             raise AuthError(f"Not logged in to {prof.url}: log in from the sidebar or run `pai-magic login`.")
-        key = (prof.name, prof.url, prof.user, prof.token)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                for old in self._clients.values():
-                    old.close()
-                self._clients.clear()
-                client = PaiClient(prof)
-                self._clients[key] = client
-            return client
+        return self._clients.get(prof)
 
     def close(self) -> None:
         from pai_magic.local.connect import stop_started
 
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
+        self._clients.close()
         stop_started()
 
     # ---- endpoints ------------------------------------------------------------------------

@@ -75,9 +75,9 @@ class PaiPanel:
         self.profile_name = profile
         self.job_limit = job_limit
         self.local_data_dir = local_data_dir
-        self._client_obj: Any = None
-        self._client_key: tuple | None = None
-        self._lock = threading.RLock()
+        from pai_magic.core.client import ClientForProfile
+
+        self._clients = ClientForProfile()
         self._submit_lock = threading.Lock()
         self.job_states: dict[str, str] = {}
         self.selected: str | None = None
@@ -111,10 +111,7 @@ class PaiPanel:
         """Stop refreshing and close the widgets."""
         self._stop_event.set()
         self.widget.close()
-        with self._lock:
-            if self._client_obj is not None:
-                self._client_obj.close()
-                self._client_obj = None
+        self._clients.close()
 
     # ---- building ------------------------------------------------------------------------------
 
@@ -213,19 +210,10 @@ class PaiPanel:
         return load_profile(self.profile_name)
 
     def _client(self):
-        from pai_magic.core.client import PaiClient
-
         prof = self._profile()
         if not prof.token:
             raise AuthError(f"Not logged in to {prof.url}: use the Login tab.")
-        key = (prof.name, prof.url, prof.user, prof.token)
-        with self._lock:
-            if self._client_obj is None or self._client_key != key:
-                if self._client_obj is not None:
-                    self._client_obj.close()
-                self._client_obj = PaiClient(prof)
-                self._client_key = key
-            return self._client_obj
+        return self._clients.get(prof)
 
     def _show_profile(self, prof) -> None:
         self.cluster_label.value = (f"{html.escape(prof.user or '?')} @ {html.escape(prof.url)} "

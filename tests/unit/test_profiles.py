@@ -145,3 +145,20 @@ def test_no_profile_hint_offers_the_embedded_backend_in_each_face():
 
     assert "pai-magic local --write-profile" in P.NO_PROFILE_HINT
     assert _cli_to_magic(P.NO_PROFILE_HINT) == "No cluster profile: run %pai_login URL (with no cluster: %pai_local)"
+
+
+def test_client_for_profile_keeps_one_client_until_the_profile_changes():
+    from pai_magic.core.client import ClientForProfile
+
+    clients = ClientForProfile()
+    prof = P.Profile(name="x", url="http://127.0.0.1:9", user="u", token="t1")
+    first = clients.get(prof)
+    closed = []
+    real_close = first.close
+    first.close = lambda: (closed.append(True), real_close())  # record, then really close
+    assert clients.get(P.Profile(name="x", url="http://127.0.0.1:9", user="u", token="t1")) is first
+    assert not closed
+    second = clients.get(P.Profile(name="x", url="http://127.0.0.1:9", user="u", token="t2"))
+    assert second is not first and second.profile.token == "t2"
+    assert closed == [True]  # the old client's connections were released
+    clients.close()
