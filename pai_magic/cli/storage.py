@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from pai_magic.cli.common import client_for, emit, profile_name, wants_json
-from pai_magic.core.errors import InvalidInputError, PaiError
+from pai_magic.core.errors import PaiError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
@@ -75,12 +75,7 @@ def run_mount(args: argparse.Namespace) -> int:
         rows = manage.mounts()
         emit(args, [r.as_dict() for r in rows], manage.mounts_text)
         return 0
-    if len(args.args) > 2:
-        raise InvalidInputError("mount takes at most SERVER:/PATH and MOUNTPOINT (quote paths with spaces).")
-    source = args.args[0] if len(args.args) == 2 else None
-    mountpoint = args.args[-1] if args.args else ""
-    if not mountpoint:
-        raise InvalidInputError("Give the folder to mount on: pai-magic mount --storage NAME MOUNTPOINT.")
+    source, mountpoint = manage.mount_arguments(args.args)
     if args.storage or args.via_job:
         client = client_for(args)
     else:  # a plain SERVER:/PATH needs no cluster; the personal folder wants its user name

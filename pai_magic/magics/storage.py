@@ -64,12 +64,7 @@ class StorageMagics(Magics):
             raise UsageError("%pai_mount: choose --rootless or --kernel, not both.")
         if not args.args and not args.storage and not args.via_job:
             return View(manage.mounts_text())
-        if len(args.args) > 2:
-            raise UsageError("%pai_mount takes at most SERVER:/PATH and MOUNTPOINT (quote paths with spaces).")
-        source = args.args[0] if len(args.args) == 2 else None
-        mountpoint = args.args[-1] if args.args else ""
-        if not mountpoint:
-            raise UsageError("%pai_mount: give the folder to mount on, e.g. %pai_mount --storage NAME ~/data.")
+        source, mountpoint = manage.mount_arguments(args.args)
         session = get_session(self.shell)
         client: Any = None
         if args.storage or args.via_job or args.mkdir_personal:

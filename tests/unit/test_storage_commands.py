@@ -145,3 +145,27 @@ def test_parse_mode_is_one_line_for_every_face():
         with _pytest.raises(InvalidInputError) as err:
             parse_mode(bad)
         assert "\n" not in str(err.value) and "--mode" in str(err.value)
+
+
+def test_mount_arguments_are_checked_once_for_both_faces():
+    import pytest as _pytest
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from pai_magic.cli import main
+    from pai_magic.core.errors import InvalidInputError
+    from pai_magic.core.storage.manage import mount_arguments
+
+    assert mount_arguments(["srv:/data", "/mnt/x"]) == ("srv:/data", "/mnt/x")
+    assert mount_arguments(["/mnt/x"]) == (None, "/mnt/x")
+    for bad in (["a", "b", "c"], [""]):
+        with _pytest.raises(InvalidInputError):
+            mount_arguments(bad)
+    assert main(["mount", "a:/x", "b", "c", "--dry-run"]) == 2
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "pai_magic")
+        with _pytest.raises(UsageError, match="%pai_mount takes at most"):
+            shell.run_line_magic("pai_mount", "a:/x b c --dry-run")
+    finally:
+        InteractiveShell.clear_instance()

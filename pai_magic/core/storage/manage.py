@@ -114,6 +114,18 @@ class MountOutcome:
                 "message": self.message}
 
 
+def mount_arguments(words: list[str]) -> tuple[str | None, str]:
+    """``[SERVER:/PATH] MOUNTPOINT`` as typed after `pai-magic mount` / %pai_mount."""
+    if len(words) > 2:
+        raise InvalidInputError("`pai-magic mount` takes at most SERVER:/PATH and MOUNTPOINT "
+                                "(quote paths with spaces).")
+    source = words[0] if len(words) == 2 else None
+    mountpoint = words[-1] if words else ""
+    if not mountpoint:
+        raise InvalidInputError("Give the folder to mount on, e.g. `pai-magic mount --storage NAME ~/data`.")
+    return source, mountpoint
+
+
 def mount(mountpoint: str, *, client: Any | None = None, source: str | None = None, storage: str | None = None,
           options: str | None = None, via_job: str | None = None, rootless: bool | None = None,
           dry_run: bool = False, mkdir_personal: bool = False, personal_mode: int = 0o700,
