@@ -7,6 +7,15 @@ researcher should never need a traceback to know the next step.
 from __future__ import annotations
 
 
+def one_line(text: object, limit: int | None = 300) -> str:
+    """Collapse a message to one line (faces print exactly one line per error); with
+    ``limit``, cut long ones (a server's HTML error page) and say so with "..."."""
+    flat = " ".join(str(text).split())
+    if limit is None or len(flat) <= limit:
+        return flat
+    return flat[: limit - 3] + "..."
+
+
 class PaiError(Exception):
     """Base of everything pai_magic raises on purpose.
 

@@ -43,6 +43,7 @@ from pai_magic.core.errors import (
     RateLimitedError,
     ServerError,
     UnreachableError,
+    one_line,
 )
 
 log = logging.getLogger("pai_magic.http")
@@ -97,10 +98,6 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace so a server's multi-line message fits the one-line rule."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class CappedRetry(Retry):

@@ -18,6 +18,8 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import construct_parser, real_name
 
+from pai_magic.core.errors import one_line as core_one_line
+
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _MEMORY_FACTOR_MB = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -64,8 +66,8 @@ def help_text(magic_func: Callable[..., Any]) -> str:
 
 
 def one_line(text: str) -> str:
-    """Collapse a message to one line: faces print exactly one line per error."""
-    return " ".join(str(text).split())
+    """Collapse a message to one line, uncut: a magic's error may list several problems."""
+    return core_one_line(text, limit=None)
 
 
 def parse_line(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
-from pai_magic.core.errors import InvalidInputError, PaiError
+from pai_magic.core.errors import InvalidInputError, PaiError, one_line
 from pai_magic.core.models import JOB_STATES
 
 # "job" for the logged-in user's job, "user~job" for anyone's (the way OpenPAI URLs name jobs).
@@ -85,7 +85,7 @@ class PaiApiHandler(APIHandler):
                 text = f"{self.request.method} is not allowed here: see pai_magic/server/openapi.yaml."
             else:
                 text = exc.log_message or self._reason or f"HTTP {status_code}"
-            body = {"error": _one_line(text % exc.args if exc.args and exc.log_message else text)}
+            body = {"error": one_line(text % exc.args if exc.args and exc.log_message else text)}
         else:
             body = {"error": "Internal error in the pai_magic server extension: see the Jupyter server log."}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -103,9 +103,6 @@ class PaiApiHandler(APIHandler):
         super()._handle_request_exception(e)
 
 
-def _one_line(text: str) -> str:
-    line = " ".join(str(text).split())
-    return line[:300]
 
 
 def check_job_name(name: str) -> str:
