@@ -81,7 +81,7 @@ def split_job_name(name: str, default_user: str | None) -> tuple[str, str]:
 
 def protocol_name(protocol: dict[str, Any] | str) -> tuple[dict[str, Any] | None, str, str]:
     """``(parsed dict or None, job name, YAML text to post)`` from a dict or YAML/JSON text."""
-    from pai_magic.core.protocol_yaml import dump_protocol, parse_protocol  # parsed as the server parses
+    from pai_magic.core.protocol.yamlio import dump_protocol, parse_protocol  # parsed as the server parses
 
     if isinstance(protocol, dict):
         job = protocol

@@ -99,7 +99,7 @@ def test_a_storage_mounted_through_a_helper_job_both_ways_then_unmounted_and_sto
 
 def test_mount_through_the_users_own_job_leaves_that_job_running(client, fuse_ok, tmp_path, unmount_after):
     from pai_magic.core.jobs import submit_job
-    from pai_magic.core.protocol_build import JobSpec, build_protocol
+    from pai_magic.core.protocol.build import JobSpec, build_protocol
     from pai_magic.core.storage.rootless import resolve_key
 
     key = resolve_key(client, None)
@@ -125,7 +125,7 @@ def test_mount_through_the_users_own_job_leaves_that_job_running(client, fuse_ok
 
 def test_sync_job_reads_its_code_writes_a_result_that_comes_back_and_a_resync_moves_nothing(client, tmp_path):
     from pai_magic.core.jobs import submit_job, wait_for
-    from pai_magic.core.protocol_build import JobSpec, build_protocol
+    from pai_magic.core.protocol.build import JobSpec, build_protocol
     from pai_magic.core.storage.jobsync import apply_sync, pull_from_storage
 
     code = tmp_path / "notebook code"

@@ -140,7 +140,7 @@ def sync_commands(sync: JobSync) -> list[str]:
 
 def point_job_at_sync(job: dict[str, Any], sync: JobSync) -> dict[str, Any]:
     """Mount the storage in every task and start each task role in the synced folder."""
-    from pai_magic.core.protocol_build import add_storages
+    from pai_magic.core.protocol.build import add_storages
 
     add_storages(job, [(sync.storage, sync.mount_path)])
     first = sync_commands(sync)

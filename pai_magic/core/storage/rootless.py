@@ -209,7 +209,7 @@ def _remote_storage_path(session: Any, storage: str, mount_path: str) -> str:
 def helper_protocol(storage: str, public_key: str, *, image: str = HELPER_IMAGE,
                     virtual_cluster: str = "default") -> dict[str, Any]:
     """A one-task keep-alive job that mounts ``storage`` and accepts ``public_key`` over SSH."""
-    from pai_magic.core.protocol_build import JobSpec, build_protocol
+    from pai_magic.core.protocol.build import JobSpec, build_protocol
 
     spec = JobSpec(name=f"{HELPER_STEM}-{storage}", image=image, keep_alive=True,
                    commands=[f"echo 'pai_magic: keeps storage {storage} reachable for sshfs; stopped at unmount'"],

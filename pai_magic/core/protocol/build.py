@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from pai_magic.core.errors import InvalidInputError
+from pai_magic.core.protocol.validate import protocol_errors
 
 __all__ = ["JobSpec", "build_protocol", "unique_job_name", "mask_secrets", "add_ssh_plugin",
            "add_storages", "job_has_ssh", "ssh_user_keys", "apply_overrides",
@@ -190,8 +191,6 @@ def build_protocol(spec: JobSpec) -> dict[str, Any]:
     # Refuse here what the cluster would refuse at submit (e.g. an unbalanced "<%" in a
     # command, which the server's template renderer rejects), while the person can
     # still fix the spec.
-    from pai_magic.core.protocol import protocol_errors  # late: protocol imports this module
-
     problems = protocol_errors(job)
     if problems:
         raise InvalidInputError(f"the job built from these options is invalid: {problems[0]}",

@@ -1,6 +1,6 @@
 """The rest-server's ajv schema run with jsonschema, its errors as "path: message" lines.
 
-The schema itself is data (pai_magic/core/data/server_protocol_schema.yaml) so that it
+The schema itself is data (pai_magic/core/protocol/data/server_protocol_schema.yaml) so that it
 can be read side by side with the server's protocol.js. Two things are adapted when it
 is loaded, both so that Python decides like JavaScript:
 
@@ -22,7 +22,7 @@ import yaml
 
 from pai_magic.core.lazy_jsonschema import jsonschema
 
-from pai_magic.core.protocol_yaml import js_string
+from pai_magic.core.protocol.yamlio import js_string
 
 __all__ = ["schema_errors", "server_schema", "format_path", "normalize"]
 
@@ -55,7 +55,7 @@ def _fix_dollar(pattern: str) -> str:
 @functools.cache
 def server_schema() -> dict[str, Any]:
     """The schema as stored (JavaScript regex syntax), loaded once."""
-    text = resources.files("pai_magic.core").joinpath("data/server_protocol_schema.yaml").read_text(
+    text = resources.files("pai_magic.core.protocol").joinpath("data/server_protocol_schema.yaml").read_text(
         encoding="utf-8")
     return yaml.safe_load(text)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pai_magic.core.protocol_render import TemplateError, _top_level_tokens, command_list, js_falsy
+from pai_magic.core.protocol.render import TemplateError, _top_level_tokens, command_list, js_falsy
 
 __all__ = ["reference_errors"]
 

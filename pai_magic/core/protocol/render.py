@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pai_magic.core.errors import InvalidInputError
-from pai_magic.core.protocol_yaml import js_string
+from pai_magic.core.protocol.yamlio import js_string
 
 __all__ = ["render_template", "render_commands", "render_auth", "render_entrypoints",
            "TemplateError", "js_trim", "js_falsy", "default_deployment", "command_list"]
