@@ -2,8 +2,6 @@
 are started by fixtures in tests/fixtures/ (one module per service)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 pytest_plugins = [

@@ -191,8 +191,8 @@ def run_submit(args: argparse.Namespace) -> int:
             from pai_magic.core.storage.jobsync import apply_sync, progress_line
 
             job, synced = apply_sync(client, job, args.sync, dry_run=args.dry_run,
-                                     on_progress=None if wants_json(args) else lambda p: sys.stderr.write(progress_line(p) + "\n"),
-                                     on_status=None if wants_json(args) else lambda t: sys.stderr.write(t + "\n"))
+                                     on_progress=None if wants_json(args) else lambda p: print(progress_line(p), file=sys.stderr),
+                                     on_status=None if wants_json(args) else lambda t: print(t, file=sys.stderr))
             if not wants_json(args):
                 sys.stderr.write(synced.message + "\n")
         if args.dry_run:
@@ -220,7 +220,7 @@ def run_submit(args: argparse.Namespace) -> int:
 def _wait(client: Any, name: str, timeout: float | None, *, quiet: bool) -> JobDetail:
     from pai_magic.core.jobs import wait_for
 
-    last = {"state": None}
+    last: dict[str, str | None] = {"state": None}
 
     def progress(detail: JobDetail) -> None:
         if detail.state != last["state"]:

@@ -179,7 +179,7 @@ def run_doctor(args: argparse.Namespace) -> int:
             lines.append(f"{'ok ' if check['ok'] else 'FIX'}  {check['name']}: {check['message']}")
             if check.get("snippet"):
                 lines.append(f"     {check['hint']}")
-                lines.extend("     " + line for line in check["snippet"].splitlines())
+                lines.extend("     " + line for line in str(check["snippet"]).splitlines())
         return "\n".join(lines)
 
     emit(args, checks, text)

@@ -98,8 +98,6 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-
-
 class CappedRetry(Retry):
     """urllib3 Retry whose ``Retry-After`` sleep is bounded.
 
@@ -109,7 +107,7 @@ class CappedRetry(Retry):
 
     max_retry_after: float = 5.0
 
-    def get_retry_after(self, response: Any) -> float | None:  # type: ignore[override]
+    def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.max_retry_after)
 
@@ -306,13 +304,13 @@ class PaiHttp:
             resp = self.session.request(method, url, params=params, json=json_body, data=data,
                                         headers=hdrs, timeout=timeout or self.timeout,
                                         allow_redirects=method in ("GET", "HEAD"))
-        except requests.exceptions.ConnectTimeout as exc:
+        except requests.exceptions.ConnectTimeout:
             raise UnreachableError(f"Cannot reach {shown}: connection timed out. Check the URL and "
                                    "that the cluster (or `pai-magic local`) is running.") from None
-        except requests.exceptions.ReadTimeout as exc:
-            err = PaiTimeoutError(f"No answer from {shown} within {_read_timeout(timeout or self.timeout)} s: "
-                                  "the cluster is slow or busy; try again (a submit may still have landed: "
-                                  "check with `pai-magic jobs`).")
+        except requests.exceptions.ReadTimeout:
+            err: PaiError = PaiTimeoutError(f"No answer from {shown} within {_read_timeout(timeout or self.timeout)} s: "
+                                            "the cluster is slow or busy; try again (a submit may still have landed: "
+                                            "check with `pai-magic jobs`).")
             err.request_sent = True  # type: ignore[attr-defined]
             raise err from None
         except requests.exceptions.SSLError as exc:
@@ -380,4 +378,3 @@ def _maybe_sent(exc: BaseException) -> bool:
     text = str(exc)
     return not ("NewConnectionError" in text or "Connection refused" in text
                 or "Name or service not known" in text or "Failed to resolve" in text)
-

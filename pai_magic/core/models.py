@@ -7,7 +7,7 @@ an OpenPAI rest-server (v1.0 .. v1.8) returns, including its quirks (string
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 JOB_STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
@@ -197,7 +197,7 @@ class JobPage:
     offset: int = 0
     limit: int | None = None
 
-    def __iter__(self):  # a page reads like the list it holds
+    def __iter__(self) -> Iterator[JobSummary]:  # a page reads like the list it holds
         return iter(self.items)
 
     def __len__(self) -> int:

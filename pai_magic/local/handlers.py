@@ -74,17 +74,17 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def _unsupported(self, *args: str) -> None:
+    def _unsupported(self, *args: Any, **kwargs: Any) -> None:
         raise ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
 
-    get = post = put = delete = patch = _unsupported  # type: ignore[assignment]
+    get = post = put = delete = patch = _unsupported
 
 
 class InfoHandler(BaseHandler):
     def _info(self) -> None:
         self.send({"name": "PAI RESTful API", "version": "v1.8.1", "launcherType": "k8s", "authnMethod": "basic"})
 
-    get = post = put = delete = _info  # type: ignore[assignment]
+    get = post = put = delete = _info
 
 
 class LoginHandler(BaseHandler):

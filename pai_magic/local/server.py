@@ -17,7 +17,7 @@ import socket
 import threading
 import urllib.request
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import tornado.httpserver
 import tornado.netutil
@@ -60,11 +60,11 @@ class ServerHandle:
         return f"ServerHandle(url={self.url!r})"
 
 
-def _prepare(data_dir: Path | None, host: str, users: Mapping[str, str | None] | None,
+def _prepare(data_dir: Path | None, host: str, users: Mapping[Any, str | None] | None,  # key None: login name
              scrub_env: tuple[str, ...]) -> tuple[LocalBackend, str | None]:
     backend = LocalBackend(Path(data_dir) if data_dir else default_data_dir(), host, scrub_env=scrub_env)
     first: str | None = None
-    for name, password in (users or {None: None}).items():  # type: ignore[dict-item]
+    for name, password in (users or {None: None}).items():
         created, _ = backend.ensure_user(name, password)
         first = first or created
     backend.runner.recover()
@@ -95,7 +95,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = 
           on_ready: Callable[[str], None] | None = None, scrub_env: tuple[str, ...] = ()) -> None:
     """Run the backend in the foreground until SIGINT/SIGTERM; ``on_ready(url)`` once it answers."""
     backend, _ = _prepare(Path(data_dir) if data_dir else None, host, {user: password} if user or password
-                          else None, scrub_env)  # type: ignore[dict-item]
+                          else None, scrub_env)
     sockets, bound = _bind(host, port)
     url = _url(host, bound)
     backend.public_url = url

@@ -178,7 +178,7 @@ class Store:
     # -- tokens ----------------------------------------------------------------------------
     def add_token(self, token: str, username: str, application: bool, expires: float | None) -> None:
         self.execute("INSERT INTO tokens(token, username, application, created, expires) VALUES (?,?,?,?,?)",
-                      (token, username, int(application), time.time(), expires))
+                     (token, username, int(application), time.time(), expires))
 
     def has_token(self, token: str) -> bool:
         return self.one("SELECT 1 FROM tokens WHERE token=?", (token,)) is not None
@@ -296,4 +296,3 @@ class _Tx:
                 self.store._db.execute("ROLLBACK")
         finally:
             self.store._lock.release()
-

@@ -33,6 +33,7 @@ from typing import Any
 
 import paramiko
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServer, SFTPServerInterface
+from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK
 
 log = logging.getLogger("pai_magic.local.task_ssh")
@@ -220,6 +221,7 @@ class _ChannelSession:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True, close_fds=True)
         self.server._track(self.proc)
+        assert self.proc.stdout is not None and self.proc.stderr is not None  # both PIPE above
         self._pumps = [
             threading.Thread(target=self._pump_out, args=(self.proc.stdout.fileno(), self.channel.sendall),
                              daemon=True),
@@ -351,20 +353,20 @@ class _Interface(paramiko.ServerInterface):
         return "publickey"
 
     def check_auth_none(self, username: str) -> int:
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str) -> int:
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if key.get_base64() in self.server.authorized:
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def _session(self, channel: paramiko.Channel) -> _ChannelSession:
         # channel ids are reused once a channel closes: a new channel gets a new session
@@ -407,13 +409,13 @@ def _set_attr(path: str, attr: SFTPAttributes) -> None:
     """Apply SFTP attributes. paramiko's ``SFTPServer.set_file_attr`` truncates a file to
     zero before resizing it (it reopens with "w+"), which zeroed files ``scp`` uploaded; the
     size is set with ``os.truncate`` here instead."""
-    if attr._flags & attr.FLAG_PERMISSIONS:
+    if attr.st_mode is not None:  # paramiko leaves a field None when its flag is not set
         os.chmod(path, attr.st_mode & 0o7777)
-    if attr._flags & attr.FLAG_UIDGID:
+    if attr.st_uid is not None and attr.st_gid is not None:
         os.chown(path, attr.st_uid, attr.st_gid)
-    if attr._flags & attr.FLAG_AMTIME:
+    if attr.st_atime is not None and attr.st_mtime is not None:
         os.utime(path, (attr.st_atime, attr.st_mtime))
-    if attr._flags & attr.FLAG_SIZE:
+    if attr.st_size is not None:
         os.truncate(path, attr.st_size)
 
 
@@ -421,18 +423,20 @@ class _TaskHandle(SFTPHandle):
     """An open file; fstat and fsetstat are what ``scp``/``sftp`` use after writing."""
 
     filename: str
+    readfile: Any  # read and written by paramiko's SFTPHandle (the stubs omit them)
+    writefile: Any
 
     def stat(self):
         try:
             return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
 
     def chattr(self, attr: SFTPAttributes) -> int:
         try:
             _set_attr(self.filename, attr)
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
 
@@ -460,19 +464,19 @@ class _TaskSftp(SFTPServerInterface):
                 out.append(attr)
             return out
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
 
     def stat(self, path: str):
         try:
             return SFTPAttributes.from_stat(os.stat(self._path(path)))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
 
     def lstat(self, path: str):
         try:
             return SFTPAttributes.from_stat(os.lstat(self._path(path)))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
 
     def open(self, path: str, flags: int, attr: SFTPAttributes):
         real = self._path(path)
@@ -480,9 +484,9 @@ class _TaskSftp(SFTPServerInterface):
         try:
             fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0), mode)
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         if flags & os.O_CREAT and attr is not None:
-            attr._flags &= ~attr.FLAG_PERMISSIONS  # the mode went into open() already
+            attr.st_mode = None  # the mode went into open() already
             _set_attr(real, attr)
         if flags & os.O_WRONLY:
             fmode = "ab" if flags & os.O_APPEND else "wb"
@@ -494,7 +498,7 @@ class _TaskSftp(SFTPServerInterface):
             fobj = os.fdopen(fd, fmode)
         except OSError as exc:
             os.close(fd)
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         handle = _TaskHandle(flags)
         handle.filename = real
         handle.readfile = fobj
@@ -505,7 +509,7 @@ class _TaskSftp(SFTPServerInterface):
         try:
             os.remove(self._path(path))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def rename(self, oldpath: str, newpath: str) -> int:
@@ -523,16 +527,16 @@ class _TaskSftp(SFTPServerInterface):
                 try:
                     os.rename(old, new)
                 except OSError as exc2:
-                    return SFTPServer.convert_errno(exc2.errno)
+                    return SFTPServer.convert_errno(exc2.errno or errno.EIO)
                 return SFTP_OK
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def posix_rename(self, oldpath: str, newpath: str) -> int:
         try:
             os.rename(self._path(oldpath), self._path(newpath))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def mkdir(self, path: str, attr: SFTPAttributes) -> int:
@@ -541,35 +545,35 @@ class _TaskSftp(SFTPServerInterface):
         try:
             os.mkdir(real, mode)
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def rmdir(self, path: str) -> int:
         try:
             os.rmdir(self._path(path))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def chattr(self, path: str, attr: SFTPAttributes) -> int:
         try:
             _set_attr(self._path(path), attr)
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def symlink(self, target_path: str, path: str) -> int:
         try:
             os.symlink(target_path, self._path(path))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
         return SFTP_OK
 
     def readlink(self, path: str):
         try:
             return os.readlink(self._path(path))
         except OSError as exc:
-            return SFTPServer.convert_errno(exc.errno)
+            return SFTPServer.convert_errno(exc.errno or errno.EIO)
 
 
 class _TaskSftpServer(SFTPServer):
@@ -578,7 +582,8 @@ class _TaskSftpServer(SFTPServer):
 
     def finish_subsystem(self) -> None:
         try:
-            self.sock.send_exit_status(0)
+            if self.sock is not None:
+                self.sock.send_exit_status(0)
         except (OSError, EOFError, paramiko.SSHException):
             pass
         super().finish_subsystem()

@@ -55,7 +55,7 @@ def magic_parser(magic_func: Callable[..., Any]) -> argparse.ArgumentParser:
     parser = func.__dict__.get("parser")
     if parser is None:
         parser = construct_parser(func)  # also replaces __doc__ with the full help text
-        func.parser = parser
+        func.__dict__["parser"] = parser
     return parser
 
 

@@ -134,7 +134,7 @@ def friendly(func: F | None = None, *, cluster: bool = True) -> Any:
                     url = None
             raise UsageError(friendly_message(err, url=url, cluster=cluster)) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _one_line_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
@@ -151,7 +151,7 @@ def _one_line_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb
 def install_one_line_errors(ipython: Any) -> bool:
     """Show escaping PaiErrors as one line; only when no other extension owns IPython's single
     custom-exception hook (it is one slot: taking it from another extension would break that one)."""
-    if not hasattr(ipython, "set_custom_exc") or getattr(ipython, "custom_exceptions", ()):
+    if not hasattr(ipython, "set_custom_exc") or getattr(ipython, "custom_exceptions", None):
         return False
     ipython.set_custom_exc((PaiError,), _one_line_handler)
     return True

@@ -27,6 +27,8 @@ def _purpose(func: Any) -> str:
 
 @magics_class
 class HelpMagics(Magics):
+    shell: Any  # the InteractiveShell: set by IPython when the class is registered
+
     @line_magic
     def pai_help(self, line: str = "") -> Table:
         """List every pai_magic magic with what it does. Example: ``%pai_help``"""

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
@@ -42,9 +42,10 @@ _STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "
 def split_job_ref(text: str) -> tuple[str, str | None]:
     """``NAME`` or ``USER~NAME`` (as the portal and the REST URLs write it) -> (name, user)."""
     text = (text or "").strip()
-    user, sep, name = text.partition("~")
+    owner, sep, name = text.partition("~")
+    user: str | None = owner if sep else None
     if not sep:
-        name, user = user, None
+        name = owner
     if not name or not _JOB_NAME_RE.match(name) or (user is not None and not _JOB_NAME_RE.match(user or "")):
         raise UsageError(f"{text!r} is not a job name: job names use letters, digits, '_' and '-' "
                          "(USER~NAME for another user's job); %pai_jobs lists yours.")
@@ -75,6 +76,8 @@ def _append_keep_alive(job: dict) -> None:
 @magics_class
 class PaiMagics(Magics):
     """Submit, list, follow and stop OpenPAI jobs from the notebook."""
+
+    shell: Any  # the InteractiveShell: set by IPython when the class is registered
 
     profile = Unicode(None, allow_none=True,
                       help="Profile (cluster) to use; default: the active one of the profile file.").tag(config=True)

@@ -20,7 +20,6 @@ from pai_magic.magics.render import Table, View, esc
 from pai_magic.magics.session import get_session
 
 
-
 class _PushProgress:
     """A progress bar (ipywidgets when it can show, else text lines) fed by PushProgress events."""
 

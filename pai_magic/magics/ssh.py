@@ -107,6 +107,8 @@ class _TransferBar:
 class SshMagics(Magics):
     """Keys, SSH info, commands and file transfer for a job's tasks."""
 
+    shell: Any  # the InteractiveShell: set by IPython when the class is registered
+
     def _key(self, configured: str | None, passphrase: bool) -> tuple[Any, str | None]:
         from pai_magic.core.ssh.keys import ensure_key
 

@@ -356,8 +356,8 @@ class StatusBoard:
 
 
 def _copy(snap: StatusSnapshot, **changes: Any) -> StatusSnapshot:
-    data = dict(name=snap.name, state=snap.state, elapsed=snap.elapsed, exit_code=snap.exit_code,
-                diagnostics=snap.diagnostics, note=snap.note, extra=list(snap.extra))
+    data: dict[str, Any] = dict(name=snap.name, state=snap.state, elapsed=snap.elapsed, exit_code=snap.exit_code,
+                                diagnostics=snap.diagnostics, note=snap.note, extra=list(snap.extra))
     data.update(changes)
     return StatusSnapshot(**data)
 

@@ -103,8 +103,6 @@ class PaiApiHandler(APIHandler):
         super()._handle_request_exception(e)
 
 
-
-
 def check_job_name(name: str) -> str:
     if not JOB_NAME_RE.match(name or ""):
         raise InvalidInputError(
@@ -227,7 +225,7 @@ class NotFoundHandler(PaiApiHandler):
         self.reply({"error": f"No pai_magic endpoint {self.request.method} {self.request.path}: "
                              "see pai_magic/server/openapi.yaml."}, status=404)
 
-    get = post = put = delete = patch = _missing  # type: ignore[assignment]
+    get = post = put = delete = patch = _missing
 
 
 def _text(body: dict[str, Any], key: str) -> str:

@@ -107,7 +107,7 @@ def test_answers_match_the_reference_api(local_backend, check):
                        params={"tail-mode": "true"}, headers=h, timeout=T))
     check(requests.get(f"{b.api}/jobs", headers=h, timeout=T))
     check(requests.get(f"{b.api}/jobs", params={"withTotalCount": "true", "limit": 5, "offset": 0,
-                                               "order": "submissionTime,DESC", "username": b.user},
+                                                "order": "submissionTime,DESC", "username": b.user},
                        headers=h, timeout=T))
     stop_name = unique_job_name("openapi-stop")
     check(b.submit(_job(stop_name, ["sleep 300"])), 202)

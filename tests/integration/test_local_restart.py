@@ -29,8 +29,6 @@ def alive(pid: int) -> bool:
         return False
 
 
-
-
 def test_sigkill_mid_job_then_restart(fresh_local_backend, tmp_path):
     b = fresh_local_backend
     done = unique_job_name("done")

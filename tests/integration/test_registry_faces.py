@@ -79,8 +79,6 @@ def test_cli_delete_disabled(registry_nodelete, archive, capsys):
     assert code == 2 and "storage.delete.enabled: true" in err and err.count("\n") == 1
 
 
-
-
 def test_magics_full_cycle(registry, archive, ipy, monkeypatch, capsys):
     monkeypatch.setenv("PAI_REGISTRY", registry.url)
     view = ipy.run_line_magic("pai_image_push", f"{archive} team/nb:v1")

@@ -104,8 +104,6 @@ def test_cli_ssh_key_info_command_and_transfers(ssh_job, capsys, tmp_path):
     assert code == 2 and "JOB:PATH" in err
 
 
-
-
 def test_magics_key_info_ssh_and_transfers(ssh_job, ipy, capsys, tmp_path):
     view = ipy.run_line_magic("pai_ssh_key", "")
     assert view.text.startswith("ssh-ed25519 ") and "Copy</button>" in view._repr_html_()

@@ -79,7 +79,7 @@ def test_kernel_mount_runs_for_real_and_reports_this_kernels_answer(nfs_server, 
     options = f"nfsvers=4.1,port={nfs_server.nfs_port}"
     if KERNEL_HAS_NFS:  # a kernel with an NFS client really mounts the ganesha export
         (nfs_server.export_dir / "hello.txt").write_text("from the server")
-        result = nfs.mount_nfs(nfs_server.source_v4, str(mp), options)
+        nfs.mount_nfs(nfs_server.source_v4, str(mp), options)
         try:
             assert (mp / "hello.txt").read_text() == "from the server"
             assert find_mount(mp) is not None
@@ -154,7 +154,7 @@ def test_missing_mount_nfs_is_reported_with_how_to_install(tmp_path):
     mount = shutil.which("mount") or "/bin/mount"
     hide = "; ".join(f"{mount} --bind {shlex.quote(str(empty))} {shlex.quote(p)}"
                      for p in sorted({os.path.realpath(helper)} | {os.path.join(d, "mount.nfs") for d in nfs.SBIN_DIRS
-                                                                     if os.path.exists(os.path.join(d, "mount.nfs"))}))
+                                                                   if os.path.exists(os.path.join(d, "mount.nfs"))}))
     script = f"set -e; {hide}; exec {shlex.quote(sys.executable)} -c {shlex.quote(code)}"
     env = dict(os.environ, PATH=str(bare_path), PYTHONPATH=str(REPO))
     proc = subprocess.run([unshare, "-m", "--propagation", "private", "/bin/sh", "-c", script],

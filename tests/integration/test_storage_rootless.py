@@ -58,7 +58,7 @@ def _final_state(client, job: str, timeout: float = 60.0) -> str:
 
 
 def test_a_storage_mounted_through_a_helper_job_both_ways_then_unmounted_and_stopped(client, fuse_ok, tmp_path,
-                                                                                    unmount_after):
+                                                                                     unmount_after):
     from pai_magic.core.ssh.known_hosts import KnownHosts
 
     mp = tmp_path / "cluster data"

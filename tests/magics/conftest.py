@@ -165,7 +165,7 @@ def pai(shell: Driver, local_backend: Any, secrets_to_hide: list[str], monkeypat
     """The shell, logged in to the session's embedded backend through %pai_login (getpass patched)."""
     secrets_to_hide.extend([local_backend.password, local_backend.token])
     monkeypatch.setattr("getpass.getpass", lambda prompt="": local_backend.password)
-    shell.run(f"%config PaiMagics.poll_interval = 0.2")
+    shell.run("%config PaiMagics.poll_interval = 0.2")
     shell.line("pai_login", f"{local_backend.url} --user {local_backend.user}")
     shell.backend = local_backend  # type: ignore[attr-defined]
     return shell

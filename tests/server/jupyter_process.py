@@ -49,7 +49,7 @@ class JupyterProcess:
 
     def _prepare_dirs(self) -> dict[str, str]:
         dirs = {name: self.root / name for name in ("jupyter-config", "jupyter-data", "jupyter-runtime",
-                                                   "ipython", "notebooks", "home")}
+                                                    "ipython", "notebooks", "home")}
         for path in dirs.values():
             path.mkdir(parents=True, exist_ok=True)
         config = {"ServerApp": {"jpserver_extensions": {"pai_magic.server": True}}}

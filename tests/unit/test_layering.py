@@ -23,4 +23,3 @@ def test_every_core_module_imports_without_ipython_widgets_or_tornado():
     assert out.returncode == 0, out.stderr
     count, bad = out.stdout.split(" ", 1)
     assert int(count) > 30 and bad.strip() == "[]", out.stdout
-

@@ -48,7 +48,7 @@ def test_read_archive_both_layouts(tmp_path, layout):
         img = read_archive(tar, path)
     assert img.layout == layout
     assert img.config == config
-    assert [l.diff_id for l in img.layers] == ["sha256:" + hashlib.sha256(l).hexdigest() for l in layers]
+    assert [layer.diff_id for layer in img.layers] == ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in layers]
     assert img.manifest_media_type.endswith(("manifest.v2+json", "manifest.v1+json"))
 
 

@@ -69,7 +69,7 @@ def test_docker_config_auth_entries(tmp_path, key):
 
 
 def test_docker_config_username_password_and_env(tmp_path, monkeypatch):
-    path = _write_config(tmp_path, {"reg.lab:443": {"username": "u", "password": "p"}})
+    _write_config(tmp_path, {"reg.lab:443": {"username": "u", "password": "p"}})
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     assert docker_config_credentials("reg.lab:443") == Credentials("u", "p")
 

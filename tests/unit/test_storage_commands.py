@@ -120,9 +120,9 @@ def test_every_failure_is_one_sentence_that_says_what_next(stderr, needle):
 
 def test_storage_info_drops_secrets_and_builds_the_manual_command():
     smb = StorageInfo.from_api({"name": "team"}, {"type": "samba", "data": {"address": "//s/x", "username": "u",
-                                                                             "password": "hunter2"}})
+                                                                            "password": "hunter2"}})
     azure = StorageInfo.from_api({"name": "az"}, {"type": "azureFile", "data": {"shareName": "s", "accountName": "a",
-                                                                                 "accountKey": "SECRETKEY"}})
+                                                                                "accountKey": "SECRETKEY"}})
     for info in (smb, azure):
         text = repr(info) + repr(info.as_dict())
         assert "hunter2" not in text and "SECRETKEY" not in text

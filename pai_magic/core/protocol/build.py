@@ -314,6 +314,8 @@ def add_ssh_plugin(job: dict[str, Any], public_key: str) -> dict[str, Any]:
 def _storage_pairs(storages: Iterable[Any]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for item in storages:
+        name: Any
+        mount: Any
         if isinstance(item, str):
             name, mount = item, None
         elif isinstance(item, dict):

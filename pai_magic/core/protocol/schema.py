@@ -57,7 +57,8 @@ def server_schema() -> dict[str, Any]:
     """The schema as stored (JavaScript regex syntax), loaded once."""
     text = resources.files("pai_magic.core.protocol").joinpath("data/server_protocol_schema.yaml").read_text(
         encoding="utf-8")
-    return yaml.safe_load(text)
+    schema: dict[str, Any] = yaml.safe_load(text)
+    return schema
 
 
 @functools.cache
@@ -206,6 +207,7 @@ def _walk(node: Any, parts: Iterable[Any]) -> Any:
 def _walk_schema(schema: dict[str, Any], parts: Iterable[Any]) -> Any:
     """Follow a jsonschema schema path, resolving local ``$ref`` steps."""
     node: Any = schema
+
     def resolve(at: Any) -> Any:
         return _walk(schema, at["$ref"][2:].split("/"))
 

@@ -5,7 +5,7 @@ importing the package they are part of (no import cycle).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pai_magic.core.errors import InvalidInputError
 from pai_magic.core.protocol.checks import reference_errors
@@ -49,4 +49,4 @@ def validate_protocol(job: Any) -> dict[str, Any]:
         more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
         raise InvalidInputError(f"invalid job protocol: {lines[0]}{more}; fix the job and submit again",
                                 code="InvalidProtocolError", details=lines)
-    return job
+    return cast("dict[str, Any]", job)  # no error lines: it is a mapping

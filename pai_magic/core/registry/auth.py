@@ -159,8 +159,8 @@ def docker_config_credentials(registry_host: str, path: Path | None = None) -> C
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        raise InvalidInputError(f"{path} is not valid JSON: fix it or remove the registry entry from it.")
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"{path} is not valid JSON: fix it or remove the registry entry from it.") from exc
     auths = data.get("auths") if isinstance(data, dict) else None
     if not isinstance(auths, dict):
         return None
@@ -171,9 +171,9 @@ def docker_config_credentials(registry_host: str, path: Path | None = None) -> C
         if entry.get("auth"):
             try:
                 user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise InvalidInputError(
-                    f"The auth entry for {registry_host} in {path} is not base64 user:password: log in again.")
+                    f"The auth entry for {registry_host} in {path} is not base64 user:password: log in again.") from exc
             if sep:
                 return Credentials(user, password)
         if entry.get("username") and entry.get("password") is not None:

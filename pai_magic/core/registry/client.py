@@ -263,7 +263,7 @@ class RegistryClient:
     def manifest(self, repository: str, reference: str) -> Manifest:
         """GET a manifest with all four Accept types; by-digest answers come from the cache."""
         if ":" in reference:
-            cached = self._manifests.get(reference)
+            cached: Manifest | None = self._manifests.get(reference)
             if cached is not None:
                 return cached
         what = f"image {repository}:{reference}" if ":" not in reference else f"image {repository}@{reference[:19]}"
@@ -278,8 +278,8 @@ class RegistryClient:
             digest = resp.headers.get("Docker-Content-Digest") or sha256_digest(raw)
         try:
             data = json.loads(raw)
-        except ValueError:
-            raise ServerError(f"The manifest of {what} is not JSON: the registry or a proxy mangled it.")
+        except ValueError as exc:
+            raise ServerError(f"The manifest of {what} is not JSON: the registry or a proxy mangled it.") from exc
         media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
         if media_type not in MANIFEST_TYPES:
             media_type = str(data.get("mediaType") or media_type)
@@ -325,7 +325,7 @@ class RegistryClient:
 
     def blob(self, repository: str, digest: str) -> bytes:
         """A small blob (a config) in memory, verified and cached by digest."""
-        cached = self._blobs.get(digest)
+        cached: bytes | None = self._blobs.get(digest)
         if cached is not None:
             return cached
         resp = self.transport.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=[pull_scope(repository)],

@@ -73,7 +73,7 @@ def check_insecure_registry(registry_url: str, daemon_json: Path | str | None = 
     if path.exists():
         try:
             loaded = json.loads(path.read_text() or "{}")
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return DoctorCheck(name, False, f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}): "
                                "Docker will not start with it; fix it first.")
         except OSError as exc:

@@ -91,8 +91,8 @@ def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
 def _json_member(tar: tarfile.TarFile, name: str) -> object:
     try:
         return json.loads(_read_member(tar, name))
-    except ValueError:
-        raise InvalidInputError(f"{name} in the archive is not JSON: the tar is damaged; save it again.")
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} in the archive is not JSON: the tar is damaged; save it again.") from exc
 
 
 def _blob_path(digest: str) -> str:
@@ -104,13 +104,13 @@ def _pick(candidates: list[tuple[list[str], object]], image: str | None, archive
     if image is None:
         if len(candidates) == 1:
             return candidates[0][1]
-        names = ", ".join(n for names, _ in candidates for n in names) or f"{len(candidates)} unnamed images"
-        raise InvalidInputError(f"{archive.name} holds several images ({names}): say which one with image=.")
+        listed = ", ".join(n for names, _ in candidates for n in names) or f"{len(candidates)} unnamed images"
+        raise InvalidInputError(f"{archive.name} holds several images ({listed}): say which one with image=.")
     for names, item in candidates:
         if image in names or any(n.endswith("/" + image) or n.split(":")[0] == image for n in names):
             return item
-    names = ", ".join(n for names, _ in candidates for n in names) or "no named images"
-    raise InvalidInputError(f"{archive.name} has no image {image!r}; it holds: {names}.")
+    listed = ", ".join(n for names, _ in candidates for n in names) or "no named images"
+    raise InvalidInputError(f"{archive.name} has no image {image!r}; it holds: {listed}.")
 
 
 def read_archive(tar: tarfile.TarFile, archive: Path, image: str | None = None) -> ArchiveImage:
@@ -134,8 +134,8 @@ def _read_classic(tar: tarfile.TarFile, archive: Path, image: str | None) -> Arc
     config = _read_member(tar, str(entry.get("Config")))
     try:
         diff_ids = list((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
-    except (ValueError, AttributeError):
-        raise InvalidInputError("The image config in the archive is not JSON: save the image again.")
+    except (ValueError, AttributeError) as exc:
+        raise InvalidInputError("The image config in the archive is not JSON: save the image again.") from exc
     layer_names = list(entry.get("Layers") or [])
     if len(diff_ids) != len(layer_names):
         raise InvalidInputError(f"The archive lists {len(layer_names)} layers but its config has "
@@ -167,8 +167,8 @@ def _read_oci(tar: tarfile.TarFile, archive: Path, image: str | None) -> Archive
     config = _read_member(tar, _blob_path(str(cdesc.get("digest"))))
     try:
         diff_ids = list((json.loads(config).get("rootfs") or {}).get("diff_ids") or [])
-    except (ValueError, AttributeError):
-        raise InvalidInputError("The image config in the archive is not JSON: save the image again.")
+    except (ValueError, AttributeError) as exc:
+        raise InvalidInputError("The image config in the archive is not JSON: save the image again.") from exc
     layers = []
     for i, ldesc in enumerate(manifest.get("layers") or []):
         ltype = str(ldesc.get("mediaType") or "")
@@ -199,9 +199,10 @@ class LayerDigestCache:
         if not diff_id:
             return None
         entry = self._load().get(diff_id)
-        if isinstance(entry, dict) and isinstance(entry.get("digest"), str) and isinstance(entry.get("size"), int):
-            repo = entry.get("repository")
-            return entry["digest"], entry["size"], repo if isinstance(repo, str) else None
+        if isinstance(entry, dict):
+            digest, size, repo = entry.get("digest"), entry.get("size"), entry.get("repository")
+            if isinstance(digest, str) and isinstance(size, int):
+                return digest, size, repo if isinstance(repo, str) else None
         return None
 
     def put(self, diff_id: str | None, digest: str, size: int, repository: str | None = None) -> None:
@@ -284,8 +285,8 @@ def push_archive(client: RegistryClient, archive: str | Path, target: str, *, im
     report = progress or (lambda p: None)
     try:
         tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError):
-        raise InvalidInputError(f"{path.name} is not a tar archive: make it with `docker save IMAGE -o FILE.tar`.")
+    except (tarfile.TarError, OSError) as exc:
+        raise InvalidInputError(f"{path.name} is not a tar archive: make it with `docker save IMAGE -o FILE.tar`.") from exc
     with tar, tempfile.TemporaryDirectory(prefix="pai-push-") as tmp:
         img = read_archive(tar, path, image)
         count = len(img.layers) + 1
@@ -294,7 +295,7 @@ def push_archive(client: RegistryClient, archive: str | Path, target: str, *, im
         for i, layer in enumerate(img.layers):
             desc = _push_layer(client, tar, repo, layer, i, count, Path(tmp), cache, report, chunk_size, result)
             descriptors.append(desc)
-            result.layers.append(desc["digest"])
+            result.layers.append(str(desc["digest"]))
         # the config blob, byte for byte: its digest is the image ID
         config_digest = sha256_digest(img.config)
         if client.blob_size(repo, config_digest) is None:

@@ -57,9 +57,9 @@ class Reply:
     def json(self) -> Any:
         try:
             return json.loads(self.body or b"null")
-        except ValueError:
+        except ValueError as exc:
             raise ServerError(f"The registry answered {self.status} with a body that is not JSON "
-                              f"(a proxy page?) for {_path_of(self.url)}: check the registry URL.")
+                              f"(a proxy page?) for {_path_of(self.url)}: check the registry URL.") from exc
 
 
 def _path_of(url: str) -> str:
@@ -182,19 +182,19 @@ class RegistryTransport:
         try:
             self._count()
             resp = self.session.get(realm, params=params, headers=headers, timeout=self.timeout)
-        except requests.exceptions.Timeout:
-            raise PaiTimeoutError("The registry's token server did not answer in time: retry later.")
-        except requests.exceptions.RequestException:
+        except requests.exceptions.Timeout as exc:
+            raise PaiTimeoutError("The registry's token server did not answer in time: retry later.") from exc
+        except requests.exceptions.RequestException as exc:
             raise UnreachableError(f"Cannot reach the registry's token server at {_host_of(realm)}: "
-                                   "check the network or the registry's auth config.")
+                                   "check the network or the registry's auth config.") from exc
         if resp.status_code in (401, 403):
             raise self.auth.refused()
         if resp.status_code >= 400:
             raise ServerError(f"The registry's token server answered {resp.status_code}: retry later.")
         try:
             data = resp.json()
-        except ValueError:
-            raise ServerError("The registry's token server answered something that is not JSON.")
+        except ValueError as exc:
+            raise ServerError("The registry's token server answered something that is not JSON.") from exc
         token = data.get("token") or data.get("access_token")
         if not token:
             raise ServerError("The registry's token server answered without a token.")
@@ -225,17 +225,17 @@ class RegistryTransport:
                 self._count()
                 resp = self.session.request(method, url, params=params, headers=hdrs, data=data,
                                             stream=stream, timeout=self.timeout, allow_redirects=True)
-            except requests.exceptions.SSLError:
+            except requests.exceptions.SSLError as exc:
                 raise UnreachableError(f"TLS failed with the registry {self.host}: if it is a plain-HTTP lab "
-                                       f"registry, write its URL as http://{self.host}.")
-            except requests.exceptions.Timeout:
+                                       f"registry, write its URL as http://{self.host}.") from exc
+            except requests.exceptions.Timeout as exc:
                 raise PaiTimeoutError(f"The registry {self.host} did not answer in time ({method} "
-                                      f"{_path_of(url)}): retry, or check that it is not overloaded.")
+                                      f"{_path_of(url)}): retry, or check that it is not overloaded.") from exc
             except requests.exceptions.ConnectionError as exc:
-                raise _connection_error(self.host, exc)
-            except requests.exceptions.RetryError:
+                raise _connection_error(self.host, exc) from exc
+            except requests.exceptions.RetryError as exc:
                 raise ServerError(f"The registry {self.host} kept failing on {method} {_path_of(url)}: "
-                                  "retry later.")
+                                  "retry later.") from exc
             if resp.status_code == 401:
                 resp.close()
                 if attempt == 1:
@@ -299,20 +299,20 @@ class RegistryTransport:
                 conn.request("GET", target, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
-            except ssl.SSLError:
+            except ssl.SSLError as exc:
                 _close(conn)
                 raise UnreachableError(f"TLS failed with the registry {self.host}: if it is a plain-HTTP lab "
-                                       f"registry, write its URL as http://{self.host}.")
-            except (socket.timeout, TimeoutError):
+                                       f"registry, write its URL as http://{self.host}.") from exc
+            except (socket.timeout, TimeoutError) as exc:
                 _close(conn)  # not retried: a registry too slow once is slow again, and waits add up
                 raise PaiTimeoutError(f"The registry {self.host} did not answer in time (GET {_path_of(url)}): "
-                                      "retry, or check that it is not overloaded.")
+                                      "retry, or check that it is not overloaded.") from exc
             except (OSError, http.client.HTTPException) as exc:
                 _close(conn)  # a stale keep-alive connection, a refused or reset one
                 if attempt < retries:
                     time.sleep(0 if attempt == 0 else self._retry.backoff_factor * (2 ** attempt))
                     continue
-                raise _connection_error(self.host, exc)
+                raise _connection_error(self.host, exc) from exc
             if resp.will_close:
                 conn.close()
             else:

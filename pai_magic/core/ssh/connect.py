@@ -14,11 +14,14 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pai_magic.core.errors import (AuthError, PaiError, PaiTimeoutError, UnreachableError)
 from pai_magic.core.ssh.keys import SshKey, load_private_key
 from pai_magic.core.ssh.known_hosts import KnownHosts
+
+if TYPE_CHECKING:  # paramiko loads lazily: %pai_* and the CLI start fast
+    import paramiko
 
 # paramiko logs a dropped connection ("Socket exception: Connection reset by peer") at ERROR;
 # with no handler configured Python's last-resort handler prints it into the notebook cell.
@@ -109,11 +112,11 @@ def open_socket(host: str, port: int, timeout: float, where: str = "") -> socket
 class SshSession:
     """One authenticated connection; opens exec channels and one shared SFTP client."""
 
-    def __init__(self, transport: Any, target: SshTarget, options: SshOptions) -> None:
+    def __init__(self, transport: paramiko.Transport, target: SshTarget, options: SshOptions) -> None:
         self.transport = transport
         self.target = target
         self.options = options
-        self._sftp = None
+        self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
         self._remote_caps: dict[str, Any] = {}
 
@@ -128,7 +131,7 @@ class SshSession:
         return UnreachableError(f"SSH connection to {self.target.where} was lost during {what}: check "
                                 "the task is still RUNNING and retry.")
 
-    def open_channel(self):
+    def open_channel(self) -> paramiko.Channel:
         """A new session channel; bounded by the io timeout."""
         import paramiko
 
@@ -160,7 +163,7 @@ class SshSession:
                                    f"{self.options.probe_timeout:g}s): the task or the network is gone.") from None
         chan.close()
 
-    def sftp(self):
+    def sftp(self) -> paramiko.SFTPClient:
         """The session's SFTP client (opened once), with the io timeout on its channel."""
         import paramiko
 
@@ -175,10 +178,10 @@ class SshSession:
                 chan.close()
                 raise UnreachableError(f"{self.target.where} refused the SFTP subsystem ({exc}): the "
                                        "task's sshd needs 'Subsystem sftp'.") from None
-            self._sftp.get_channel().settimeout(self.options.io_timeout)
+            chan.settimeout(self.options.io_timeout)
             return self._sftp
 
-    def remote_cap(self, name: str, compute) -> Any:
+    def remote_cap(self, name: str, compute: Callable[[], Any]) -> Any:
         """Cache facts about the remote (e.g. whether it has sha256sum) per connection."""
         if name not in self._remote_caps:
             self._remote_caps[name] = compute()
@@ -205,7 +208,7 @@ class SshSession:
         self.close()
 
 
-def _as_pkey(key: Any, passphrase: str | None):
+def _as_pkey(key: Any, passphrase: str | None) -> paramiko.PKey:
     import paramiko
 
     if isinstance(key, paramiko.PKey):

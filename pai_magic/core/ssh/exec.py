@@ -13,10 +13,13 @@ import shlex
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pai_magic.core.errors import PaiTimeoutError, UnreachableError
 from pai_magic.core.ssh.connect import SshSession
+
+if TYPE_CHECKING:  # paramiko loads lazily: %pai_* and the CLI start fast
+    import paramiko
 
 Output = Callable[[str], None]
 #: What ``run_command`` returns when ``cancel`` stopped the command (a shell's Ctrl-C status).
@@ -32,7 +35,7 @@ class CommandResult:
     stderr: str
 
 
-def _send_signal(chan, name: str) -> None:
+def _send_signal(chan: paramiko.Channel, name: str) -> None:
     """Ask the remote to deliver a signal (RFC 4254 6.9; OpenSSH sshd honours it).
 
     paramiko has no public call for this request, so it is built here; servers that do not
@@ -48,7 +51,8 @@ def _send_signal(chan, name: str) -> None:
         msg.add_string("signal")
         msg.add_boolean(False)
         msg.add_string(name)
-        chan.transport._send_user_message(msg)
+        transport: Any = chan.transport  # _send_user_message is private: the stubs omit it
+        transport._send_user_message(msg)
     except Exception:
         pass
 
@@ -167,7 +171,7 @@ def run_command(session: SshSession, command: str, *, on_stdout: Output | None =
             emit_err(tail)
         # paramiko also sets the status event when a channel closes, leaving exit_status -1
         if chan.exit_status_ready() and chan.recv_exit_status() != -1:
-            return chan.recv_exit_status()
+            return int(chan.recv_exit_status())
         # No status: a signal killed the command, or the link died (paramiko closes the
         # channels a moment before it marks the transport dead, so ask the peer).
         try:

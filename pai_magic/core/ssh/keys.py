@@ -14,9 +14,13 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pai_magic.core.errors import AuthError, InvalidInputError, NotFoundError
 from pai_magic.core.paths import config_dir, ensure_private_dir, write_private
+
+if TYPE_CHECKING:  # paramiko loads lazily: %pai_* and the CLI start fast
+    import paramiko
 
 USER_KEY_NAMES = ("id_ed25519", "id_rsa")
 GENERATED_KEY_NAME = "id_ed25519"
@@ -44,7 +48,7 @@ class SshKey:
         """``SHA256:...`` exactly as ``ssh-keygen -l`` prints it."""
         return public_key_fingerprint(self.public_line)
 
-    def load(self, passphrase: str | None = None):
+    def load(self, passphrase: str | None = None) -> paramiko.PKey:
         """The paramiko key object, decrypted with ``passphrase`` when the file needs one."""
         return load_private_key(self.private_path, passphrase)
 
@@ -55,7 +59,7 @@ def public_key_fingerprint(public_line: str) -> str:
     return f"SHA256:{digest}"
 
 
-def _load_crypto_key(path: Path, passphrase: str | None):
+def _load_crypto_key(path: Path, passphrase: str | None) -> Any:
     """Parse with ``cryptography`` so every failure becomes a one-line error, never a prompt."""
     from cryptography.hazmat.primitives import serialization
 
@@ -95,7 +99,7 @@ def _load_crypto_key(path: Path, passphrase: str | None):
                             "ed25519/RSA/ECDSA): give another key path.") from None
 
 
-def load_private_key(path: Path | str, passphrase: str | None = None):
+def load_private_key(path: Path | str, passphrase: str | None = None) -> paramiko.PKey:
     """A paramiko ``PKey`` for ``path`` (ed25519, RSA or ECDSA; OpenSSH or PEM format)."""
     import paramiko
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -103,7 +107,7 @@ def load_private_key(path: Path | str, passphrase: str | None = None):
     path = Path(path).expanduser()
     key = _load_crypto_key(path, passphrase)
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        cls = paramiko.Ed25519Key
+        cls: type[paramiko.PKey] = paramiko.Ed25519Key
     elif isinstance(key, rsa.RSAPrivateKey):
         cls = paramiko.RSAKey
     elif isinstance(key, ec.EllipticCurvePrivateKey):

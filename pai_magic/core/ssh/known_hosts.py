@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pai_magic.core.errors import HostKeyError
 from pai_magic.core.ssh.keys import pai_ssh_dir, public_key_fingerprint
@@ -165,7 +165,7 @@ class KnownHosts:
             self._write(lines)
             return True
 
-    def _remove_where(self, predicate) -> int:
+    def _remove_where(self, predicate: Callable[[str], bool]) -> int:
         with self._locked():
             lines = self._lines()
             kept = []

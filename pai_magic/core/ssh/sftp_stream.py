@@ -14,9 +14,14 @@ import socket
 import struct
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pai_magic.core.errors import PaiTimeoutError, TransferError, UnreachableError
+
+if TYPE_CHECKING:  # paramiko loads lazily: %pai_* and the CLI start fast
+    import paramiko
+
+    from pai_magic.core.ssh.connect import SshSession
 
 # SFTP v3 packet types (draft-ietf-secsh-filexfer-02)
 FXP_INIT, FXP_VERSION, FXP_OPEN, FXP_CLOSE, FXP_READ, FXP_WRITE, FXP_FSTAT = 1, 2, 3, 4, 5, 6, 8
@@ -53,7 +58,7 @@ def _string(b: bytes) -> bytes:
 class SftpStream:
     """One SFTP session on its own channel, used only to move file contents fast."""
 
-    def __init__(self, channel, where: str, timeout: float, in_flight_bytes: int = 4 << 20) -> None:
+    def __init__(self, channel: paramiko.Channel, where: str, timeout: float, in_flight_bytes: int = 4 << 20) -> None:
         self.chan = channel
         self.where = where
         self.timeout = timeout
@@ -283,7 +288,7 @@ class SftpStream:
             pass
 
 
-def open_stream(session, in_flight_bytes: int = 4 << 20) -> SftpStream:
+def open_stream(session: SshSession, in_flight_bytes: int = 4 << 20) -> SftpStream:
     """A new bulk-data SFTP channel on ``session``."""
     import paramiko
 

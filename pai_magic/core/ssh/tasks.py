@@ -208,4 +208,3 @@ def key_status(client: Any | None = None, configured: str | Path | None = None) 
     key = ensure_key(configured)
     return {"private_path": str(key.private_path), "public_key": key.public_line,
             "fingerprint": key.fingerprint, "generated": key.generated}
-

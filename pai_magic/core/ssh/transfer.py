@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, TYPE_CHECKING, Callable
 
 from pai_magic.core.errors import (InvalidInputError, NotFoundError, PaiError, PaiTimeoutError,
                                    TransferError, UnreachableError)
@@ -26,6 +26,9 @@ from pai_magic.core.ssh.connect import SshSession
 from pai_magic.core.ssh.exec import run_capture
 from pai_magic.core.ssh.sftp_stream import (FXF_CREAT, FXF_EXCL, FXF_READ, FXF_TRUNC, FXF_WRITE,
                                             SftpStream, open_stream)
+
+if TYPE_CHECKING:  # paramiko loads lazily: %pai_* and the CLI start fast
+    import paramiko
 
 PART_MARK = ".pai-part-"
 #: Verify and rename after this many files or bytes, so a directory of many small files
@@ -153,7 +156,8 @@ def _remote_hasher(session: SshSession) -> str | None:
         found = run_capture(session, script, timeout=30).stdout.strip()
         return next((cmd for name, cmd in _HASHERS if name == found), None)
 
-    return session.remote_cap("sha256", probe)
+    hasher: str | None = session.remote_cap("sha256", probe)
+    return hasher
 
 
 def _remote_sha256sum(session: SshSession, paths: list[str]) -> list[str] | None:
@@ -200,7 +204,7 @@ class _UpFile:
     sha256: str = ""
 
 
-def _remote_is_dir(sftp, path: str) -> bool | None:
+def _remote_is_dir(sftp: paramiko.SFTPClient, path: str) -> bool | None:
     """True/False, or None when nothing is there (a timeout or lost link propagates)."""
     try:
         return statmod.S_ISDIR(sftp.stat(path).st_mode or 0)
@@ -219,7 +223,7 @@ def _planning_error(exc: BaseException, where: str) -> PaiError:
     return UnreachableError(f"SFTP to {where} failed ({exc or type(exc).__name__}): check the task is still RUNNING.")
 
 
-def _missing_parents(sftp, path: str) -> list[str]:
+def _missing_parents(sftp: paramiko.SFTPClient, path: str) -> list[str]:
     """The ancestors of ``path`` that do not exist yet, outermost first (``mkdir -p``): an
     upload to ``inputs/data.csv`` in a fresh container should just work."""
     missing: list[str] = []
@@ -230,7 +234,7 @@ def _missing_parents(sftp, path: str) -> list[str]:
     return missing[::-1]
 
 
-def _plan_upload(sftp, local: Path, remote: str) -> tuple[list[str], list[_UpFile]]:
+def _plan_upload(sftp: paramiko.SFTPClient, local: Path, remote: str) -> tuple[list[str], list[_UpFile]]:
     remote = _clean_remote_path(remote)
     target_is_dir = _remote_is_dir(sftp, remote)
     if local.is_dir():
@@ -261,7 +265,7 @@ def _plan_upload(sftp, local: Path, remote: str) -> tuple[list[str], list[_UpFil
     return parents, [_UpFile(local, dest, st.st_size, st.st_mode & 0o777)]
 
 
-def _mkdirs(sftp, dirs: list[str]) -> int:
+def _mkdirs(sftp: paramiko.SFTPClient, dirs: list[str]) -> int:
     made = 0
     for d in dirs:
         kind = _remote_is_dir(sftp, d)
@@ -275,7 +279,7 @@ def _mkdirs(sftp, dirs: list[str]) -> int:
     return made
 
 
-def _finish_upload_batch(session: SshSession, sftp, batch: list[_UpFile], verify: bool,
+def _finish_upload_batch(session: SshSession, sftp: paramiko.SFTPClient, batch: list[_UpFile], verify: bool,
                          result: TransferResult) -> None:
     for f in batch:
         got = sftp.stat(f.part).st_size
@@ -296,7 +300,7 @@ def _finish_upload_batch(session: SshSession, sftp, batch: list[_UpFile], verify
         f.part = ""
 
 
-def _remote_rename(sftp, src: str, dst: str) -> None:
+def _remote_rename(sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
     """Atomic replace where the server has posix-rename (OpenSSH), else remove + rename."""
     try:
         sftp.posix_rename(src, dst)
@@ -348,7 +352,7 @@ def upload(session: SshSession, local: str | os.PathLike, remote: str, *,
             progress.start_file(f.remote, f.size)
             digest = hashlib.sha256() if verify else None  # only when it will be compared
             with open(f.local, "rb") as fh:
-                def reader(n: int, fh=fh, digest=digest) -> bytes:
+                def reader(n: int, fh: IO[bytes] = fh, digest: hashlib._Hash | None = digest) -> bytes:
                     _check_cancel(cancel)
                     data = fh.read(n)
                     if digest is not None:
@@ -402,7 +406,7 @@ class _DownFile:
     sha256: str = ""
 
 
-def _plan_download(sftp, remote: str, local: Path) -> tuple[list[Path], list[_DownFile]]:
+def _plan_download(sftp: paramiko.SFTPClient, remote: str, local: Path) -> tuple[list[Path], list[_DownFile]]:
     remote = _clean_remote_path(remote)
     try:
         st = sftp.stat(remote)

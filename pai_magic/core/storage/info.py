@@ -74,7 +74,7 @@ class StorageInfo:
     def from_api(cls, summary: dict[str, Any], detail: dict[str, Any] | None = None) -> "StorageInfo":
         d = dict(summary or {})
         d.update(detail or {})
-        raw = d.get("data") if isinstance(d.get("data"), dict) else {}
+        raw: dict[str, Any] = d["data"] if isinstance(d.get("data"), dict) else {}
         data = {k: v for k, v in raw.items() if k not in _SECRET_KEYS
                 and not any(word in k.lower() for word in ("password", "key", "token", "secret"))}
         opts = d.get("mountOptions") or []

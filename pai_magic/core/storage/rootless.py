@@ -15,13 +15,18 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, overload
 
 from pai_magic.core.errors import (InvalidInputError, MountError, NotFoundError, PaiError, PaiTimeoutError,
                                    UnreachableError)
 from pai_magic.core.storage import state
 from pai_magic.core.storage.mounttable import find_mount, normalize_mountpoint
 from pai_magic.core.storage.nfs import MountResult, find_tool, mkdir_argv, run_argv
+
+if TYPE_CHECKING:  # the SSH layer (and paramiko) load only when a rootless mount runs
+    from pai_magic.core.models import JobDetail
+    from pai_magic.core.ssh.connect import SshSession, SshTarget
+    from pai_magic.core.ssh.keys import SshKey
 
 HELPER_IMAGE = "ubuntu:22.04"
 HELPER_STEM = "pai-mount"
@@ -151,7 +156,7 @@ def require_sshfs() -> str:
 
 # -- reaching a job's task ------------------------------------------------------------------
 
-def task_target(client: Any, job: str, *, role: str | None = None, index: int = 0):
+def task_target(client: Any, job: str, *, role: str | None = None, index: int = 0) -> tuple[SshTarget, JobDetail]:
     """The SSH target of a RUNNING task of ``job`` (``name`` or ``user~name``), as the SSH layer
     names it (its known_hosts alias includes the task's attempt)."""
     from pai_magic.core.ssh.tasks import task_target as ssh_task_target
@@ -163,7 +168,13 @@ def task_target(client: Any, job: str, *, role: str | None = None, index: int = 
     return ssh_task_target(detail, role, index), detail
 
 
-def resolve_key(client: Any, key_path: str | None, *, create: bool = True):
+@overload
+def resolve_key(client: Any, key_path: str | None, *, create: Literal[True] = ...) -> SshKey: ...
+@overload
+def resolve_key(client: Any, key_path: str | None, *, create: bool) -> SshKey | None: ...
+
+
+def resolve_key(client: Any, key_path: str | None, *, create: bool = True) -> SshKey | None:
     """The key pai_magic connects with: the given path, the profile's, the user's, or ours."""
     from pai_magic.core.ssh.keys import ensure_key, find_key
 
@@ -175,7 +186,7 @@ def _job_mount_path(client: Any, job: str, storage: str | None) -> tuple[str, st
     """(storage name, mountPath) of a storage the job mounts, from its config."""
     config = client.job_config(job)
     entries = ((config.get("extras") or {}).get("storages") or []) if isinstance(config, dict) else []
-    mounts = [(e.get("name"), e.get("mountPath") or f"/mnt/{e.get('name')}") for e in entries
+    mounts = [(str(e["name"]), str(e.get("mountPath") or f"/mnt/{e['name']}")) for e in entries
               if isinstance(e, dict) and e.get("name")]
     if storage:
         for name, path in mounts:
@@ -219,7 +230,7 @@ def helper_protocol(storage: str, public_key: str, *, image: str = HELPER_IMAGE,
 
 
 def wait_for_ssh(client: Any, job: str, key: Any, *, timeout: float,
-                 on_status: Callable[[str], None] | None = None):
+                 on_status: Callable[[str], None] | None = None) -> tuple[SshSession, SshTarget, JobDetail]:
     """Wait until the job RUNNING with an SSH port that answers; return (session, target, detail)."""
     from pai_magic.core.ssh.connect import connect
 
@@ -249,7 +260,7 @@ def wait_for_ssh(client: Any, job: str, key: Any, *, timeout: float,
 
 def open_storage_session(client: Any, job: str, key: Any, storage: str, mount_path: str, *,
                          wait_timeout: float | None = None, on_status: Callable[[str], None] | None = None,
-                         attempts: int = 3):
+                         attempts: int = 3) -> tuple[SshSession, SshTarget, JobDetail, str]:
     """Connect to the job's task and find the storage in it: (session, target, detail, path).
 
     ``wait_timeout`` first waits for a just-submitted job. A connection that drops right after
@@ -318,6 +329,7 @@ def mount_via_job(client: Any, mountpoint: str, *, storage: str | None = None, j
         return MountResult(mp, ep.remote_path, "sshfs", commands=commands, dry_run=True, job=job,
                            message=f"Would {steps}run {len(commands)} command(s).")
     require_sshfs()
+    assert key is not None  # not a dry run: resolve_key created it
     helper = job is None
     job_name = job
     session = None

@@ -221,7 +221,7 @@ class SftpTarget:
     def read_text(self, rel: str) -> str | None:
         try:
             with self.sftp.open(self._abs(rel), "r") as fh:
-                return fh.read().decode("utf-8")
+                return str(fh.read().decode("utf-8"))
         except (IOError, UnicodeDecodeError):
             return None
 
