@@ -17,7 +17,6 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
 from pai_magic.magics.args import (
     check_positive,
@@ -30,6 +29,7 @@ from pai_magic.magics.args import (
     parse_task,
 )
 from pai_magic.magics.errors import friendly, usage_errors
+from pai_magic.magics.options import PaiOptions
 from pai_magic.magics.render import View, esc, job_detail_view, job_table
 from pai_magic.magics.session import get_session
 
@@ -74,48 +74,11 @@ def _append_keep_alive(job: dict) -> None:
 
 
 @magics_class
-class PaiMagics(Magics):
-    """Submit, list, follow and stop OpenPAI jobs from the notebook."""
+class PaiMagics(PaiOptions, Magics):
+    """Submit, list, follow and stop OpenPAI jobs from the notebook; its traits (the
+    ``%config PaiMagics.x`` options) live in :mod:`.options`."""
 
     shell: Any  # the InteractiveShell: set by IPython when the class is registered
-
-    profile = Unicode(None, allow_none=True,
-                      help="Profile (cluster) to use; default: the active one of the profile file.").tag(config=True)
-    image = Unicode("ubuntu:22.04", help="Docker image of jobs built from cell commands.").tag(config=True)
-    virtual_cluster = Unicode(None, allow_none=True,
-                              help="Virtual cluster (queue); default: the profile's.").tag(config=True)
-    gpu = Int(None, allow_none=True, help="GPUs per instance.").tag(config=True)
-    cpu = Int(None, allow_none=True, help="CPUs per instance.").tag(config=True)
-    memory = Unicode(None, allow_none=True, help="Memory per instance: 8G, 512M, 16384 (MB).").tag(config=True)
-    wait = Bool(False, help="%%pai_job blocks until the job ends (else: returns at once).").tag(config=True)
-    poll_interval = Float(2.0, help="Seconds between two status polls (one list request each).").tag(config=True)
-    display = Enum(["auto", "html", "text"], "auto",
-                   help="Status display: auto (HTML in Jupyter, text in a terminal), html or text.").tag(config=True)
-    follow_interval = Float(1.0, help="Seconds between two log reads of %pai_logs --follow.").tag(config=True)
-
-    @validate("memory")
-    def _check_memory(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None:
-            try:
-                parse_memory(value)
-            except UsageError as exc:
-                raise TraitError(str(exc)) from None
-        return value
-
-    @validate("gpu", "cpu")
-    def _check_count(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None and value < 0:
-            raise TraitError(f"PaiMagics.{proposal['trait'].name} must be >= 0.")
-        return value
-
-    @validate("poll_interval", "follow_interval")
-    def _check_interval(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if not 0.05 <= value <= 600:
-            raise TraitError(f"PaiMagics.{proposal['trait'].name} must be between 0.05 and 600 seconds.")
-        return value
 
     # ------------------------------------------------------------------ %%pai_job / %pai_job
     @lazy_magic_arguments()

@@ -46,7 +46,7 @@ class MagicSession:
     # -- options -------------------------------------------------------------------------
     def options(self) -> Any:
         """The ``PaiMagics`` configurable (``%config PaiMagics.x = y``), defaults if not loaded."""
-        from pai_magic.magics.jobs import PaiMagics
+        from pai_magic.magics.options import PaiOptions
 
         shell = self.shell
         if shell is not None:
@@ -56,7 +56,7 @@ class MagicSession:
                 return found
         with self._lock:
             if not hasattr(self, "_default_options"):
-                self._default_options = PaiMagics(shell=None)
+                self._default_options = PaiOptions()
             return self._default_options
 
     # -- profile and client ----------------------------------------------------------------

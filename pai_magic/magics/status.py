@@ -366,7 +366,7 @@ def _short_error(exc: BaseException, prefix: str = "watch paused") -> str:
     """A note for the status line: the same sentence a magic would raise, kept short."""
     from pai_magic.core.errors import PaiError
     from pai_magic.magics.args import one_line
-    from pai_magic.magics.errors import friendly_message
+    from pai_magic.magics.messages import friendly_message
 
     text = friendly_message(exc) if isinstance(exc, PaiError) else one_line(str(exc))
     return f"{prefix}: {(text or type(exc).__name__)[:200]}"
