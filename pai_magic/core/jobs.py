@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable, Iterator
 
+from pai_magic.core.deadline import Deadline, operation, say_seconds
+from pai_magic.core.http import redact_url
 from pai_magic.core.client import DEFAULT_ORDER, PaiClient, protocol_name, split_job_name
 from pai_magic.core.errors import (
     ConflictError,
@@ -32,6 +34,7 @@ from pai_magic.core.models import JobDetail, JobSummary, is_terminal
 # first POST) cannot be the one we just sent: it is a reused name.
 CLOCK_SKEW = 300.0
 SETTLE_DELAYS = (0.2, 0.5, 1.0, 2.0)
+LOOKUP_RESERVE = 8.0  # seconds of a submit's deadline kept for looking the job up after a doubt
 _TRANSIENT = (UnreachableError, ServerError, PaiTimeoutError, RateLimitedError)
 
 
@@ -47,14 +50,23 @@ def _ours(detail: JobDetail, started: float) -> bool:
     return detail.submission_time / 1000.0 >= started - CLOCK_SKEW
 
 
-def _landed(client: PaiClient, name: str, started: float, delays: Iterable[float]) -> bool:
-    """Look for the job a few times: a server still busy with the first POST may lag."""
+def _landed(client: PaiClient, name: str, started: float, delays: Iterable[float],
+            within: Deadline | None = None) -> bool | None:
+    """Look for the job a few times: a server still busy with the first POST may lag.
+
+    True: it exists (ours); False: the cluster said it does not; None: the cluster did not
+    answer before ``within`` ran out, so nobody knows.
+    """
+    known = False
     for delay in (0.0, *delays):
+        if within is not None and within.expired:
+            break
         if delay:
-            time.sleep(delay)
+            time.sleep(delay if within is None else min(delay, within.remaining()))
         try:
             detail = client.get_job(name)
         except NotFoundError:
+            known = True
             continue
         except (UnreachableError, ServerError, PaiTimeoutError, RateLimitedError):
             continue
@@ -62,7 +74,7 @@ def _landed(client: PaiClient, name: str, started: float, delays: Iterable[float
             raise ConflictError(f"Job name {name!r} belongs to an older job: OpenPAI never reuses job names, "
                                 "even of finished jobs: choose another name.")
         return True
-    return False
+    return False if known else None
 
 
 def submit_job(client: PaiClient, protocol: dict[str, Any] | str, *, validate: bool = True,
@@ -70,7 +82,9 @@ def submit_job(client: PaiClient, protocol: dict[str, Any] | str, *, validate: b
     """Submit ``protocol`` exactly once and return the job name (see the module docstring).
 
     ``validate`` first checks the job as the rest-server would (one clear error instead of
-    a round trip). ``attempts`` bounds the POSTs made after doubtful failures.
+    a round trip). ``attempts`` bounds the POSTs made after doubtful failures. Everything,
+    the POSTs and the lookups that resolve a doubt, happens within ONE deadline (the
+    client's request timeout): each POST leaves :data:`LOOKUP_RESERVE` of it for the lookup.
     """
     job, name, text = protocol_name(protocol)
     if validate:
@@ -80,29 +94,46 @@ def submit_job(client: PaiClient, protocol: dict[str, Any] | str, *, validate: b
     settle = tuple(settle)
     started = time.time()
     doubt: PaiError | None = None
-    for _ in range(max(1, attempts)):
-        try:
-            client.submit(text)
-            return name
-        except ConflictError:
-            if doubt is None:
+    landed: bool | None = False
+    with operation(client.http.deadline_seconds()) as whole:
+        reserve = min(LOOKUP_RESERVE, whole.seconds / 3)
+        for _ in range(max(1, attempts)):
+            budget = whole.remaining() - reserve
+            if budget <= 0.05:
+                break
+            try:
+                with operation(budget):
+                    client.submit(text)
+                return name
+            except ConflictError:
+                if doubt is None:
+                    raise
+                if _landed(client, name, started, settle, whole):
+                    return name  # our own earlier, doubtful POST created it
                 raise
-            if _landed(client, name, started, settle):
-                return name  # our own earlier, doubtful POST created it
-            raise
-        except PaiError as exc:
-            if not _doubtful(exc):
-                if doubt is not None:
-                    raise type(exc)(f"{exc.message.rstrip('.')} (an earlier attempt may have created job {name}: "
-                                    f"check with `pai-magic job {name}` before submitting again).",
-                                    code=exc.code, status=exc.status) from None
-                raise
-            doubt = exc
-        if _landed(client, name, started, settle):
-            return name
+            except PaiError as exc:
+                if not _doubtful(exc):
+                    if doubt is not None:
+                        raise type(exc)(f"{exc.message.rstrip('.')} (an earlier attempt may have created job "
+                                        f"{name}: check with `pai-magic job {name}` before submitting again).",
+                                        code=exc.code, status=exc.status) from None
+                    raise
+                doubt = exc
+            landed = _landed(client, name, started, settle, whole)
+            if landed:
+                return name
     assert doubt is not None
-    raise type(doubt)(f"Submitting job {name} failed and it did not appear on the cluster ({doubt.message.rstrip('.')}); "
-                      "check with `pai-magic jobs`, then submit again.", code=doubt.code, status=doubt.status)
+    if landed is None or isinstance(doubt, PaiTimeoutError):
+        where = redact_url(client.http.url("jobs"))
+        why = (f"No answer from {where} within {say_seconds(whole.promised)} s" if isinstance(doubt, PaiTimeoutError)
+               else f"{doubt.message.rstrip('.')}, then no answer within {say_seconds(whole.promised)} s")
+        err = PaiTimeoutError(f"{why} while submitting job {name}; whether it was created is unknown: check with "
+                              f"`pai-magic job {name}` before submitting it again.", code=doubt.code)
+        err.request_sent = True  # type: ignore[attr-defined]
+        raise err
+    raise type(doubt)(f"Submitting job {name} failed and it did not appear on the cluster "
+                      f"({doubt.message.rstrip('.')}); check with `pai-magic jobs`, then submit again.",
+                      code=doubt.code, status=doubt.status)
 
 
 def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: float | None = None,
