@@ -113,8 +113,10 @@ def make_session() -> requests.Session:
     """One pooled session WITHOUT urllib3 retries: :meth:`PaiHttp.request` retries itself,
     so that every retry and every ``Retry-After`` wait stays inside one deadline."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=Retry(total=0, connect=0, read=0, redirect=0, status=0, other=0,
-                                            raise_on_status=False, raise_on_redirect=False),
+    # read=False: urllib3 re-raises a read timeout as itself (requests' ReadTimeout) instead of
+    # wrapping it in MaxRetryError, which requests would report as a ConnectionError
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=0, raise_on_status=False,
+                                            raise_on_redirect=False),
                           pool_connections=4, pool_maxsize=8)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

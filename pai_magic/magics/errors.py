@@ -66,14 +66,16 @@ def friendly_message(err: PaiError, *, url: str | None = None, job: str | None =
     or a refused image delete is not "the cluster refused the token" / "a reused job name"):
     then only the core's own message is used, with CLI verbs named as magics.
     """
-    message = _cli_to_magic(one_line(str(err)))
+    message = _cli_to_magic(one_line(str(err))).replace(
+        "--request-timeout / PAI_MAGIC_REQUEST_TIMEOUT", "%config PaiMagics.request_timeout = SECONDS")
     if not cluster:
         return message
     if isinstance(err, AuthError):
         if "%pai_login" in message:
             return message
         where = f" at {url}" if url else ""
-        return f"The cluster{where} refused the token (expired or revoked; {message.rstrip('.')}): run %pai_login to log in again."
+        return (f"The cluster{where} refused the token (expired or revoked; {message.rstrip('.')}): "
+                "run %pai_login to log in again.")
     if isinstance(err, ConflictError):
         name = f"'{job}'" if job else "of this job"
         return (f"The job name {name} was used before, and OpenPAI never reuses a name, not even of a "
@@ -107,6 +109,19 @@ def usage_errors(*, url: str | None = None, job: str | None = None) -> Iterator[
         raise UsageError(friendly_message(err, url=url, job=job)) from None
 
 
+def _magic_request_timeout(magics: Any) -> Any:
+    """Every request a magic makes (logins too) waits at most ``PaiMagics.request_timeout``."""
+    from pai_magic.core.deadline import request_timeout_scope
+
+    try:
+        from pai_magic.magics.session import get_session
+
+        seconds = get_session(magics.shell).request_timeout()
+    except Exception:  # noqa: BLE001 - no session: the core's default applies
+        seconds = None
+    return request_timeout_scope(seconds)
+
+
 def friendly(func: F | None = None, *, cluster: bool = True) -> Any:
     """Decorator for magic methods: ``PaiError`` -> one-line ``UsageError``.
 
@@ -120,7 +135,8 @@ def friendly(func: F | None = None, *, cluster: bool = True) -> Any:
     @functools.wraps(func)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return func(self, *args, **kwargs)
+            with _magic_request_timeout(self):
+                return func(self, *args, **kwargs)
         except UsageError:
             raise
         except PaiError as err:
