@@ -176,7 +176,7 @@ class PaiClient:
         self.http.token = token
         self.profile.token = token
         self.profile.user = str(data.get("user") or user)
-        return token
+        return str(token)
 
     def use_token(self, token: str, user: str | None = None) -> None:
         """Adopt a pasted token (e.g. an application token from the web portal)."""
@@ -497,7 +497,7 @@ class PaiClient:
 
     def storage(self, name: str) -> dict[str, Any]:
         """``GET /storages/<name>``: adds ``type``, ``data`` (NFS ``{server, path}``), ``readOnly``."""
-        return self.http.get_json(f"storages/{quote(name, safe='')}", what=f"Storage {name}")
+        return dict(self.http.get_json(f"storages/{quote(name, safe='')}", what=f"Storage {name}") or {})
 
     def virtual_clusters(self) -> dict[str, Any]:
         """``GET /virtual-clusters``: ``{vc: {capacity, usedCapacity, resourcesUsed, resourcesTotal ...}}``."""

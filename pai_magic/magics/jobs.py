@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument
 from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
@@ -138,7 +138,8 @@ class PaiMagics(Magics):
     @argument("--storage", action="append", metavar="NAME[:PATH]",
               help="mount a cluster storage (repeatable), e.g. --storage confignfs:/data")
     @argument("--sync", metavar="LOCAL_DIR[:STORAGE]",
-              help="upload a folder to your folder on a storage first (only changes move); the job starts in it, e.g. --sync .")
+              help="upload a folder to your folder on a storage first (only changes move); the job starts in it, "
+                   "e.g. --sync .")
     @argument("--ssh", action="store_true", help="add the ssh runtime plugin with your public key")
     @argument("--keep-alive", action="store_true", help="end the commands with `sleep infinity` (for SSH)")
     @argument("--retry", type=int, help="retries on failure, e.g. --retry 2")
