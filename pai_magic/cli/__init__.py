@@ -51,12 +51,18 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     if "--profile" not in strings:
         parser.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
                             help="cluster profile to use (default: PAI_PROFILE, PAI_URL, or the active one)")
+    if "--request-timeout" not in strings:
+        parser.add_argument("--request-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+                            help="give up on the cluster after this long per request, retries included "
+                                 "(default: PAI_MAGIC_REQUEST_TIMEOUT or 30)")
 
 
 def build_parser() -> RaisingParser:
     parser = RaisingParser(prog=PROG, description="Drive an OpenPAI cluster (or the embedded local backend).")
     parser.add_argument("--json", action="store_true", default=False, help="print machine-readable JSON")
     parser.add_argument("--profile", default=None, metavar="NAME", help="cluster profile to use")
+    parser.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                        help="give up on the cluster after this long per request (default 30)")
     from pai_magic import __version__
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -79,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             raise CliUsageError(f"{PROG}: choose a command: {', '.join(sorted(_verbs(parser)))} "
                                 f"(see `{PROG} --help`)")
-        return int(func(args) or 0)
+        from pai_magic.core.deadline import request_timeout_scope
+
+        with request_timeout_scope(getattr(args, "request_timeout", None)):
+            return int(func(args) or 0)
     except PaiError as exc:
         _error_line(str(exc))
         return 2

@@ -229,7 +229,7 @@ def _wait(client: Any, name: str, timeout: float | None, *, quiet: bool) -> JobD
                 sys.stderr.write(f"{detail.full_name}: {detail.state}\n")
                 sys.stderr.flush()
 
-    return wait_for(client, name, timeout=timeout, on_progress=progress, poll=2.0)
+    return wait_for(client, name, timeout=timeout, on_progress=progress, poll=2.0, shared=True)
 
 
 def _detail_json(detail: JobDetail) -> dict[str, Any]:

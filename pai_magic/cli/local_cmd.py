@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="log in and save an active profile for this backend")
     p.add_argument("--profile", metavar="NAME", default=None, help="name of that profile (default: local)")
     p.add_argument("--log-level", default="WARNING", help="server log level (default WARNING)")
+    p.add_argument("--rate-limit", nargs="?", const="on", default=None, metavar="API,LIST,SUBMIT",
+                   help="answer 429 like OpenPAI's rest-server (numbers per min, per min, per hour; "
+                        "default 600,120,3600; also PAI_LOCAL_RATE_LIMIT=on)")
     p.set_defaults(func=run_local)
 
 
@@ -113,6 +116,14 @@ def run_local(args: argparse.Namespace) -> int:
 
         threading.Thread(target=login, name="pai-magic-local-login", daemon=True).start()
 
+    if getattr(args, "rate_limit", None) is not None:
+        from pai_magic.local.ratelimit import ENV_VAR, RateLimits
+
+        try:
+            RateLimits.parse(args.rate_limit)
+        except ValueError as exc:
+            raise InvalidInputError(f"--rate-limit: {exc}.") from None
+        os.environ[ENV_VAR] = args.rate_limit  # read where the server is built, like a config value
     try:
         serve(args.host, args.port, data_dir, user=args.user, password=password, on_ready=announce,
               scrub_env=scrub)

@@ -102,13 +102,14 @@ def protocol_name(protocol: dict[str, Any] | str) -> tuple[dict[str, Any] | None
 class PaiClient:
     """One cluster, one user, one HTTP session."""
 
-    def __init__(self, profile: Profile, *, timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
-                 retries: int = 3, backoff: float = 0.3, http: PaiHttp | None = None) -> None:
+    def __init__(self, profile: Profile, *, timeout: tuple[float, float] | float | None = DEFAULT_TIMEOUT,
+                 retries: int = 3, backoff: float = 0.3, http: PaiHttp | None = None,
+                 deadline: float | None = None) -> None:
         if not profile.url:
             raise InvalidInputError("The profile has no cluster URL: run `pai-magic login URL`.")
         self.profile = profile
         self.http = http or PaiHttp(profile.rest_base, profile.token or None, timeout=timeout,
-                                    retries=retries, backoff=backoff)
+                                    retries=retries, backoff=backoff, deadline=deadline)
         self._info: ClusterInfo | None = None
 
     def __repr__(self) -> str:
@@ -496,7 +497,7 @@ class PaiClient:
 
     def storage(self, name: str) -> dict[str, Any]:
         """``GET /storages/<name>``: adds ``type``, ``data`` (NFS ``{server, path}``), ``readOnly``."""
-        return dict(self.http.get_json(f"storages/{quote(name, safe='')}", what=f"Storage {name}"))
+        return dict(self.http.get_json(f"storages/{quote(name, safe='')}", what=f"Storage {name}") or {})
 
     def virtual_clusters(self) -> dict[str, Any]:
         """``GET /virtual-clusters``: ``{vc: {capacity, usedCapacity, resourcesUsed, resourcesTotal ...}}``."""

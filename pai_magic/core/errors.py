@@ -111,3 +111,11 @@ class MountError(PaiError):
     """Mounting or unmounting a share failed; the message says why and how to fix it."""
 
     status = 400
+
+
+class RedirectError(PaiError):
+    """The cluster URL answered with a redirect to another address (another host, port or
+    scheme): never followed, because the token must not travel there and the answer would be
+    another server's; the message names the target so the user can fix the profile's URL."""
+
+    status = 502

@@ -3,14 +3,17 @@
 Why it exists: every call to a cluster needs the same four things, and getting any of them
 wrong shows up as a hung kernel, a job submitted twice, or a token in a log:
 
-- one ``requests.Session`` (connection reuse) and a ``(connect, read)`` timeout on EVERY call;
-- urllib3 ``Retry`` for idempotent methods only (GET/HEAD/OPTIONS, and PUT/DELETE, which this
+- one ``requests.Session`` (connection reuse) and ONE deadline per call, retries included
+  (:mod:`pai_magic.core.deadline`), stated in the message: "no answer from URL within 30 s";
+- retries for idempotent methods only (GET/HEAD/OPTIONS, and PUT/DELETE, which this
   project only uses with full-replacement bodies: ``executionType STOP``, the whole ssh key
   list). POST is never retried after the request may have reached the server: a submit that
   failed doubtfully is resolved by :func:`pai_magic.core.jobs.submit_job` with a GET;
 - every answer ``>= 400`` (OpenPAI ``{code, message}`` JSON, a proxy's HTML page, a bare 429
   text) turned into ONE :class:`~pai_magic.core.errors.PaiError` child whose one-line message
   says what to do next;
+- a redirect to another origin (host, port or scheme: http -> https too) is an error naming
+  the target, never followed: the answer would be another server's;
 - the ``Authorization`` header and URL query strings (log URIs carry ``token=``) never appear
   in logs, reprs or error messages.
 
@@ -24,9 +27,11 @@ import json
 import logging
 import re
 import threading
+import time
+from email.utils import parsedate_to_datetime
 from html import unescape
 from typing import Any, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -41,10 +46,12 @@ from pai_magic.core.errors import (
     PaiError,
     PaiTimeoutError,
     RateLimitedError,
+    RedirectError,
     ServerError,
     UnreachableError,
     one_line,
 )
+from pai_magic.core.deadline import ENV_VAR, Deadline, operation, request_timeout, say_seconds
 
 log = logging.getLogger("pai_magic.http")
 
@@ -65,7 +72,11 @@ class _RedactSecretsFilter(logging.Filter):
 
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactSecretsFilter())
 
-DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+DEFAULT_TIMEOUT: tuple[float, float] | None = None  # 5 s to connect, the rest of the deadline to answer
+CONNECT_TIMEOUT = 5.0
+MAX_RETRY_AFTER = 5.0  # a longer Retry-After is the caller's to honour (RateLimitedError.retry_after)
+BACKOFF_MAX = 10.0
+MAX_REDIRECTS = 5
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 LOGIN_HINT = "run `pai-magic login` / %pai_login"
@@ -98,40 +109,15 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-class CappedRetry(Retry):
-    """urllib3 Retry whose ``Retry-After`` sleep is bounded.
-
-    A 429 may say ``Retry-After: 60``; honoring that three times would freeze a notebook for
-    minutes, so the wait is capped and the caller gets :class:`RateLimitedError` instead.
-    """
-
-    max_retry_after: float = 5.0
-
-    def get_retry_after(self, response: Any) -> float | None:
-        value = super().get_retry_after(response)
-        return None if value is None else min(value, self.max_retry_after)
-
-
-def make_retry(retries: int = 3, backoff: float = 0.3) -> Retry:
-    return CappedRetry(
-        total=retries,
-        connect=min(retries, 2),  # never left, so safe for POST too; a refused port fails fast
-        read=retries,         # only applied to allowed_methods by urllib3
-        status=retries,
-        other=0,
-        redirect=0,
-        allowed_methods=IDEMPOTENT_METHODS,
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=backoff,
-        respect_retry_after_header=True,
-        raise_on_status=False,  # give back the last answer: we map it to a clear error
-        raise_on_redirect=False,
-    )
-
-
-def make_session(retries: int = 3, backoff: float = 0.3) -> requests.Session:
+def make_session() -> requests.Session:
+    """One pooled session WITHOUT urllib3 retries: :meth:`PaiHttp.request` retries itself,
+    so that every retry and every ``Retry-After`` wait stays inside one deadline."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=make_retry(retries, backoff), pool_connections=4, pool_maxsize=8)
+    # read=False: urllib3 re-raises a read timeout as itself (requests' ReadTimeout) instead of
+    # wrapping it in MaxRetryError, which requests would report as a ConnectionError
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=0, raise_on_status=False,
+                                            raise_on_redirect=False),
+                          pool_connections=4, pool_maxsize=8)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = "pai_magic"
@@ -192,10 +178,12 @@ def error_from_response(resp: requests.Response, *, what: str | None = None) -> 
     if status == 409:
         return ConflictError(f"{(msg or 'Name already used').rstrip('.')}: {CONFLICT_HINT}.", code=code)
     if status == 429:
-        wait = resp.headers.get("Retry-After")
-        when = f"{wait} s" if wait and wait.strip().isdigit() else "a minute"
-        return RateLimitedError(f"{host} is rate limiting this client (HTTP 429): wait {when} and try again.",
-                                code=code)
+        wait = _retry_after(resp)
+        when = f"{wait:.0f} s" if wait is not None else "a minute"
+        limited = RateLimitedError(f"{host} is rate limiting this client (HTTP 429): wait {when} and try again.",
+                                   code=code)
+        limited.retry_after = wait  # type: ignore[attr-defined]
+        return limited
     if 400 <= status < 500:
         lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
         first = one_line(lines[0]) if lines else f"HTTP {status}"
@@ -248,19 +236,29 @@ def _cause_text(exc: BaseException) -> str:
 
 
 class PaiHttp:
-    """One session to one REST base, with the token, timeouts, retries and error mapping.
+    """One session to one REST base, with the token, the deadline, retries and error mapping.
 
-    ``requests_sent`` counts calls made through :meth:`request` (not urllib3's internal
-    retries), which lets a watcher prove its one-request-per-tick budget.
+    ``requests_sent`` counts every HTTP request sent (retries included), which lets a watcher
+    prove its one-request-per-tick budget.
+
+    ``timeout`` is the ``(connect, read)`` limit of ONE try (default: 5 s to connect, the rest
+    of the deadline to answer); ``deadline`` the seconds one call may take in all, retries and
+    ``Retry-After`` waits included (default: :func:`pai_magic.core.deadline.request_timeout`,
+    read at each call). A call inside an :func:`~pai_magic.core.deadline.operation` also ends
+    with that operation.
     """
 
     def __init__(self, base_url: str, token: str | None = None, *,
-                 timeout: tuple[float, float] | float = DEFAULT_TIMEOUT, retries: int = 3,
-                 backoff: float = 0.3, session: requests.Session | None = None) -> None:
+                 timeout: tuple[float, float] | float | None = None, retries: int = 3,
+                 backoff: float = 0.3, session: requests.Session | None = None,
+                 deadline: float | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token or None
         self.timeout = timeout
-        self.session = session or make_session(retries, backoff)
+        self.retries = max(0, int(retries))
+        self.backoff = max(0.0, float(backoff))
+        self.deadline = deadline
+        self.session = session or make_session()
         self.requests_sent = 0
         self._count_lock = threading.Lock()
 
@@ -283,14 +281,63 @@ class PaiHttp:
     def close(self) -> None:
         self.session.close()
 
+    def deadline_seconds(self) -> float:
+        """Seconds one call may take in all (the explicit value, else the configured default)."""
+        return float(self.deadline) if self.deadline is not None else request_timeout()
+
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                 json_body: Any = None, data: bytes | str | None = None,
                 headers: Mapping[str, str] | None = None, auth: bool = True,
                 timeout: tuple[float, float] | float | None = None, what: str | None = None,
                 ok_statuses: tuple[int, ...] = ()) -> requests.Response:
-        """Send one call; return the answer if ``< 400`` (or in ``ok_statuses``), else raise."""
+        """Send one call; return the answer if ``< 400`` (or in ``ok_statuses``), else raise.
+
+        Idempotent methods are retried on connection failures, read timeouts and
+        429/502/503/504; any method is retried when the connection was never made. A
+        redirect is followed only within the same origin (scheme, host, port) for GET/HEAD;
+        anywhere else it is a :class:`RedirectError` naming the target.
+        """
         method = method.upper()
         url = self.url(path)
+        idempotent = method in IDEMPOTENT_METHODS
+        with operation(self.deadline_seconds()) as deadline:
+            tries = 0
+            hops = 0
+            while True:
+                tries += 1
+                resp = self._send_once(method, url, params=params, json_body=json_body, data=data,
+                                       headers=headers, auth=auth, timeout=timeout, deadline=deadline,
+                                       retry=tries <= self.retries and idempotent,
+                                       retry_unsent=tries <= min(self.retries, 2))
+                if resp is None:  # a failure worth another try: wait, then go on
+                    self._pause(tries, None, deadline)
+                    continue
+                status = resp.status_code
+                if 300 <= status < 400 and status not in ok_statuses:
+                    url = self._redirect_target(resp, url, method, hops)
+                    hops += 1
+                    params = None  # the Location carries the query of the next request
+                    continue
+                if status in RETRY_STATUSES and idempotent and tries <= self.retries and status not in ok_statuses:
+                    wait = _retry_after(resp)
+                    if wait is None or wait <= MAX_RETRY_AFTER:
+                        if self._pause(tries, wait, deadline, needed=wait or 0.0):
+                            resp.close()
+                            continue
+                if status >= 400 and status not in ok_statuses:
+                    raise error_from_response(resp, what=what)
+                return resp
+
+    def _send_once(self, method: str, url: str, *, params: Mapping[str, Any] | None, json_body: Any,
+                   data: bytes | str | None, headers: Mapping[str, str] | None, auth: bool,
+                   timeout: tuple[float, float] | float | None, deadline: Deadline,
+                   retry: bool, retry_unsent: bool) -> requests.Response | None:
+        """One try within ``deadline``: the answer, None to try again, or the clear error."""
+        shown = redact_url(url)
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise _no_answer(method, shown, deadline, sent=False)
+        connect, read = _split_timeout(timeout if timeout is not None else self.timeout, remaining)
         hdrs: dict[str, str] = {"Accept": "application/json"}
         if headers:
             hdrs.update(headers)
@@ -298,26 +345,31 @@ class PaiHttp:
             hdrs["Authorization"] = f"Bearer {self._token}"
         with self._count_lock:
             self.requests_sent += 1
-        shown = redact_url(url)
         log.debug("%s %s", method, shown)
         try:
-            resp = self.session.request(method, url, params=params, json=json_body, data=data,
-                                        headers=hdrs, timeout=timeout or self.timeout,
-                                        allow_redirects=method in ("GET", "HEAD"))
+            resp = self.session.request(method, url, params=params, json=json_body, data=data, headers=hdrs,
+                                        timeout=(min(connect, remaining), min(read, remaining)),
+                                        allow_redirects=False)
         except requests.exceptions.ConnectTimeout:
+            if retry_unsent and deadline.remaining() > 0:
+                return None
+            if deadline.expired:
+                raise _no_answer(method, shown, deadline, sent=False) from None
             raise UnreachableError(f"Cannot reach {shown}: connection timed out. Check the URL and "
                                    "that the cluster (or `pai-magic local`) is running.") from None
         except requests.exceptions.ReadTimeout:
-            err: PaiError = PaiTimeoutError(f"No answer from {shown} within {_read_timeout(timeout or self.timeout)} s: "
-                                            "the cluster is slow or busy; try again (a submit may still have landed: "
-                                            "check with `pai-magic jobs`).")
-            err.request_sent = True  # type: ignore[attr-defined]
-            raise err from None
+            if retry and deadline.remaining() > 0.05:
+                return None
+            if deadline.expired or read >= remaining:
+                raise _no_answer(method, shown, deadline, sent=True) from None
+            raise _no_answer(method, shown, deadline, sent=True, within=read) from None
         except requests.exceptions.SSLError as exc:
             raise UnreachableError(f"TLS failed for {shown} ({_cause_text(exc)}): check https:// vs http:// "
                                    "in the cluster URL.") from None
         except requests.exceptions.ConnectionError as exc:
             sent = _maybe_sent(exc)
+            if (retry if sent else retry_unsent) and deadline.remaining() > 0:
+                return None
             cause = _cause_text(exc)
             err = UnreachableError(f"Cannot reach {shown}: {cause}. Check the URL and that the cluster "
                                    "(or `pai-magic local`) is running." if not sent else
@@ -332,13 +384,38 @@ class PaiHttp:
             err.request_sent = True  # type: ignore[attr-defined]
             raise err from None
         log.debug("%s %s -> %s", method, shown, resp.status_code)
-        if 300 <= resp.status_code < 400 and resp.status_code not in ok_statuses:
-            target = redact_url(resp.headers.get("Location", "") or "elsewhere")
-            raise InvalidInputError(f"{shown} redirects ({resp.status_code}) to {target}: use that address "
-                                    "as the cluster URL (e.g. https:// instead of http://).")
-        if resp.status_code >= 400 and resp.status_code not in ok_statuses:
-            raise error_from_response(resp, what=what)
         return resp
+
+    def _pause(self, tries: int, wait: float | None, deadline: Deadline, needed: float = 0.0) -> bool:
+        """Sleep before try ``tries + 1`` (``Retry-After`` or exponential backoff), never past the
+        deadline; False when the deadline leaves no room for the wait asked."""
+        if wait is None:
+            wait = 0.0 if tries <= 1 else min(BACKOFF_MAX, self.backoff * (2 ** (tries - 1)))
+        remaining = deadline.remaining()
+        if needed > remaining:
+            return False
+        time.sleep(min(wait, remaining))
+        return True
+
+    def _redirect_target(self, resp: requests.Response, url: str, method: str, hops: int) -> str:
+        """The next URL for a redirect the client may follow, else the error that names it."""
+        shown = redact_url(url)
+        location = resp.headers.get("Location", "")
+        resp.close()
+        target = urljoin(url, location) if location else ""
+        if target and origin(target) == origin(url) and method in ("GET", "HEAD") and hops < MAX_REDIRECTS:
+            return target
+        if not target:
+            raise RedirectError(f"{shown} answered a redirect ({resp.status_code}) without a target: check the "
+                                "cluster URL.")
+        where = redact_url(target)
+        if origin(target) == origin(url):
+            raise RedirectError(f"{shown} redirects ({resp.status_code}) a {method} to {where}: "
+                                f"{'too many redirects' if hops >= MAX_REDIRECTS else 'not followed for a ' + method}; "
+                                "check the cluster URL.")
+        raise RedirectError(f"{shown} redirects ({resp.status_code}) to another address, {where}: not followed "
+                            f"(the token stays here). If that is the cluster, use {origin(target)} as the "
+                            "cluster URL (e.g. https:// instead of http://).")
 
     def get_json(self, path: str, **kw: Any) -> Any:
         return json_of(self.request("GET", path, **kw))
@@ -362,8 +439,45 @@ def json_of(resp: requests.Response, *, allow_empty: bool = False) -> Any:
                           "(a proxy or login page is in the way).") from None
 
 
-def _read_timeout(timeout: tuple[float, float] | float) -> float:
-    return timeout[1] if isinstance(timeout, tuple) else timeout
+def _split_timeout(timeout: tuple[float, float] | float | None, remaining: float) -> tuple[float, float]:
+    """``(connect, read)`` of one try: the given ones, else 5 s to connect and the rest to answer."""
+    if timeout is None:
+        return CONNECT_TIMEOUT, remaining
+    if isinstance(timeout, tuple):
+        return float(timeout[0]), float(timeout[1])
+    return float(timeout), float(timeout)
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    """Seconds of a ``Retry-After`` header (a number or an HTTP date), None without one."""
+    value = (resp.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _no_answer(method: str, shown: str, deadline: Deadline, *, sent: bool,
+               within: float | None = None) -> PaiError:
+    """The timeout error, saying the number of seconds the user was promised."""
+    seconds = say_seconds(deadline.promised if within is None else within)
+    if not sent:
+        err: PaiError = PaiTimeoutError(f"No answer from {shown} within {seconds} s (no connection): check the URL "
+                                        "and that the cluster is up, or allow more time with --request-timeout / "
+                                        f"{ENV_VAR}.")
+    else:
+        landed = " (the request may still have been applied: check before repeating it)" \
+            if method not in IDEMPOTENT_METHODS else ""
+        err = PaiTimeoutError(f"No answer from {shown} within {seconds} s{landed}: the cluster is down or "
+                              f"overloaded; try again later, or allow more time with --request-timeout / "
+                              f"{ENV_VAR}.")
+    err.request_sent = sent  # type: ignore[attr-defined]
+    return err
 
 
 def _maybe_sent(exc: BaseException) -> bool:

@@ -24,7 +24,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="environment variable holding that user's password (default: generated, "
                              "saved 0600 in the data dir)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    parser.add_argument("--rate-limit", nargs="?", const="on", default=None, metavar="API,LIST,SUBMIT",
+                        help="answer 429 like OpenPAI's rest-server (default numbers 600,120,3600; "
+                             "also PAI_LOCAL_RATE_LIMIT=on)")
     args = parser.parse_args(argv)
+    if args.rate_limit is not None:
+        from pai_magic.local.ratelimit import ENV_VAR, RateLimits
+
+        try:
+            RateLimits.parse(args.rate_limit)
+        except ValueError as exc:
+            parser.error(str(exc))
+        os.environ[ENV_VAR] = args.rate_limit  # read where the server is built, like a config value
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     password = None
     scrub: tuple[str, ...] = ()

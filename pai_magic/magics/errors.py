@@ -33,6 +33,19 @@ def usage_errors(*, url: str | None = None, job: str | None = None) -> Iterator[
         raise UsageError(friendly_message(err, url=url, job=job)) from None
 
 
+def _magic_request_timeout(magics: Any) -> Any:
+    """Every request a magic makes (logins too) waits at most ``PaiMagics.request_timeout``."""
+    from pai_magic.core.deadline import request_timeout_scope
+
+    try:
+        from pai_magic.magics.session import get_session
+
+        seconds = get_session(magics.shell).request_timeout()
+    except Exception:  # noqa: BLE001 - no session: the core's default applies
+        seconds = None
+    return request_timeout_scope(seconds)
+
+
 def friendly(func: F | None = None, *, cluster: bool = True) -> Any:
     """Decorator for magic methods: ``PaiError`` -> one-line ``UsageError``.
 
@@ -46,7 +59,8 @@ def friendly(func: F | None = None, *, cluster: bool = True) -> Any:
     @functools.wraps(func)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return func(self, *args, **kwargs)
+            with _magic_request_timeout(self):
+                return func(self, *args, **kwargs)
         except UsageError:
             raise
         except PaiError as err:

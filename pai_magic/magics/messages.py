@@ -53,7 +53,8 @@ def friendly_message(err: PaiError, *, url: str | None = None, job: str | None =
     or a refused image delete is not "the cluster refused the token" / "a reused job name"):
     then only the core's own message is used, with CLI verbs named as magics.
     """
-    message = _cli_to_magic(one_line(str(err)))
+    message = _cli_to_magic(one_line(str(err))).replace(
+        "--request-timeout / PAI_MAGIC_REQUEST_TIMEOUT", "%config PaiMagics.request_timeout = SECONDS")
     if not cluster:
         return message
     if isinstance(err, AuthError):

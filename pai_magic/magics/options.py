@@ -32,6 +32,8 @@ class PaiOptions(Configurable):
     display = Enum(["auto", "html", "text"], "auto",
                    help="Status display: auto (HTML in Jupyter, text in a terminal), html or text.").tag(config=True)
     follow_interval = Float(1.0, help="Seconds between two log reads of %pai_logs --follow.").tag(config=True)
+    request_timeout = Float(30.0, help="Seconds a magic waits for the cluster's answer to one request (retries "
+                                       "included) before saying it did not answer.").tag(config=True)
 
     @validate("memory")
     def _check_memory(self, proposal: Any) -> Any:
@@ -49,6 +51,16 @@ class PaiOptions(Configurable):
         if value is not None and value < 0:
             raise TraitError(f"PaiMagics.{proposal['trait'].name} must be >= 0.")
         return value
+
+    @validate("request_timeout")
+    def _check_request_timeout(self, proposal: Any) -> Any:
+        from pai_magic.core.deadline import check_timeout
+        from pai_magic.core.errors import PaiError
+
+        try:
+            return check_timeout(proposal["value"], "PaiMagics.request_timeout")
+        except PaiError as exc:
+            raise TraitError(str(exc)) from None
 
     @validate("poll_interval", "follow_interval")
     def _check_interval(self, proposal: Any) -> Any:

@@ -83,7 +83,16 @@ class MagicSession:
         with self._lock:
             if self._clients is None:
                 self._clients = ClientForProfile()
-            return self._clients.get(profile)
+            client = self._clients.get(profile)
+        client.http.deadline = self.request_timeout()
+        return client
+
+    def request_timeout(self) -> float | None:
+        """``%config PaiMagics.request_timeout``: how long one request may wait for the cluster."""
+        try:
+            return float(self.options().request_timeout)
+        except Exception:  # noqa: BLE001 - an odd options object must not break the client
+            return None
 
     def known_url(self) -> str | None:
         """The cluster URL last used, for error messages; never raises."""

@@ -3,8 +3,10 @@
 ``%%pai_job`` returns at once; a :class:`LiveStatus` (one output area of one cell) shows
 the job's state, elapsed time and, at the end, exit code and diagnostics. All live statuses
 of a kernel are fed by ONE :class:`StatusBoard`: a daemon thread that, every
-``PaiMagics.poll_interval`` seconds, asks the core's job watcher about every tracked job at
-once (one list request per tick, whatever the number of jobs), then updates the displays.
+``PaiMagics.poll_interval`` seconds (slower for jobs running for long), asks the core's job
+watcher about every tracked job at once, then updates the displays. The watcher reads the
+machine-wide shared job list (:mod:`pai_magic.core.polling`): all kernels, sidebars and CLI
+watches of one user share one list request per interval, and a 429 pauses them all.
 
 Front ends:
 - rich (Jupyter): the status is a display with a ``display_id`` and each tick *replaces* it
@@ -235,8 +237,17 @@ class StatusBoard:
             except Exception as exc:  # noqa: BLE001 - the thread must survive any failure
                 self._note_all(active, _short_error(exc))
             self.ticks += 1
-            self._wake.wait(self._interval())
+            self._wake.wait(self._next_wait())
             self._wake.clear()
+
+    def _next_wait(self) -> float:
+        """The configured interval while a job is young; slower for jobs running for long."""
+        base = self._interval()
+        watcher = self._watcher
+        try:
+            return float(watcher.next_interval(base)) if watcher is not None else base
+        except Exception:  # noqa: BLE001 - never let the pacing stop the watch
+            return base
 
     def _ensure_watcher(self) -> Any:
         with self._lock:
@@ -246,7 +257,8 @@ class StatusBoard:
         from pai_magic.core.jobs import JobWatcher
 
         client = self.session.client()
-        watcher = JobWatcher(client, page_limit=50)
+        # shared: every kernel, sidebar and CLI watch of this user on this machine reads ONE list
+        watcher = JobWatcher(client, page_limit=50, shared=True, max_age=self._interval())
         with self._lock:
             self._watcher = watcher
             keys = list(self._jobs)
@@ -281,6 +293,7 @@ class StatusBoard:
                 elapsed=job_duration(getattr(summary, "submission_time", None),
                                      getattr(summary, "completed_time", None), now),
                 exit_code=getattr(summary, "exit_code", None),
+                note=getattr(watcher, "note", None),
                 extra=list(tracked.snapshot.extra))
             if state != tracked.last_state or tracked.extras_failed:
                 retried = tracked.extras_failed

@@ -141,6 +141,11 @@ class CoreBackend(PaiBackend):
 
     def list_jobs(self, *, state: str | None, limit: int | None) -> dict[str, Any]:
         client = self._client()
+        if state is None:  # what the sidebar polls: the machine-wide shared list (core.polling)
+            from pai_magic.core.polling import shared_list
+
+            lst = shared_list(client).get(limit=limit or 20)
+            return {"jobs": [serialize.job_row(j) for j in lst.items[:limit]], "total": lst.total}
         page = client.list_jobs(username=client.user or None, state=state, limit=limit)
         return {"jobs": [serialize.job_row(j) for j in page.items], "total": page.total}
 

@@ -24,6 +24,7 @@ from pai_magic.core.errors import (
     NotFoundError,
     PaiTimeoutError,
     RateLimitedError,
+    RedirectError,
     ServerError,
     UnreachableError,
 )
@@ -249,7 +250,7 @@ def test_unauthenticated_call_sends_no_token(fake):
 def test_post_redirect_is_refused_not_followed(fake):
     fake.routes[("POST", f"{API}/jobs")] = lambda h: reply(h, 301, "", "text/plain",
                                                            {"Location": "https://elsewhere/rest-server/api/v2/jobs"})
-    with pytest.raises(InvalidInputError) as info:
+    with pytest.raises(RedirectError) as info:
         http_for(fake).request("POST", "jobs", data=b"name: x")
     assert "https://elsewhere" in str(info.value)
     assert fake.count("POST", f"{API}/jobs") == 1
