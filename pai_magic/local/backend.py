@@ -16,13 +16,14 @@ import re
 import secrets as pysecrets
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from pai_magic.core.paths import write_private
 from pai_magic.local import segments, views
-from pai_magic.local.auth import TokenSigner, check_password, generate_password, hash_password
+from pai_magic.local.auth import LoginThrottle, TokenSigner, check_password, generate_password, hash_password
 from pai_magic.local.runner import Runner
 from pai_magic.local.store import Store, now_ms
 
@@ -84,6 +85,9 @@ class LocalBackend:
         self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter,
                              mount_roots=mount_roots)
         self.public_url = ""  # set by the server once bound: used for log links
+        # the HTTP handlers run every request's work here, off the event loop (handlers.py)
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")
+        self.logins = LoginThrottle()
         # the protocol validator imports jsonschema, which takes about a second to build its
         # format grammars: do it now, off the request path, so the first submit is not slow
         threading.Thread(target=_warm_protocol, name="pai-local-warmup", daemon=True).start()
@@ -97,6 +101,7 @@ class LocalBackend:
         return key
 
     def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
         self.runner.shutdown()
         self.store.close()
 
@@ -147,6 +152,82 @@ class LocalBackend:
         self.store.put_user(username, hash_password(password), admin=bool(body.get("admin")),
                             email=str(body.get("email") or ""), extension=ext)
         return {"message": "User is created successfully"}
+
+    def admin_update_user(self, caller: Caller, body: Any) -> dict[str, Any]:
+        """``PUT /users`` (basic authn, admins): the rest-server's basicAdminUserUpdate.
+
+        Checks run in its order (application token 403, the Joi schema 400, admin 403, unknown
+        user 404); a new password revokes the user's browser tokens, not application ones.
+        """
+        self._not_application(caller)
+        if not isinstance(body, dict):
+            raise ApiError(400, "InvalidParametersError", '"value" must be an object')
+        unknown = set(body) - {"data", "patch"}
+        if unknown:
+            raise ApiError(400, "InvalidParametersError", f'"{sorted(unknown)[0]}" is not allowed')
+        patch = body.get("patch", False)
+        if not isinstance(patch, bool):
+            raise ApiError(400, "InvalidParametersError", '"patch" must be a boolean')
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ApiError(400, "InvalidParametersError", '"data" is required')
+        allowed = ("username", "email", "virtualCluster", "admin", "password", "extension")
+        bad = set(data) - set(allowed)
+        if bad:
+            raise ApiError(400, "InvalidParametersError", f'"{sorted(bad)[0]}" is not allowed')
+        username = data.get("username")
+        if not isinstance(username, str) or not USERNAME_RE.match(username):
+            raise ApiError(400, "InvalidParametersError", '"username" is required and must match [\\w.-]+')
+        if patch:  # Joi.empty(null): a null value counts as absent
+            data = {k: v for k, v in data.items() if v is not None}
+        else:
+            for key in allowed[1:]:
+                if key not in data:
+                    raise ApiError(400, "InvalidParametersError", f'"{key}" is required')
+        checks = {"email": lambda v: isinstance(v, str) and "@" in v,
+                  "virtualCluster": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                  "admin": lambda v: isinstance(v, bool),
+                  "password": lambda v: isinstance(v, str) and len(v) >= 6,
+                  "extension": lambda v: isinstance(v, dict)}
+        for key, ok in checks.items():
+            if key in data and not ok(data[key]):
+                raise ApiError(400, "InvalidParametersError", f'"{key}" is not valid')
+        if not caller.admin:
+            raise ApiError(403, "ForbiddenUserError", "Non-admin is not allow to do this operation.")
+        user = self.store.get_user(username)
+        if user is None:
+            raise ApiError(404, "NoUserError", f"User {username} not found.")
+        for vc in data.get("virtualCluster") or []:
+            if vc != DEFAULT_VC:
+                raise ApiError(404, "NoVirtualClusterError", f"Virtual cluster {vc} is not found.")
+        fields: dict[str, Any] = {}
+        if "email" in data:
+            fields["email"] = data["email"]
+        if "admin" in data:
+            fields["admin"] = int(data["admin"])
+        if "password" in data:
+            fields["password_hash"] = hash_password(data["password"])
+        if "extension" in data:
+            merged = dict(user["extension"])
+            merged.update(data["extension"])
+            fields["extension"] = merged
+        self.store.update_user(username, **fields)
+        if "password_hash" in fields:
+            self.store.revoke_browser_tokens(username)
+        return {"message": f"Update user {username} successfully"}
+
+    def delete_user(self, caller: Caller, username: str) -> dict[str, Any]:
+        """``DELETE /users/{username}``: admins only, and an admin cannot be removed."""
+        self._not_application(caller)
+        if not caller.admin:
+            raise ApiError(403, "ForbiddenUserError", "Non-admin is not allow to do this operation.")
+        user = self.store.get_user(username)
+        if user is None:
+            raise ApiError(404, "NoUserError", f"User {username} not found.")
+        if user["admin"]:
+            raise ApiError(403, "RemoveAdminError", f"Admin {username} is not allowed to remove.")
+        self.store.delete_user(username)
+        return {"message": "user is removed successfully"}
 
     def user_info(self, username: str) -> dict[str, Any]:
         user = self.store.get_user(username)
@@ -263,9 +344,12 @@ class LocalBackend:
             raise ApiError(400, "InvalidParametersError", '"password" length must be at least 6 characters long')
         user = self.store.get_user(username)
         if user is None:
+            self.logins.failed(username)
             raise ApiError(400, "NoUserError", f"User {username} is not found.")
         if not check_password(password, user["password_hash"]):
+            self.logins.failed(username)
             raise ApiError(400, "IncorrectPasswordError", "Password is incorrect.")
+        self.logins.succeeded(username)
         token = self._issue(username, application=False)
         return {"user": username, "token": token, "admin": user["admin"], "hasGitHubPAT": None}
 

@@ -6,7 +6,6 @@ create links anywhere, oversized or explosive bodies, deep nesting, password gue
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -139,3 +138,133 @@ def test_a_mount_path_that_exists_is_not_replaced(backend, mount_root):
     assert (taken / "mine").read_text() == "keep"
     events = requests.get(f"{b.api}/jobs/{b.user}~{name}/events", headers=b.headers(), timeout=T).json()
     assert any("PAI_STORAGE_DEFAULT_PATH" in e["message"] for e in events["data"])
+
+
+# -- bodies, YAML limits, the event loop ----------------------------------------------------
+
+def anchor_bomb(name: str, levels: int = 9) -> str:
+    """About 600 bytes whose nested anchors stand for 9**levels values."""
+    lines = ["protocolVersion: 2", f"name: {name}", "type: job", "parameters:",
+             '  a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, levels + 1):
+        lines.append(f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    lines += ["prerequisites:", "  - {name: image, type: dockerimage, uri: 'ubuntu:22.04'}", "taskRoles:",
+              "  main:", "    dockerImage: image", "    resourcePerInstance: {cpu: 1, memoryMB: 256, gpu: 0}",
+              "    commands: [echo]"]
+    return "\n".join(lines) + "\n"
+
+
+class InfoProbe:
+    """GET /info in a loop on another thread; ``worst`` is the slowest answer seen."""
+
+    def __init__(self, api: str) -> None:
+        self.api, self.worst, self.count = api, 0.0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                session.get(f"{self.api}/info", timeout=T).raise_for_status()
+                self.worst = max(self.worst, time.perf_counter() - start)
+                self.count += 1
+
+    def __enter__(self) -> "InfoProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(T)
+
+
+def test_an_anchor_bomb_is_refused_with_a_reason_and_stalls_nobody(backend):
+    b = backend
+    name = unique_job_name("bomb")
+    text = anchor_bomb(name)
+    assert len(text) < 800
+    with InfoProbe(b.api) as probe:
+        for _ in range(5):
+            resp = b.submit(text)
+            assert resp.status_code == 400, resp.text[:300]
+            assert resp.json()["code"] == "InvalidProtocolError"
+            assert "aliases" in resp.json()["message"] and "\n" not in resp.json()["message"]
+    assert probe.count > 0 and probe.worst < 2.0, probe.worst  # was: seconds per request
+    assert requests.get(f"{b.api}/jobs/{b.user}~{name}", headers=b.headers(), timeout=T).status_code == 404
+    # a few aliases, as people write them, still work
+    ok = unique_job_name("alias")
+    small = anchor_bomb(ok, levels=2).replace("commands: [echo]", "commands: [echo <% $parameters.a0 %>]")
+    assert b.submit(small).status_code == 202
+    assert b.wait(ok)["jobStatus"]["state"] == "SUCCEEDED"
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(backend):
+    b = backend
+    big = b"x: " + b"y" * (50 * 1024 * 1024)
+    with InfoProbe(b.api) as probe:
+        start = time.perf_counter()
+        resp = requests.post(f"{b.api}/jobs", data=big, timeout=T,
+                             headers={**b.headers(), "Content-Type": "text/yaml"})
+        took = time.perf_counter() - start
+    assert resp.status_code == 413, resp.text[:200]
+    assert resp.json()["code"] == "PayloadTooLargeError" and "100 kB" in resp.json()["message"]
+    assert took < 10 and probe.worst < 2.0, (took, probe.worst)  # was: 18 s with every request blocked
+
+    def chunks():  # no Content-Length: a chunked body past the limit is refused too
+        for _ in range(30):
+            yield b"z" * 8192
+
+    resp = requests.post(f"{b.api}/authn/basic/login", data=chunks(), timeout=T,
+                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413, resp.text[:200]
+    assert requests.get(f"{b.api}/info", timeout=T).status_code == 200
+
+
+def test_deep_json_and_deep_yaml_answer_400_not_500(backend):
+    b = backend
+    deep_json = "[" * 50_000 + "]" * 50_000
+    resp = requests.post(f"{b.api}/authn/basic/login", data=deep_json, timeout=T,
+                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["code"] == "InvalidParametersError", resp.text[:200]
+    for body in ("[" * 100_000, "{\"a\":" * 10_000 + "1" + "}" * 10_000):
+        resp = requests.put(f"{b.api}/users/me", data=body, timeout=T,
+                            headers={**b.headers(), "Content-Type": "application/json"})
+        assert resp.status_code == 400, resp.text[:200]
+    deep_yaml = "protocolVersion: 2\nname: deep\nparameters:\n  p: " + "[" * 50_000 + "]" * 50_000 + "\n"
+    resp = b.submit(deep_yaml)
+    assert resp.status_code == 400 and "nests deeper" in resp.json()["message"], resp.text[:200]
+
+
+def test_repeated_wrong_passwords_are_slowed_down_and_a_success_resets(backend):
+    b = backend
+    user, password = "guessme", "right-password-1"
+    resp = requests.post(f"{b.api}/users", json={"username": user, "password": password}, headers=b.headers(),
+                         timeout=T)
+    assert resp.status_code == 201, resp.text
+
+    def attempt(pw: str) -> tuple[int, float]:
+        start = time.perf_counter()
+        r = requests.post(f"{b.api}/authn/basic/login", json={"username": user, "password": pw}, timeout=T)
+        return r.status_code, time.perf_counter() - start
+
+    quick = [attempt("wrong-password") for _ in range(3)]
+    assert all(code == 400 for code, _ in quick)
+    slowed = [attempt("wrong-password") for _ in range(2)]
+    assert slowed[0][1] >= 0.5 and slowed[1][1] >= 1.0, slowed
+    # parallel guesses are not faster: they wait their turn
+    start = time.perf_counter()
+    threads = [threading.Thread(target=attempt, args=("wrong-again",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.perf_counter() - start >= 2.0 + 4.0 - 0.5
+    code, _ = attempt(password)
+    assert code == 200  # the real user still gets in (after the wait)
+    code, took = attempt(password)
+    assert code == 200 and took < 2.0  # and the count is reset
+    # other users are not slowed down by someone guessing this one
+    code, took = requests.post(f"{b.api}/authn/basic/login", json={"username": b.user, "password": b.password},
+                               timeout=T).status_code, 0
+    assert code == 200
