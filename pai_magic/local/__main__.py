@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from pai_magic.local.server import default_data_dir, serve
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password-env", default=None, metavar="VAR",
                         help="environment variable holding that user's password (default: generated, "
                              "saved 0600 in the data dir)")
+    parser.add_argument("--mount-root", action="append", default=[], metavar="DIR",
+                        help="a folder under which jobs may have their storages linked at an absolute mountPath "
+                             "(repeatable; default none: storages are in the task's folder and at "
+                             "$PAI_STORAGE_<NAME>_PATH)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument("--rate-limit", nargs="?", const="on", default=None, metavar="API,LIST,SUBMIT",
                         help="answer 429 like OpenPAI's rest-server (default numbers 600,120,3600; "
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         scrub = (args.password_env,)
     try:
         serve(args.host, args.port, args.data_dir, user=args.user, password=password,
-              on_ready=lambda url: print(url, flush=True), scrub_env=scrub)
+              on_ready=lambda url: print(url, flush=True), scrub_env=scrub,
+              mount_roots=tuple(Path(p) for p in args.mount_root))
     except (ValueError, OSError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

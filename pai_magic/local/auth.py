@@ -8,14 +8,17 @@ there, exactly as the real server deletes it from its Kubernetes secret.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import threading
 import time
-from typing import Any
+from typing import Any, AsyncIterator
 
 USER_TOKEN_SECONDS = 7 * 24 * 3600  # the rest-server's default, whatever `expiration` says
 
@@ -96,3 +99,64 @@ class TokenSigner:
     def mac(self, text: str) -> str:
         """A short signature for self-authorizing URLs (log content links)."""
         return hmac.new(self._secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class LoginThrottle:
+    """Slows down password guessing: attempts for one user name run one at a time, and after
+    FREE failures each one waits BASE * 2**(failures - FREE) seconds (at most CAP) first.
+
+    A success resets the count; failures older than FORGET seconds are forgotten, so the
+    real user is never locked out for long. The counts are shared by the executor threads
+    that check passwords (``failed``/``succeeded``) and the event loop (``turn``/``delay``).
+    """
+
+    FREE = 3
+    BASE = 0.5
+    CAP = 10.0
+    FORGET = 900.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def delay(self, username: object) -> float:
+        if not isinstance(username, str):
+            return 0.0
+        with self._lock:
+            count, last = self._failures.get(username, (0, 0.0))
+        if count < self.FREE or time.monotonic() - last > self.FORGET:
+            return 0.0
+        return min(self.CAP, self.BASE * 2 ** (count - self.FREE))
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            count, last = self._failures.get(username, (0, 0.0))
+            if time.monotonic() - last > self.FORGET:
+                count = 0
+            self._failures[username] = (count + 1, time.monotonic())
+            if len(self._failures) > 10000:  # many names sprayed: keep the most recent half
+                keep = sorted(self._failures.items(), key=lambda kv: kv[1][1])[-5000:]
+                self._failures = dict(keep)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, username: object) -> AsyncIterator[None]:
+        """Hold the one login slot of ``username`` (on the event loop)."""
+        if not isinstance(username, str) or not username:
+            yield
+            return
+        lock, users = self._turns.get(username, (asyncio.Lock(), 0))
+        self._turns[username] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[username]
+            if users <= 1:
+                del self._turns[username]
+            else:
+                self._turns[username] = (lock, users - 1)

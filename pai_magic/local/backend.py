@@ -16,19 +16,20 @@ import re
 import secrets as pysecrets
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from pai_magic.core.paths import write_private
-from pai_magic.local import views
-from pai_magic.local.auth import TokenSigner, check_password, generate_password, hash_password
+from pai_magic.local import segments, views
+from pai_magic.local.auth import LoginThrottle, TokenSigner, check_password, generate_password, hash_password
 from pai_magic.local.runner import Runner
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
 
-USERNAME_RE = re.compile(r"^[\w.-]+$")
+USERNAME_RE = segments.USERNAME_RE
 STORAGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_VC = "default"
 DEFAULT_STORAGE = "default"
@@ -70,7 +71,7 @@ class LocalBackend:
     """State and rules of one embedded backend over one data directory."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", *, scrub_env: tuple[str, ...] = (),
-                 ssh_starter: Any = None) -> None:
+                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = ()) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -81,8 +82,12 @@ class LocalBackend:
         self.store = Store(self.data_dir / "backend.sqlite")
         self.signer = TokenSigner(self._secret())
         (self.data_dir / "storages" / DEFAULT_STORAGE).mkdir(parents=True, exist_ok=True)
-        self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter)
+        self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter,
+                             mount_roots=mount_roots)
         self.public_url = ""  # set by the server once bound: used for log links
+        # the HTTP handlers run every request's work here, off the event loop (handlers.py)
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")
+        self.logins = LoginThrottle()
         # the protocol validator imports jsonschema, which takes about a second to build its
         # format grammars: do it now, off the request path, so the first submit is not slow
         threading.Thread(target=_warm_protocol, name="pai-local-warmup", daemon=True).start()
@@ -96,6 +101,7 @@ class LocalBackend:
         return key
 
     def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
         self.runner.shutdown()
         self.store.close()
 
@@ -146,6 +152,82 @@ class LocalBackend:
         self.store.put_user(username, hash_password(password), admin=bool(body.get("admin")),
                             email=str(body.get("email") or ""), extension=ext)
         return {"message": "User is created successfully"}
+
+    def admin_update_user(self, caller: Caller, body: Any) -> dict[str, Any]:
+        """``PUT /users`` (basic authn, admins): the rest-server's basicAdminUserUpdate.
+
+        Checks run in its order (application token 403, the Joi schema 400, admin 403, unknown
+        user 404); a new password revokes the user's browser tokens, not application ones.
+        """
+        self._not_application(caller)
+        if not isinstance(body, dict):
+            raise ApiError(400, "InvalidParametersError", '"value" must be an object')
+        unknown = set(body) - {"data", "patch"}
+        if unknown:
+            raise ApiError(400, "InvalidParametersError", f'"{sorted(unknown)[0]}" is not allowed')
+        patch = body.get("patch", False)
+        if not isinstance(patch, bool):
+            raise ApiError(400, "InvalidParametersError", '"patch" must be a boolean')
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ApiError(400, "InvalidParametersError", '"data" is required')
+        allowed = ("username", "email", "virtualCluster", "admin", "password", "extension")
+        bad = set(data) - set(allowed)
+        if bad:
+            raise ApiError(400, "InvalidParametersError", f'"{sorted(bad)[0]}" is not allowed')
+        username = data.get("username")
+        if not isinstance(username, str) or not USERNAME_RE.match(username):
+            raise ApiError(400, "InvalidParametersError", '"username" is required and must match [\\w.-]+')
+        if patch:  # Joi.empty(null): a null value counts as absent
+            data = {k: v for k, v in data.items() if v is not None}
+        else:
+            for key in allowed[1:]:
+                if key not in data:
+                    raise ApiError(400, "InvalidParametersError", f'"{key}" is required')
+        checks = {"email": lambda v: isinstance(v, str) and "@" in v,
+                  "virtualCluster": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                  "admin": lambda v: isinstance(v, bool),
+                  "password": lambda v: isinstance(v, str) and len(v) >= 6,
+                  "extension": lambda v: isinstance(v, dict)}
+        for key, ok in checks.items():
+            if key in data and not ok(data[key]):
+                raise ApiError(400, "InvalidParametersError", f'"{key}" is not valid')
+        if not caller.admin:
+            raise ApiError(403, "ForbiddenUserError", "Non-admin is not allow to do this operation.")
+        user = self.store.get_user(username)
+        if user is None:
+            raise ApiError(404, "NoUserError", f"User {username} not found.")
+        for vc in data.get("virtualCluster") or []:
+            if vc != DEFAULT_VC:
+                raise ApiError(404, "NoVirtualClusterError", f"Virtual cluster {vc} is not found.")
+        fields: dict[str, Any] = {}
+        if "email" in data:
+            fields["email"] = data["email"]
+        if "admin" in data:
+            fields["admin"] = int(data["admin"])
+        if "password" in data:
+            fields["password_hash"] = hash_password(data["password"])
+        if "extension" in data:
+            merged = dict(user["extension"])
+            merged.update(data["extension"])
+            fields["extension"] = merged
+        self.store.update_user(username, **fields)
+        if "password_hash" in fields:
+            self.store.revoke_browser_tokens(username)
+        return {"message": f"Update user {username} successfully"}
+
+    def delete_user(self, caller: Caller, username: str) -> dict[str, Any]:
+        """``DELETE /users/{username}``: admins only, and an admin cannot be removed."""
+        self._not_application(caller)
+        if not caller.admin:
+            raise ApiError(403, "ForbiddenUserError", "Non-admin is not allow to do this operation.")
+        user = self.store.get_user(username)
+        if user is None:
+            raise ApiError(404, "NoUserError", f"User {username} not found.")
+        if user["admin"]:
+            raise ApiError(403, "RemoveAdminError", f"Admin {username} is not allowed to remove.")
+        self.store.delete_user(username)
+        return {"message": "user is removed successfully"}
 
     def user_info(self, username: str) -> dict[str, Any]:
         user = self.store.get_user(username)
@@ -262,9 +344,12 @@ class LocalBackend:
             raise ApiError(400, "InvalidParametersError", '"password" length must be at least 6 characters long')
         user = self.store.get_user(username)
         if user is None:
+            self.logins.failed(username)
             raise ApiError(400, "NoUserError", f"User {username} is not found.")
         if not check_password(password, user["password_hash"]):
+            self.logins.failed(username)
             raise ApiError(400, "IncorrectPasswordError", "Password is incorrect.")
+        self.logins.succeeded(username)
         token = self._issue(username, application=False)
         return {"user": username, "token": token, "admin": user["admin"], "hasGitHubPAT": None}
 
@@ -410,10 +495,9 @@ class LocalBackend:
         row = self._job_row(framework)
         if attempt is None:
             return views.job_detail(self.store, row)
-        try:
-            attempt_id = int(attempt)
-        except ValueError:
-            raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework}.") from None
+        attempt_id = segments.number(attempt)
+        if attempt_id is None:
+            raise ApiError(404, "NoJobError", f"JobAttemptId {attempt} is not found in {framework}.")
         if attempt_id == row["attempt_id"]:
             return views.job_detail(self.store, row)
         old = self.store.get_history(framework, attempt_id)
@@ -428,6 +512,12 @@ class LocalBackend:
             raise ApiError(400, "InvalidProtocolError", "; ".join(errors))
         name = str(job["name"])
         framework = f"{caller.username}~{name}"
+        longest = segments.name_max(self.data_dir) - len(caller.username) - 1
+        if len(name) > longest:
+            # the job's folders are named user~job: a longer name would be accepted, then FAIL
+            raise ApiError(400, "InvalidProtocolError",
+                           f"name: {len(name)} characters is too long; for user {caller.username} a job name "
+                           f"can have at most {longest} characters here")
         if self.store.job_exists(framework):
             raise ApiError(409, "ConflictJobError", f"Job {framework} already exists.")
         vc = (job.get("defaults") or {}).get("virtualCluster") or DEFAULT_VC
@@ -476,8 +566,11 @@ class LocalBackend:
             name = str(item["name"])
             if name not in known:
                 raise ApiError(404, "NoStorageError", f"Storage {name} is not found.")
-            mount = str(item.get("mountPath") or f"/mnt/{name}")
-            result.append({"name": name, "mountPath": mount,
+            mount = item.get("mountPath", f"/mnt/{name}")
+            problem = segments.mount_path_error(mount)
+            if problem:
+                raise ApiError(400, "InvalidProtocolError", f"extras.storages[{name}]: {problem}")
+            result.append({"name": name, "mountPath": str(mount),
                            "path": str((self.data_dir / "storages" / name).resolve())})
         return result
 
@@ -567,11 +660,9 @@ class LocalBackend:
         return views.task_attempts(row, task)
 
     def _task_row(self, row: dict[str, Any], attempt: str, role: str, index: str) -> dict[str, Any]:
-        try:
-            idx = int(index)
-            attempt_id = int(attempt)
-        except ValueError:
-            raise ApiError(404, "NoTaskError", f"Task {role}-{index} is not found.") from None
+        idx, attempt_id = segments.number(index), segments.number(attempt)
+        if idx is None or attempt_id is None or segments.task_role(role) is None:
+            raise ApiError(404, "NoTaskError", f"Task {role}-{index} is not found.")
         task = self.store.get_task(row["name"], role, idx)
         if task is None or attempt_id > row["attempt_id"]:
             raise ApiError(404, "NoTaskError", f"Task {role}-{index} is not found.")
@@ -583,10 +674,11 @@ class LocalBackend:
         no_log = ApiError(404, "NoTaskLogError", "Log of task is not found.")
         if row is None:
             raise no_log
-        try:
-            ja, idx, ta = int(attempt), int(index), int(task_attempt)
-        except ValueError:
-            raise no_log from None
+        ja, idx, ta = segments.number(attempt), segments.number(index), segments.number(task_attempt)
+        if ja is None or idx is None or ta is None or segments.task_role(role) is None:
+            raise no_log
+        if self.store.get_task(framework, role, idx) is None:  # only a role and index of this job
+            raise no_log
         folder = self.runner.log_dir(framework, ja, role, idx, ta)
         if not (folder / "all").exists():
             raise no_log
@@ -611,12 +703,13 @@ class LocalBackend:
         if name not in ("stdout", "stderr", "all"):
             raise ApiError(404, "NoTaskLogError", "Log of task is not found.")
         try:
-            framework = query["framework-name"]
-            ja, role, idx, ta = int(query["job-attempt"]), query["taskrole"], int(query["task-index"]), int(
-                query["task-attempt"])
-            token = query["token"]
-        except (KeyError, ValueError):
+            framework, role, token = query["framework-name"], query["taskrole"], query["token"]
+            ja, idx, ta = (segments.number(query[k]) for k in ("job-attempt", "task-index", "task-attempt"))
+        except KeyError:
             raise ApiError(400, "InvalidParametersError", "some query parameters are missing or invalid") from None
+        if (ja is None or idx is None or ta is None or segments.task_role(role) is None
+                or segments.framework(framework) is None):
+            raise ApiError(400, "InvalidParametersError", "some query parameters are missing or invalid")
         import hmac as _hmac
 
         if not _hmac.compare_digest(self.signer.mac(f"{framework}|{ja}|{role}|{idx}|{ta}"), token):

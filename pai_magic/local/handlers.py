@@ -7,11 +7,15 @@ answer 404 NoApiError, as the rest-server's catch-all does.
 """
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
 import logging
-from typing import Any
+import sqlite3
+from typing import Any, Callable
 from urllib.parse import parse_qs
 
+import tornado.ioloop
 import tornado.web
 
 from pai_magic.local.backend import ApiError, Caller, LocalBackend
@@ -22,11 +26,22 @@ PREFIX = "/rest-server/api/v2"
 SEG = r"([^/]+)"
 
 
+#: the rest-server's body limit: body-parser's default of 100 kB for JSON, forms and text/*
+MAX_BODY_BYTES = 100 * 1024
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
+    """Reads the body in chunks up to MAX_BODY_BYTES and does every piece of real work
+    (authentication, parsing, validation, sqlite, serialisation, password hashing) on the
+    backend's executor, so one heavy request never stalls the event loop for the others."""
+
     backend: LocalBackend
 
     def initialize(self, backend: LocalBackend) -> None:
         self.backend = backend
+        self._chunks: list[bytes] = []
+        self._size = 0
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -34,12 +49,37 @@ class BaseHandler(tornado.web.RequestHandler):
     def check_xsrf_cookie(self) -> None:  # a REST API with bearer tokens, like the rest-server
         return
 
+    def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > MAX_BODY_BYTES:
+            raise _too_large()
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size <= MAX_BODY_BYTES:  # a chunked body past the limit is read and dropped
+            self._chunks.append(chunk)
+
+    def raw_body(self) -> bytes:
+        if self._size > MAX_BODY_BYTES:
+            raise _too_large()
+        return b"".join(self._chunks)
+
     # -- helpers ---------------------------------------------------------------------------
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on the backend's executor (off the event loop)."""
+        return await tornado.ioloop.IOLoop.current().run_in_executor(self.backend.executor, fn)
+
+    async def reply(self, fn: Callable[[], Any], status: int = 200) -> None:
+        """Compute ``fn()`` and its JSON text off the loop, then send it."""
+        text = await self.run(lambda: json.dumps(fn(), separators=(",", ":")))
+        self.set_status(status)
+        self.finish(text)
+
     def caller(self) -> Caller:
         return self.backend.authenticate(self.request.headers.get("Authorization"))
 
     def body(self) -> Any:
-        raw = self.request.body or b""
+        raw = self.raw_body()
         ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype == "application/x-www-form-urlencoded":
             return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
@@ -47,6 +87,8 @@ class BaseHandler(tornado.web.RequestHandler):
             return {}
         try:
             return json.loads(raw)
+        except RecursionError:
+            raise ApiError(400, "InvalidParametersError", "the request body nests too deep to be read") from None
         except ValueError:
             raise ApiError(400, "InvalidParametersError", "the request body is not valid JSON") from None
 
@@ -59,9 +101,13 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        full = disk_full_message(exc, self.backend.data_dir)
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
             body = {"code": exc.code, "message": exc.message}
+        elif full:
+            self.set_status(507)
+            body = {"code": "InsufficientStorageError", "message": full}
         elif isinstance(exc, tornado.web.HTTPError) and exc.status_code < 500:
             body = {"code": "InvalidParametersError", "message": exc.log_message or self._reason}
         else:
@@ -72,12 +118,32 @@ class BaseHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ApiError):
             return
+        if disk_full_message(value, self.backend.data_dir):
+            log.warning("embedded backend: %s %s: the data disk is full (%s)", self.request.method,
+                        self.request.path, value)
+            return
         super().log_exception(typ, value, tb)
 
     def _unsupported(self, *args: Any, **kwargs: Any) -> None:
         raise ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
 
     get = post = put = delete = patch = _unsupported
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "PayloadTooLargeError",
+                    f"request entity too large: the limit is {MAX_BODY_BYTES // 1024} kB, as on the rest-server")
+
+
+def disk_full_message(exc: BaseException | None, data_dir: Any) -> str:
+    """A one-line message when ``exc`` is the data disk being full (sqlite or a file write), else ""."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        pass
+    elif isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+        pass
+    else:
+        return ""
+    return f"the embedded backend's data disk is full ({data_dir}): free some space there and try again"
 
 
 class InfoHandler(BaseHandler):
@@ -88,150 +154,155 @@ class InfoHandler(BaseHandler):
 
 
 class LoginHandler(BaseHandler):
-    def post(self) -> None:
-        self.send(self.backend.login(self.body()))
+    async def post(self) -> None:
+        body = await self.run(self.body)
+        username = body.get("username") if isinstance(body, dict) else None
+        # one attempt at a time per user, each after the delay its recent failures earned:
+        # guessing a password gets slower and slower, in parallel or not
+        async with self.backend.logins.turn(username):
+            delay = self.backend.logins.delay(username)
+            if delay:
+                await asyncio.sleep(delay)
+            await self.reply(lambda: self.backend.login(body))
 
 
 class LogoutHandler(BaseHandler):
-    def delete(self) -> None:
-        caller = self.caller()
-        self.send(self.backend.logout(caller, self.request.headers.get("Authorization", "")))
+    async def delete(self) -> None:
+        header = self.request.headers.get("Authorization", "")
+        await self.reply(lambda: self.backend.logout(self.caller(), header))
 
 
 class TokensHandler(BaseHandler):
-    def get(self) -> None:
-        self.send(self.backend.list_tokens(self.caller()))
+    async def get(self) -> None:
+        await self.reply(lambda: self.backend.list_tokens(self.caller()))
 
 
 class ApplicationTokenHandler(BaseHandler):
-    def post(self) -> None:
-        self.send(self.backend.create_application_token(self.caller()))
+    async def post(self) -> None:
+        await self.reply(lambda: self.backend.create_application_token(self.caller()))
 
 
 class TokenCheckHandler(BaseHandler):
-    def get(self) -> None:
-        self.send(self.caller().payload)
+    async def get(self) -> None:
+        await self.reply(lambda: self.caller().payload)
 
 
 class TokenHandler(BaseHandler):
-    def delete(self, token: str) -> None:
-        self.send(self.backend.revoke_token(self.caller(), token))
+    async def delete(self, token: str) -> None:
+        await self.reply(lambda: self.backend.revoke_token(self.caller(), token))
 
 
 class UsersHandler(BaseHandler):
-    def get(self) -> None:
-        self.caller()
-        self.send(self.backend.all_users())
+    async def get(self) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.all_users())[1])
 
-    def post(self) -> None:
-        caller = self.caller()
-        self.send(self.backend.create_user(caller, self.body()), 201)
+    async def post(self) -> None:
+        await self.reply(lambda: self.backend.create_user(self.caller(), self.body()), 201)
+
+    async def put(self) -> None:
+        await self.reply(lambda: self.backend.admin_update_user(self.caller(), self.body()), 201)
 
 
 class UserMeHandler(BaseHandler):
-    def put(self) -> None:
-        caller = self.caller()
-        self.send(self.backend.update_me(caller, self.body()), 201)
+    async def put(self) -> None:
+        await self.reply(lambda: self.backend.update_me(self.caller(), self.body()), 201)
 
-    def get(self) -> None:
+    async def get(self) -> None:
         # The rest-server routes only PUT to /users/me; a GET reaches GET /users/:username with
         # "me" as the name. Answering the caller here would hide that from the client.
-        self.caller()
-        self.send(self.backend.user_info("me"))
+        await self.reply(lambda: (self.caller(), self.backend.user_info("me"))[1])
 
 
 class UserHandler(BaseHandler):
-    def get(self, username: str) -> None:
-        self.caller()
-        self.send(self.backend.user_info(username))
+    async def get(self, username: str) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.user_info(username))[1])
+
+    async def delete(self, username: str) -> None:
+        await self.reply(lambda: self.backend.delete_user(self.caller(), username))
 
 
 class VirtualClustersHandler(BaseHandler):
-    def get(self) -> None:
-        self.caller()
-        self.send(self.backend.virtual_clusters())
+    async def get(self) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.virtual_clusters())[1])
 
 
 class VirtualClusterHandler(BaseHandler):
-    def get(self, name: str) -> None:
-        self.caller()
-        self.send(self.backend.virtual_cluster(name))
+    async def get(self, name: str) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.virtual_cluster(name))[1])
 
 
 class StoragesHandler(BaseHandler):
-    def get(self) -> None:
-        self.caller()
-        self.send(self.backend.storages(self.query().get("default") == "true"))
+    async def get(self) -> None:
+        default = self.query().get("default") == "true"
+        await self.reply(lambda: (self.caller(), self.backend.storages(default))[1])
 
 
 class StorageHandler(BaseHandler):
-    def get(self, name: str) -> None:
-        self.caller()
-        self.send(self.backend.storage(name))
+    async def get(self, name: str) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.storage(name))[1])
 
 
 class JobsHandler(BaseHandler):
-    def get(self) -> None:
-        self.caller()
-        self.send(self.backend.list_jobs(self.query()))
+    async def get(self) -> None:
+        query = self.query()
+        await self.reply(lambda: (self.caller(), self.backend.list_jobs(query))[1])
 
-    def post(self) -> None:
-        caller = self.caller()
-        text = (self.request.body or b"").decode("utf-8", "replace")
-        self.send(self.backend.submit(caller, text), 202)
+    async def post(self) -> None:
+        def submit() -> Any:
+            caller = self.caller()
+            return self.backend.submit(caller, self.raw_body().decode("utf-8", "replace"))
+
+        await self.reply(submit, 202)
 
 
 class JobHandler(BaseHandler):
-    def get(self, framework: str, attempt: str | None = None) -> None:
-        self.caller()
-        self.send(self.backend.job(framework, attempt))
+    async def get(self, framework: str, attempt: str | None = None) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.job(framework, attempt))[1])
 
 
 class ExecutionTypeHandler(BaseHandler):
-    def put(self, framework: str) -> None:
-        caller = self.caller()
-        self.send(self.backend.stop(caller, framework, self.body()), 202)
+    async def put(self, framework: str) -> None:
+        await self.reply(lambda: self.backend.stop(self.caller(), framework, self.body()), 202)
 
 
 class ConfigHandler(BaseHandler):
-    def get(self, framework: str) -> None:
-        self.caller()
-        text = self.backend.config(framework)
+    async def get(self, framework: str) -> None:
+        text = await self.run(lambda: (self.caller(), self.backend.config(framework))[1])
         # the rest-server labels it text/yaml but sends the loaded object as JSON text
         self.set_header("Content-Type", "text/yaml; charset=utf-8")
         self.finish(text)
 
 
 class SshInfoHandler(BaseHandler):
-    def get(self, framework: str) -> None:
-        self.caller()
+    async def get(self, framework: str) -> None:
+        await self.run(self.caller)
         raise ApiError(404, "NoJobSshInfoError", f"SSH info of job {framework} is not found.")
 
 
 class EventsHandler(BaseHandler):
-    def get(self, framework: str) -> None:
-        self.caller()
-        self.send(self.backend.events(framework, self.query().get("type")))
+    async def get(self, framework: str) -> None:
+        kind = self.query().get("type")
+        await self.reply(lambda: (self.caller(), self.backend.events(framework, kind))[1])
 
 
 class TaskHandler(BaseHandler):
-    def get(self, framework: str, attempt: str, role: str, index: str) -> None:
-        self.caller()
-        self.send(self.backend.task(framework, attempt, role, index))
+    async def get(self, framework: str, attempt: str, role: str, index: str) -> None:
+        await self.reply(lambda: (self.caller(), self.backend.task(framework, attempt, role, index))[1])
 
 
 class TaskLogsHandler(BaseHandler):
-    def get(self, framework: str, attempt: str, role: str, index: str, task_attempt: str) -> None:
-        self.caller()
-        self.send(self.backend.log_locations(framework, attempt, role, index, task_attempt,
-                                             self.query().get("tail-mode")))
+    async def get(self, framework: str, attempt: str, role: str, index: str, task_attempt: str) -> None:
+        tail = self.query().get("tail-mode")
+        await self.reply(lambda: (self.caller(), self.backend.log_locations(framework, attempt, role, index,
+                                                                            task_attempt, tail))[1])
 
 
 class LogContentHandler(BaseHandler):
     """A log-manager link: self-authorizing through its signed ``token`` query value."""
 
-    def get(self, _host: str, name: str) -> None:
-        status, data, headers = self.backend.log_content(name, self.query(), self.request.headers.get("Range"))
+    async def get(self, _host: str, name: str) -> None:
+        query, ranged = self.query(), self.request.headers.get("Range")
+        status, data, headers = await self.run(lambda: self.backend.log_content(name, query, ranged))
         self.set_status(status)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Accept-Ranges", "bytes")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pai_magic.local import segments
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
@@ -91,8 +92,10 @@ class Runner:
     """Starts, watches, stops and recovers jobs; the HTTP handlers only call its methods."""
 
     def __init__(self, store: Store, data_dir: Path, host: str = "127.0.0.1",
-                 scrub_env: tuple[str, ...] = (), ssh_starter: Callable[..., Any] | None = None) -> None:
+                 scrub_env: tuple[str, ...] = (), ssh_starter: Callable[..., Any] | None = None,
+                 mount_roots: tuple[Path, ...] = ()) -> None:
         self.store = store
+        self.mount_roots = tuple(Path(os.path.abspath(r)) for r in mount_roots)
         self.data_dir = Path(data_dir)
         self.host = host
         self._runtimes: dict[str, _JobRuntime] = {}
@@ -106,13 +109,26 @@ class Runner:
 
     # -- paths -----------------------------------------------------------------------------
     def job_dir(self, job: str) -> Path:
-        return self.data_dir / "jobs" / safe_dir_name(job)
+        return self._under(self.data_dir / "jobs", safe_dir_name(job))
 
     def task_dir(self, job: str, role: str, idx: int) -> Path:
-        return self.job_dir(job) / f"{role}-{idx}"
+        return self._under(self.job_dir(job), f"{role}-{int(idx)}")
 
     def log_dir(self, job: str, job_attempt: int, role: str, idx: int, task_attempt: int) -> Path:
-        return self.data_dir / "logs" / safe_dir_name(job) / str(job_attempt) / role / str(idx) / str(task_attempt)
+        return self._under(self.data_dir / "logs", safe_dir_name(job), str(int(job_attempt)), role, str(int(idx)),
+                           str(int(task_attempt)))
+
+    @staticmethod
+    def _under(root: Path, *parts: str) -> Path:
+        """``root/parts...``, refused (ValueError) when a part is empty, a dot name or has a slash:
+        callers check segments first (segments.py); this is the last line."""
+        for part in parts:
+            if not part or part in (".", "..") or "/" in part or "\0" in part:
+                raise ValueError(f"unsafe path segment {part!r}")
+        path = root.joinpath(*parts)
+        if not segments.inside(root, path):
+            raise ValueError(f"{path} leaves {root}")
+        return path
 
     def storage_root(self) -> Path:
         return self.data_dir / "storages"
@@ -216,6 +232,7 @@ class Runner:
                               diagnostics=_join_diag(diag, notes),
                               trigger=json.dumps({"message": diag, "taskRoleName": None, "taskIndex": None}))
         self.store.add_event(name, "", "", -1, "Warning", "BackendStopped", diag)
+        self.remove_created(name)
 
     def _launch_attempt(self, job: str) -> None:
         rt = self._rt(job)
@@ -327,28 +344,83 @@ class Runner:
             env[storage_env_name(st["name"])] = st["path"]
         return env
 
-    def _mount_storages(self, job: str, spec: dict[str, Any], uid: str, role: str, idx: int) -> None:
-        """Symlink each storage folder at its mountPath when that path is free (or ours)."""
+    def _mount_storages(self, job: str, spec: dict[str, Any], uid: str, role: str, idx: int,
+                        workdir: Path) -> None:
+        """Link each storage folder at its mountPath when the backend may create it there.
+
+        A relative mountPath is made in the task's folder; an absolute one only under a
+        configured mount root (see segments.mount_allowed). Whatever is created (links and
+        the folders above them) is listed in the job's folder and removed when the job ends.
+        """
         for st in spec.get("storages", []):
             target = Path(st["path"])
             target.mkdir(parents=True, exist_ok=True)
-            mount = Path(st["mountPath"])
+            raw = str(st["mountPath"])
+            if segments.mount_path_error(raw):  # jobs stored before the check existed
+                continue
+            if not segments.mount_allowed(raw, self.mount_roots):
+                self.store.add_event(job, uid, role, idx, "Warning", "StorageNotLinked",
+                                     f"storage {st['name']} is not linked at {raw}: the backend creates "
+                                     f"links only in the task's folder or under --mount-root; "
+                                     f"use ${storage_env_name(st['name'])}")
+                continue
+            mount = Path(raw) if Path(raw).is_absolute() else workdir / raw
             try:
                 if mount.is_symlink():
                     current = Path(os.readlink(mount))
                     if current == target:
                         continue
-                    if current.exists():
-                        raise FileExistsError(f"{mount} already links to {current}")
-                    mount.unlink()  # a stale link left by an earlier data dir
-                elif mount.exists():
+                    raise FileExistsError(f"{mount} already links to {current}")
+                if mount.exists():
                     raise FileExistsError(f"{mount} exists")
+                created: list[str] = []
+                parent = mount.parent
+                while not parent.exists():
+                    created.append(str(parent))
+                    parent = parent.parent
                 mount.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(target, mount)
+                self._remember_created(job, [str(mount), *created])
             except OSError as exc:
                 self.store.add_event(job, uid, role, idx, "Warning", "StorageNotLinked",
                                      f"storage {st['name']} is not linked at {mount} ({exc}); "
                                      f"use ${storage_env_name(st['name'])}")
+
+    def _created_list(self, job: str) -> Path:
+        return self.job_dir(job) / "created-mounts.json"
+
+    def _remember_created(self, job: str, paths: list[str]) -> None:
+        path = self._created_list(job)
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = []
+        known.extend(p for p in paths if p not in known)
+        path.write_text(json.dumps(known))
+
+    def remove_created(self, job: str) -> None:
+        """Remove the links (and the then empty folders) this job's mounts created."""
+        path = self._created_list(job)
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        left = []
+        for item in known:  # links first (in the order made), then their folders, deepest first
+            try:
+                if os.path.islink(item):
+                    os.unlink(item)
+                elif os.path.isdir(item):
+                    os.rmdir(item)
+            except OSError:
+                left.append(item)
+        try:
+            if left:
+                path.write_text(json.dumps(left))
+            else:
+                path.unlink()
+        except OSError as exc:
+            log.warning("embedded backend: could not update %s: %s", path, exc)
 
     def _start_task(self, job: str, row: dict[str, Any], spec: dict[str, Any], task: dict[str, Any],
                     tp: dict[str, list[int]], cluster_env: dict[str, str], attempt: int,
@@ -363,7 +435,7 @@ class Runner:
         script = logdir / "command.sh"
         script.write_text(spec["roles"][role]["commands"] + "\n")
         env = self._task_env(job, spec, role, idx, tp, cluster_env, workdir, uid)
-        self._mount_storages(job, spec, uid, role, idx)
+        self._mount_storages(job, spec, uid, role, idx, workdir)
         t = now_ms()
         self.store.update_task(job, role, idx, uid=uid, state="WAITING", attempt_id=task_attempt,
                                ports=json.dumps({k: ",".join(str(p) for p in v) for k, v in tp.items()}),
@@ -598,6 +670,7 @@ class Runner:
             return
         self.store.update_job(job, state=outcome.state, completed_time=t,
                               diagnostics=_join_diag(outcome.message, spec.get("notes", [])))
+        self.remove_created(job)
 
 
 def _join_diag(message: str, notes: list[str]) -> str:

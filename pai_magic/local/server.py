@@ -62,8 +62,9 @@ class ServerHandle:
 
 
 def _prepare(data_dir: Path | None, host: str, users: Mapping[Any, str | None] | None,  # key None: login name
-             scrub_env: tuple[str, ...]) -> tuple[LocalBackend, str | None]:
-    backend = LocalBackend(Path(data_dir) if data_dir else default_data_dir(), host, scrub_env=scrub_env)
+             scrub_env: tuple[str, ...], mount_roots: tuple[Path, ...] = ()) -> tuple[LocalBackend, str | None]:
+    backend = LocalBackend(Path(data_dir) if data_dir else default_data_dir(), host, scrub_env=scrub_env,
+                           mount_roots=mount_roots)
     first: str | None = None
     for name, password in (users or {None: None}).items():
         created, _ = backend.ensure_user(name, password)
@@ -93,10 +94,14 @@ def _remove_server_json(data_dir: Path) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = None, *,
           user: str | None = None, password: str | None = None,
-          on_ready: Callable[[str], None] | None = None, scrub_env: tuple[str, ...] = ()) -> None:
-    """Run the backend in the foreground until SIGINT/SIGTERM; ``on_ready(url)`` once it answers."""
+          on_ready: Callable[[str], None] | None = None, scrub_env: tuple[str, ...] = (),
+          mount_roots: tuple[Path, ...] = ()) -> None:
+    """Run the backend in the foreground until SIGINT/SIGTERM; ``on_ready(url)`` once it answers.
+
+    ``mount_roots``: folders under which a job's absolute storage mountPath may be linked.
+    """
     backend, _ = _prepare(Path(data_dir) if data_dir else None, host, {user: password} if user or password
-                          else None, scrub_env)
+                          else None, scrub_env, mount_roots)
     sockets, bound = _bind(host, port)
     url = _url(host, bound)
     backend.public_url = url
@@ -125,14 +130,15 @@ def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = 
 
 
 def start_in_thread(data_dir: Path | str | None = None, host: str = "127.0.0.1", port: int = 0,
-                    users: Mapping[str, str | None] | None = None) -> ServerHandle:
+                    users: Mapping[str, str | None] | None = None,
+                    mount_roots: tuple[Path, ...] = ()) -> ServerHandle:
     """Start a backend on its own event loop thread; returns once it accepts connections.
 
     ``users`` maps user names to passwords (None: generated and saved in the data dir);
     without it the login name is created. ``handle.stop()`` ends the jobs, the server and
     the thread.
     """
-    backend, first = _prepare(Path(data_dir) if data_dir else None, host, users, ())
+    backend, first = _prepare(Path(data_dir) if data_dir else None, host, users, (), mount_roots)
     sockets, bound = _bind(host, port)
     url = _url(host, bound)
     backend.public_url = url

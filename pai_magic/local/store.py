@@ -175,6 +175,12 @@ class Store:
         cols = ", ".join(f"{k}=?" for k in fields)
         self.execute(f"UPDATE users SET {cols} WHERE username=?", [*fields.values(), username])
 
+    def delete_user(self, username: str) -> None:
+        """The user and every token issued to them (a deleted user's token stops working)."""
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM tokens WHERE username=?", (username,))
+            tx.execute("DELETE FROM users WHERE username=?", (username,))
+
     # -- tokens ----------------------------------------------------------------------------
     def add_token(self, token: str, username: str, application: bool, expires: float | None) -> None:
         self.execute("INSERT INTO tokens(token, username, application, created, expires) VALUES (?,?,?,?,?)",

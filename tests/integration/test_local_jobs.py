@@ -302,10 +302,10 @@ def test_storages_are_reachable_by_env_var_and_mount_path(local_backend, tmp_pat
     listed = requests.get(f"{b.api}/storages", headers=b.headers(), timeout=T).json()["storages"]
     assert {"name": "team-data", "share": True, "volumeName": "team-data-volume", "default": False} in listed
     name = unique_job_name("storage")
-    mount = tmp_path / "mnt" / "team"
+    mount = "mnt/team"  # relative: in the task's folder (absolute ones need --mount-root, see test_local_hardening)
     job = simple_job(name, ["cat $PAI_STORAGE_TEAM_DATA_PATH/hello.txt", f"cat {mount}/hello.txt",
                             f"echo written > {mount}/out.txt"])
-    job["extras"] = {"storages": [{"name": "team-data", "mountPath": str(mount)}]}
+    job["extras"] = {"storages": [{"name": "team-data", "mountPath": mount}]}
     assert b.submit(job).status_code == 202
     assert b.wait(name)["jobStatus"]["state"] == "SUCCEEDED"
     assert b.log_text(name, "main") == "shared\nshared\n"

@@ -24,7 +24,8 @@ import yaml
 
 from pai_magic.core.errors import InvalidInputError
 
-__all__ = ["parse_protocol", "dump_protocol", "js_string", "JsYamlLoader"]
+__all__ = ["parse_protocol", "dump_protocol", "js_string", "JsYamlLoader", "YamlLimitError", "MAX_DEPTH",
+           "MAX_ALIAS_VALUES"]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
@@ -48,9 +49,62 @@ def _resolvers_without(tags: set[str]) -> dict[str, list[tuple[str, re.Pattern[s
     }
 
 
+#: deeper than any protocol needs; far below the recursion limit that would turn it into a crash
+MAX_DEPTH = 100
+#: values that aliases (``*name``) may add in total: a handful of ``<<: *defaults`` is a few
+#: hundred; nested anchors that grow ninefold per level (an "alias bomb") reach millions
+MAX_ALIAS_VALUES = 100_000
+
+
+class YamlLimitError(yaml.YAMLError):
+    """The text nests too deep or its aliases expand too far: refused before it costs time."""
+
+
 class JsYamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader with js-yaml 3's implicit types, string keys and
-    duplicate-key errors."""
+    duplicate-key errors, and limits on nesting and alias expansion.
+
+    Why the limits: an alias is composed once but every later ``json.dumps`` or walk over
+    the result expands it, so a 620-byte document can stand for gigabytes; and a 50,000
+    level ``[[[...`` exhausts Python's recursion. Both are refused while composing, with a
+    message that says which limit was hit.
+    """
+
+    _depth = 0
+    _alias_values = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            self._alias_values += self._sizes().get(id(node), 1)
+            if self._alias_values > MAX_ALIAS_VALUES:
+                raise YamlLimitError(
+                    f"its aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values (from line "
+                    f"{mark.line + 1}): write the values out instead of nesting anchors")
+            return node
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YamlLimitError(f"it nests deeper than {MAX_DEPTH} levels (line {mark.line + 1}): "
+                                     f"flatten that structure")
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        sizes = self._sizes()
+        if isinstance(node, yaml.SequenceNode):
+            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            sizes[id(node)] = 1 + sum(sizes.get(id(k), 1) + sizes.get(id(v), 1) for k, v in node.value)
+        return node
+
+    def _sizes(self) -> dict[int, int]:
+        """Expanded value count per composed node (nodes live until the document is built)."""
+        sizes: dict[int, int] | None = self.__dict__.get("_node_sizes")
+        if sizes is None:
+            sizes = self.__dict__["_node_sizes"] = {}
+        return sizes
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if not isinstance(node, yaml.MappingNode):
@@ -130,6 +184,11 @@ def parse_protocol(text: str | bytes) -> dict[str, Any]:
         raise InvalidInputError("the job protocol must be YAML text: pass a str")
     try:
         job = yaml.load(text, Loader=JsYamlLoader)  # noqa: S506 (a SafeLoader subclass)
+    except YamlLimitError as exc:
+        raise InvalidInputError(f"job YAML refused: {exc}", details=[str(exc)]) from None
+    except RecursionError:
+        raise InvalidInputError(f"job YAML refused: it nests too deep (more than {MAX_DEPTH} levels): "
+                                f"flatten that structure", details=["nesting too deep"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"

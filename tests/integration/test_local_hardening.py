@@ -1,0 +1,270 @@
+"""The embedded backend under bad input, as an attacker or an unlucky user sends it (issue 12).
+
+Each test reproduces one finding over real HTTP against a real ``python -m pai_magic.local``:
+path segments that escape the data folder, job names too long for a folder, storages that
+create links anywhere, oversized or explosive bodies, deep nesting, password guessing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+from pai_magic.core.protocol import unique_job_name
+from tests.fixtures.local_backend import LocalBackendProcess
+
+T = 30
+
+
+def simple_job(name: str, commands: list[str], **extra: object) -> dict:
+    job: dict = {"protocolVersion": 2, "name": name, "type": "job",
+                 "prerequisites": [{"name": "image", "type": "dockerimage", "uri": "ubuntu:22.04"}],
+                 "taskRoles": {"main": {"instances": 1, "dockerImage": "image",
+                                        "resourcePerInstance": {"cpu": 1, "memoryMB": 256, "gpu": 0},
+                                        "commands": commands}}}
+    job.update(extra)
+    return job
+
+
+@pytest.fixture(scope="module")
+def mount_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("configured-mounts")
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory, mount_root: Path):
+    b = LocalBackendProcess(tmp_path_factory.mktemp("hardening") / "data",
+                            extra_args=["--mount-root", str(mount_root)])
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+# -- path segments -------------------------------------------------------------------------
+
+def test_log_route_refuses_an_encoded_dot_dot_task_role(backend):
+    b = backend
+    name = unique_job_name("traversal")
+    assert b.submit(simple_job(name, ["echo hi"])).status_code == 202
+    b.wait(name)
+    outside = b.data_dir.parent / "outside" / "0" / "0"
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "all").write_text("not yours\n")
+    role = "..%2F..%2F..%2F..%2Foutside"
+    url = f"{b.api}/jobs/{b.user}~{name}/attempts/0/taskRoles/{role}/taskIndex/0/attempts/0/logs"
+    resp = requests.get(url, headers=b.headers(), timeout=T)
+    assert resp.status_code == 404, resp.text
+    assert resp.json()["code"] == "NoTaskLogError"
+    # a signed link for the real role still works, and a forged query on it does not
+    loc = requests.get(f"{b.api}/jobs/{b.user}~{name}/attempts/0/taskRoles/main/taskIndex/0/attempts/0/logs",
+                       headers=b.headers(), timeout=T).json()["locations"][0]["uri"]
+    assert requests.get(urljoin(b.url + "/", loc), timeout=T).text == "hi\n"
+    forged = loc.replace("taskrole=main", "taskrole=..%2F..%2F..%2F..%2Foutside")
+    assert requests.get(urljoin(b.url + "/", forged), timeout=T).status_code in (400, 401, 404)
+
+
+@pytest.mark.parametrize("segment", ["-1", "1e3", "%20", "99999999999999999999999", "0x1"])
+def test_index_and_attempt_segments_must_be_small_decimal_numbers(backend, segment):
+    b = backend
+    url = f"{b.api}/jobs/{b.user}~nojob/attempts/{segment}/taskRoles/main/taskIndex/{segment}/attempts/0/logs"
+    resp = requests.get(url, headers=b.headers(), timeout=T)
+    assert resp.status_code == 404 and resp.json()["code"] in ("NoTaskLogError", "NoJobError"), resp.text
+
+
+def test_job_names_too_long_for_a_folder_are_refused_at_submit(backend):
+    b = backend
+    longest = 255 - len(f"{b.user}~")
+    too_long = "x" * (longest + 1) + unique_job_name("l")[-4:]
+    resp = b.submit(simple_job(too_long, ["true"]))
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["code"] == "InvalidProtocolError" and "characters" in body["message"]
+    fits = unique_job_name("f")
+    fits = fits + "y" * (longest - len(fits))
+    assert b.submit(simple_job(fits, ["true"])).status_code == 202
+    assert b.wait(fits)["jobStatus"]["state"] == "SUCCEEDED"
+
+
+# -- storages ------------------------------------------------------------------------------
+
+def test_storage_mount_paths_only_under_the_job_or_a_configured_root(backend, mount_root, tmp_path):
+    b = backend
+    stray = tmp_path / "anywhere" / "link"
+    name = unique_job_name("stray")
+    job = simple_job(name, ["true"], extras={"storages": [{"name": "default", "mountPath": str(stray)}]})
+    assert b.submit(job).status_code == 202
+    assert b.wait(name)["jobStatus"]["state"] == "SUCCEEDED"
+    assert not stray.parent.exists()  # nothing created outside the configured root
+    events = requests.get(f"{b.api}/jobs/{b.user}~{name}/events", headers=b.headers(), timeout=T).json()
+    assert any("PAI_STORAGE_DEFAULT_PATH" in e["message"] for e in events["data"])
+    for bad in ("../../escape", "a/../../b", "/tmp/../etc/x", ""):
+        job = simple_job(unique_job_name("bad"), ["true"],
+                         extras={"storages": [{"name": "default", "mountPath": bad}]})
+        resp = b.submit(job)
+        assert resp.status_code == 400, (bad, resp.text)
+
+    (b.data_dir / "storages" / "default" / "seen.txt").write_text("shared\n")
+    configured = mount_root / "team" / "default"
+    name = unique_job_name("mounts")
+    job = simple_job(name, ["cat data/seen.txt", f"cat {configured}/seen.txt", "pwd > where.txt"],
+                     extras={"storages": [{"name": "default", "mountPath": "data"},
+                                          {"name": "default", "mountPath": str(configured)}]})
+    assert b.submit(job).status_code == 202, job
+    assert b.wait(name)["jobStatus"]["state"] == "SUCCEEDED"
+    assert b.log_text(name, "main") == "shared\nshared\n"
+    # the relative one lived in the task's folder, not the backend's working directory
+    assert not (Path.cwd() / "data" / "seen.txt").exists()
+    # everything the job created is gone once it ended
+    assert not configured.exists() and not (mount_root / "team").exists()
+    assert not list((b.data_dir / "jobs").glob(f"*{name}*/main-0/data"))
+    assert (b.data_dir / "storages" / "default" / "seen.txt").exists()  # the storage itself stays
+
+
+def test_a_mount_path_that_exists_is_not_replaced(backend, mount_root):
+    b = backend
+    taken = mount_root / "taken"
+    taken.mkdir()
+    (taken / "mine").write_text("keep")
+    name = unique_job_name("taken")
+    job = simple_job(name, ["true"], extras={"storages": [{"name": "default", "mountPath": str(taken)}]})
+    assert b.submit(job).status_code == 202
+    assert b.wait(name)["jobStatus"]["state"] == "SUCCEEDED"
+    assert (taken / "mine").read_text() == "keep"
+    events = requests.get(f"{b.api}/jobs/{b.user}~{name}/events", headers=b.headers(), timeout=T).json()
+    assert any("PAI_STORAGE_DEFAULT_PATH" in e["message"] for e in events["data"])
+
+
+# -- bodies, YAML limits, the event loop ----------------------------------------------------
+
+def anchor_bomb(name: str, levels: int = 9) -> str:
+    """About 600 bytes whose nested anchors stand for 9**levels values."""
+    lines = ["protocolVersion: 2", f"name: {name}", "type: job", "parameters:",
+             '  a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    for i in range(1, levels + 1):
+        lines.append(f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    lines += ["prerequisites:", "  - {name: image, type: dockerimage, uri: 'ubuntu:22.04'}", "taskRoles:",
+              "  main:", "    dockerImage: image", "    resourcePerInstance: {cpu: 1, memoryMB: 256, gpu: 0}",
+              "    commands: [echo]"]
+    return "\n".join(lines) + "\n"
+
+
+class InfoProbe:
+    """GET /info in a loop on another thread; ``worst`` is the slowest answer seen."""
+
+    def __init__(self, api: str) -> None:
+        self.api, self.worst, self.count = api, 0.0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                session.get(f"{self.api}/info", timeout=T).raise_for_status()
+                self.worst = max(self.worst, time.perf_counter() - start)
+                self.count += 1
+
+    def __enter__(self) -> "InfoProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(T)
+
+
+def test_an_anchor_bomb_is_refused_with_a_reason_and_stalls_nobody(backend):
+    b = backend
+    name = unique_job_name("bomb")
+    text = anchor_bomb(name)
+    assert len(text) < 800
+    with InfoProbe(b.api) as probe:
+        for _ in range(5):
+            resp = b.submit(text)
+            assert resp.status_code == 400, resp.text[:300]
+            assert resp.json()["code"] == "InvalidProtocolError"
+            assert "aliases" in resp.json()["message"] and "\n" not in resp.json()["message"]
+    assert probe.count > 0 and probe.worst < 2.0, probe.worst  # was: seconds per request
+    assert requests.get(f"{b.api}/jobs/{b.user}~{name}", headers=b.headers(), timeout=T).status_code == 404
+    # a few aliases, as people write them, still work
+    ok = unique_job_name("alias")
+    small = anchor_bomb(ok, levels=2).replace("commands: [echo]", "commands: [echo <% $parameters.a0 %>]")
+    assert b.submit(small).status_code == 202
+    assert b.wait(ok)["jobStatus"]["state"] == "SUCCEEDED"
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(backend):
+    b = backend
+    big = b"x: " + b"y" * (50 * 1024 * 1024)
+    with InfoProbe(b.api) as probe:
+        start = time.perf_counter()
+        resp = requests.post(f"{b.api}/jobs", data=big, timeout=T,
+                             headers={**b.headers(), "Content-Type": "text/yaml"})
+        took = time.perf_counter() - start
+    assert resp.status_code == 413, resp.text[:200]
+    assert resp.json()["code"] == "PayloadTooLargeError" and "100 kB" in resp.json()["message"]
+    assert took < 10 and probe.worst < 2.0, (took, probe.worst)  # was: 18 s with every request blocked
+
+    def chunks():  # no Content-Length: a chunked body past the limit is refused too
+        for _ in range(30):
+            yield b"z" * 8192
+
+    resp = requests.post(f"{b.api}/authn/basic/login", data=chunks(), timeout=T,
+                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413, resp.text[:200]
+    assert requests.get(f"{b.api}/info", timeout=T).status_code == 200
+
+
+def test_deep_json_and_deep_yaml_answer_400_not_500(backend):
+    b = backend
+    deep_json = "[" * 50_000 + "]" * 50_000
+    resp = requests.post(f"{b.api}/authn/basic/login", data=deep_json, timeout=T,
+                         headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["code"] == "InvalidParametersError", resp.text[:200]
+    for body in ("[" * 100_000, "{\"a\":" * 10_000 + "1" + "}" * 10_000):
+        resp = requests.put(f"{b.api}/users/me", data=body, timeout=T,
+                            headers={**b.headers(), "Content-Type": "application/json"})
+        assert resp.status_code == 400, resp.text[:200]
+    deep_yaml = "protocolVersion: 2\nname: deep\nparameters:\n  p: " + "[" * 50_000 + "]" * 50_000 + "\n"
+    resp = b.submit(deep_yaml)
+    assert resp.status_code == 400 and "nests deeper" in resp.json()["message"], resp.text[:200]
+
+
+def test_repeated_wrong_passwords_are_slowed_down_and_a_success_resets(backend):
+    b = backend
+    user, password = "guessme", "right-password-1"
+    resp = requests.post(f"{b.api}/users", json={"username": user, "password": password}, headers=b.headers(),
+                         timeout=T)
+    assert resp.status_code == 201, resp.text
+
+    def attempt(pw: str) -> tuple[int, float]:
+        start = time.perf_counter()
+        r = requests.post(f"{b.api}/authn/basic/login", json={"username": user, "password": pw}, timeout=T)
+        return r.status_code, time.perf_counter() - start
+
+    quick = [attempt("wrong-password") for _ in range(3)]
+    assert all(code == 400 for code, _ in quick)
+    slowed = [attempt("wrong-password") for _ in range(2)]
+    assert slowed[0][1] >= 0.5 and slowed[1][1] >= 1.0, slowed
+    # parallel guesses are not faster: they wait their turn
+    start = time.perf_counter()
+    threads = [threading.Thread(target=attempt, args=("wrong-again",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.perf_counter() - start >= 2.0 + 4.0 - 0.5
+    code, _ = attempt(password)
+    assert code == 200  # the real user still gets in (after the wait)
+    code, took = attempt(password)
+    assert code == 200 and took < 2.0  # and the count is reset
+    # other users are not slowed down by someone guessing this one
+    code, took = requests.post(f"{b.api}/authn/basic/login", json={"username": b.user, "password": b.password},
+                               timeout=T).status_code, 0
+    assert code == 200
