@@ -63,7 +63,8 @@ def read_secret(*, from_stdin: bool, env_var: str | None, what: str) -> str | No
         line = sys.stdin.readline()
         value = line.rstrip("\r\n")
         if not value:
-            raise InvalidInputError(f"No {what} on stdin: pipe it in, e.g. `printf %s \"$PASS\" | pai-magic login ...`.")
+            raise InvalidInputError(
+                f"No {what} on stdin: pipe it in, e.g. `printf %s \"$PASS\" | pai-magic login ...`.")
         return value
     if env_var:
         value = os.environ.get(env_var)
@@ -89,26 +90,6 @@ def when(ms: int | None) -> str:
         return _dt.datetime.fromtimestamp(int(ms) / 1000).strftime("%Y-%m-%d %H:%M:%S")
     except (ValueError, OverflowError, OSError):
         return str(ms)
-
-
-def parse_memory_mb(text: str) -> int:
-    """``8G``, ``512M``, ``1.5g``, ``4096`` (MB) -> megabytes."""
-    raw = (text or "").strip().upper().removesuffix("B")
-    factor = 1
-    if raw.endswith("G"):
-        factor, raw = 1024, raw[:-1]
-    elif raw.endswith("M"):
-        raw = raw[:-1]
-    elif raw.endswith("T"):
-        factor, raw = 1024 * 1024, raw[:-1]
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInputError(f"--memory {text!r} is not a size: write e.g. 8G, 512M or 4096 (MB).") from None
-    mb = int(value * factor)
-    if mb <= 0:
-        raise InvalidInputError(f"--memory {text!r} must be more than 0.")
-    return mb
 
 
 def nonempty(items: Iterable[str]) -> list[str]:

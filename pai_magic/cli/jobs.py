@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pai_magic.cli.common import client_for, emit, parse_memory_mb, table, wants_json, when
+from pai_magic.cli.common import client_for, emit, table, wants_json, when
 from pai_magic.core.errors import InvalidInputError
 from pai_magic.core.models import JOB_STATES, JobDetail, summary_line
 
@@ -104,16 +104,6 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 # ----- submit --------------------------------------------------------------------------
 
-def _storage_pairs(values: list[str]) -> list[tuple[str, str | None]]:
-    pairs: list[tuple[str, str | None]] = []
-    for value in values:
-        name, _, path = value.partition(":")
-        if not name:
-            raise InvalidInputError(f"--storage {value!r}: write NAME or NAME:/mount/path.")
-        pairs.append((name, path or None))
-    return pairs
-
-
 def _command_lines(args: argparse.Namespace, items: list[str]) -> list[str]:
     lines = list(args.command)
     if items:
@@ -121,19 +111,20 @@ def _command_lines(args: argparse.Namespace, items: list[str]) -> list[str]:
     return lines
 
 
-def _ssh_key_line(profile: Any) -> str:
-    from pai_magic.core.ssh.keys import ensure_key
-
-    return ensure_key(profile.ssh_key).public_line
+def _form(args: argparse.Namespace) -> dict[str, Any]:
+    """The options as the core's job form (pai_magic.core.jobform checks them, for every face)."""
+    return {"name": args.name, "image": args.image, "gpu": args.gpu, "cpu": args.cpu, "memory": args.memory,
+            "virtualCluster": args.vc, "instances": args.instances, "retry": args.retry,
+            "storages": list(args.storage) or None, "ssh": bool(args.ssh), "keepAlive": bool(args.keep_alive)}
 
 
 def build_job(args: argparse.Namespace, profile: Any) -> tuple[dict[str, Any] | str, str]:
     """The job to submit (dict, or the file's own text when nothing overrides it) and its name."""
+    from pai_magic.core import jobform
     from pai_magic.core import protocol as proto
 
     items = list(args.items)
-    memory_mb = parse_memory_mb(args.memory) if args.memory else None
-    storages = _storage_pairs(args.storage)
+    form = _form(args)
     if args.image is None:
         if len(items) != 1:
             raise InvalidInputError("Give one job FILE.yaml, or --image IMG and a command after `--` "
@@ -146,37 +137,21 @@ def build_job(args: argparse.Namespace, profile: Any) -> tuple[dict[str, Any] | 
         except OSError as exc:
             raise InvalidInputError(f"Cannot read job file {path}: {exc.strerror or exc}.") from None
         job = proto.parse_protocol(text)
-        overrides = dict(gpu=args.gpu, cpu=args.cpu, memory_mb=memory_mb, instances=args.instances,
-                         virtual_cluster=args.vc, retry=args.retry, storages=storages or None,
-                         keep_alive=args.keep_alive or None)
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        if args.name:
-            overrides["name"] = proto.unique_job_name(args.name)
-        if args.ssh:
-            overrides["ssh_public_key"] = _ssh_key_line(profile)
+        overrides = jobform.overrides_from_form(form, profile, ssh_key=lambda: _ssh_key_line(profile))
         if not overrides:
+            jobform.check_job_images(job)
             return text, str(job.get("name") or "")  # exactly what the person wrote
-        proto.apply_overrides(job, **overrides)
+        jobform.apply_overrides_checked(job, overrides)
         return job, str(job.get("name") or "")
-    lines = _command_lines(args, items)
-    if not lines:
-        raise InvalidInputError("No command: add it after `--`, e.g. `pai-magic submit --image python:3.11 "
-                                "-- python train.py`.")
-    from pai_magic.core.registry.job_image import job_image_from_profile
-
-    image = job_image_from_profile(args.image, profile)
-    spec_args: dict[str, Any] = dict(
-        name=args.name or "job", image=image.uri, commands=lines,
-        virtual_cluster=args.vc or profile.virtual_cluster or "default",
-        storages=storages, keep_alive=args.keep_alive, registry_auth=image.registry_auth)
-    for key, value in (("gpu", args.gpu), ("cpu", args.cpu), ("memory_mb", memory_mb),
-                       ("instances", args.instances), ("retry", args.retry)):
-        if value is not None:
-            spec_args[key] = value
-    if args.ssh:
-        spec_args["ssh_public_key"] = _ssh_key_line(profile)
-    job = proto.build_protocol(proto.JobSpec(**spec_args))
+    form["commands"] = _command_lines(args, items)
+    job = jobform.protocol_from_form(form, profile, ssh_key=lambda: _ssh_key_line(profile))
     return job, str(job["name"])
+
+
+def _ssh_key_line(profile: Any) -> str:
+    from pai_magic.core.ssh.keys import ensure_key
+
+    return ensure_key(profile.ssh_key).public_line
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -190,9 +165,16 @@ def run_submit(args: argparse.Namespace) -> int:
         if args.sync:
             from pai_magic.core.storage.jobsync import apply_sync, progress_line
 
+            def on_progress(p: Any) -> None:
+                sys.stderr.write(progress_line(p) + "\n")
+
+            def on_status(text: str) -> None:
+                sys.stderr.write(text + "\n")
+
+            quiet = wants_json(args)
             job, synced = apply_sync(client, job, args.sync, dry_run=args.dry_run,
-                                     on_progress=None if wants_json(args) else lambda p: print(progress_line(p), file=sys.stderr),
-                                     on_status=None if wants_json(args) else lambda t: print(t, file=sys.stderr))
+                                     on_progress=None if quiet else on_progress,
+                                     on_status=None if quiet else on_status)
             if not wants_json(args):
                 sys.stderr.write(synced.message + "\n")
         if args.dry_run:

@@ -20,19 +20,22 @@ class PaiError(Exception):
     """Base of everything pai_magic raises on purpose.
 
     ``status`` is the HTTP status a face should answer with (the server extension uses it);
-    ``code`` is the OpenPAI / registry error code when one came back (``NoJobError`` ...).
+    ``code`` is the OpenPAI / registry error code when one came back (``NoJobError`` ...);
+    ``field`` names the form field a bad input concerns (``image``, ``gpu`` ..., the keys of
+    :mod:`pai_magic.core.jobform`), so a form can show the message next to it; None otherwise.
     """
 
     status: int = 400
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: list[str] | None = None) -> None:
+                 details: list[str] | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message.strip().splitlines()[0] if message.strip() else type(self).__name__
         self.code = code
         if status is not None:
             self.status = status
         self.details: list[str] = list(details or [])
+        self.field = field
 
     def __str__(self) -> str:
         return self.message

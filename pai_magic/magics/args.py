@@ -20,8 +20,6 @@ from IPython.core.magic_arguments import construct_parser, real_name
 
 from pai_magic.core.errors import one_line as core_one_line
 
-_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-_MEMORY_FACTOR_MB = {"": 1, "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _ROLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -51,7 +49,7 @@ class lazy_magic_arguments:  # noqa: N801 - used like IPython's ``magic_argument
 
 def magic_parser(magic_func: Callable[..., Any]) -> argparse.ArgumentParser:
     """The magic's parser, built (and its ``__doc__`` completed) on first use."""
-    func = getattr(magic_func, "__func__", magic_func)
+    func: Any = getattr(magic_func, "__func__", magic_func)
     parser = func.__dict__.get("parser")
     if parser is None:
         parser = construct_parser(func)  # also replaces __doc__ with the full help text
@@ -91,17 +89,17 @@ def parse_line(magic_func: Callable[..., Any], line: str) -> argparse.Namespace:
 
 
 def parse_memory(text: str | None) -> int | None:
-    """``8G``, ``512M``, ``1.5GiB``, ``2048`` (MB) -> megabytes, as OpenPAI's ``memoryMB``."""
+    """``8G``, ``512M``, ``1.5GiB``, ``2048`` (MB) -> megabytes, as OpenPAI's ``memoryMB``
+    (the core's one grammar, pai_magic.core.jobform, that every face's submit uses)."""
     if text is None:
         return None
-    match = _MEMORY_RE.match(str(text))
-    if not match:
-        raise UsageError(f"--memory {text!r} is not a size: write it like 8G, 512M or 16384 (MB).")
-    number, unit, _ = match.groups()
-    megabytes = float(number) * _MEMORY_FACTOR_MB[unit.lower()]
-    if megabytes < 1 or megabytes > 1024 ** 3:
-        raise UsageError(f"--memory {text!r} is out of range: give between 1M and 1024T, e.g. 8G.")
-    return int(round(megabytes))
+    from pai_magic.core.errors import InvalidInputError
+    from pai_magic.core.jobform import parse_memory_mb
+
+    try:
+        return parse_memory_mb(str(text))
+    except InvalidInputError as err:
+        raise UsageError(f"--memory: {err}") from None
 
 
 def parse_task(text: str | None) -> tuple[str | None, int]:
@@ -145,7 +143,8 @@ def check_var(name: str | None, option: str = "-o") -> str | None:
     import keyword
 
     if not _VAR_RE.match(name) or keyword.iskeyword(name):
-        raise UsageError(f"{option} {name!r} is not a Python variable name: use letters, digits and _, e.g. {option} job.")
+        raise UsageError(f"{option} {name!r} is not a Python variable name: use letters, digits and _, "
+                         f"e.g. {option} job.")
     if name in _RESERVED_VARS or name.startswith("_"):
         raise UsageError(f"{option} {name!r} would hide a name IPython needs: choose another, e.g. {option} job.")
     return name

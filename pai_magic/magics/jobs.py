@@ -19,13 +19,11 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument
 
 from pai_magic.magics.args import (
-    check_positive,
     check_var,
     help_text,
     lazy_magic_arguments,
     parse_line,
     parse_memory,
-    parse_storage,
     parse_task,
 )
 from pai_magic.magics.errors import friendly, usage_errors
@@ -52,25 +50,15 @@ def split_job_ref(text: str) -> tuple[str, str | None]:
     return name, user
 
 
+def _store(shell: Any, var: str, value: Any) -> None:
+    """``-o VAR``: put ``value`` in the notebook's namespace."""
+    shell.user_ns[var] = value
+
+
 def looks_like_protocol(cell: str) -> bool:
     """A cell that declares ``protocolVersion:`` or ``taskRoles:`` at the start of a line is
     a job document; anything else is shell commands."""
     return bool(_PROTOCOL_HINT_RE.search(cell or ""))
-
-
-def _append_keep_alive(job: dict) -> None:
-    """``--keep-alive`` on a YAML job: end every task role's commands with ``sleep infinity``.
-
-    Done here, not through apply_overrides, so a hand-written document whose commands are
-    malformed (``- null``) reaches the validator and its one-line error instead of a crash.
-    """
-    for role in (job.get("taskRoles") or {}).values():
-        if isinstance(role, dict):
-            commands = role.get("commands")
-            if not isinstance(commands, list):
-                continue
-            if not (commands and isinstance(commands[-1], str) and commands[-1].strip() == KEEP_ALIVE):
-                commands.append(KEEP_ALIVE)
 
 
 @magics_class
@@ -92,7 +80,8 @@ class PaiMagics(PaiOptions, Magics):
     @argument("--storage", action="append", metavar="NAME[:PATH]",
               help="mount a cluster storage (repeatable), e.g. --storage confignfs:/data")
     @argument("--sync", metavar="LOCAL_DIR[:STORAGE]",
-              help="upload a folder to your folder on a storage first (only changes move); the job starts in it, e.g. --sync .")
+              help="upload a folder to your folder on a storage first (only changes move); "
+                   "the job starts in it, e.g. --sync .")
     @argument("--ssh", action="store_true", help="add the ssh runtime plugin with your public key")
     @argument("--keep-alive", action="store_true", help="end the commands with `sleep infinity` (for SSH)")
     @argument("--retry", type=int, help="retries on failure, e.g. --retry 2")
@@ -144,28 +133,16 @@ class PaiMagics(PaiOptions, Magics):
             detail = client.get_job(name, user=user)
         handle = JobHandle(detail.name or name, detail.user or user or session.profile().user, session=session)
         if var:
-            self.shell.user_ns[var] = handle
+            _store(self.shell, var, handle)
         return job_detail_view(detail, now=time.time())
 
     @friendly
     def _submit(self, line: str, cell: str) -> Any:
         args = parse_line(self.pai_job, line)
         var = check_var(args.output)
-        if args.name is not None and not _JOB_NAME_RE.match(args.name):
-            raise UsageError(f"Job name {args.name!r} is not allowed: use letters, digits, '_' and '-', e.g. train_v2.")
-        if args.name is not None and len(args.name) > 60:
-            raise UsageError("The job name stem is too long: keep it under 60 characters.")
-        for option, value, minimum in (("--gpu", args.gpu, 0), ("--cpu", args.cpu, 1),
-                                       ("--instances", args.instances, 1), ("--retry", args.retry, 0)):
-            check_positive(value, option, minimum)
-        memory_mb = parse_memory(args.memory)
-        storages = [parse_storage(s) for s in (args.storage or [])]
-        if not (cell or "").strip():
-            raise UsageError("The cell is empty: write the job's shell commands (or a protocol YAML) below %%pai_job.")
-
         session = get_session(self.shell)
         opts = session.options()
-        job = self._build_job(args, cell, session, opts, memory_mb, storages)
+        job = self._build_job(args, cell, session, opts)
         if args.sync:
             from pai_magic.core.storage.jobsync import apply_sync, progress_line
 
@@ -181,7 +158,7 @@ class PaiMagics(PaiOptions, Magics):
             masked = mask_secrets(job)
             text = dump_protocol(masked)
             if var:
-                self.shell.user_ns[var] = masked
+                _store(self.shell, var, masked)
             return View(text, f"<pre>{esc(text)}</pre>")
 
         name = job["name"]
@@ -194,7 +171,7 @@ class PaiMagics(PaiOptions, Magics):
 
         handle = JobHandle(submitted or name, session.profile().user, session=session)
         if var:
-            self.shell.user_ns[var] = handle
+            _store(self.shell, var, handle)
         wait = opts.wait if args.wait is None else args.wait
         if wait:
             handle.display_status()  # marks the handle shown in this cell: the result adds no 2nd line
@@ -203,49 +180,38 @@ class PaiMagics(PaiOptions, Magics):
         # _ipython_display_, which shows the live line (a terminal reads "Out[n]: [pai] ...").
         return handle
 
-    def _build_job(self, args: Any, cell: str, session: Any, opts: Any, memory_mb: int | None,
-                   storages: list[tuple[str, str | None]]) -> dict:
-        """The protocol dict to submit: from commands through JobSpec, or the cell's YAML
-        with the options written over it. Validated as the rest-server validates."""
+    def _build_job(self, args: Any, cell: str, session: Any, opts: Any) -> dict:
+        """The protocol dict to submit: the options (and the notebook's defaults) go through the
+        core's one job form check (pai_magic.core.jobform, the same for the CLI, the sidebar
+        and the panel), with the cell's commands, or written over the cell's YAML job."""
+        from pai_magic.core import jobform
         from pai_magic.core import protocol as proto
 
-        gpu = args.gpu if args.gpu is not None else opts.gpu
-        cpu = args.cpu if args.cpu is not None else opts.cpu
-        if memory_mb is None and opts.memory:
-            memory_mb = parse_memory(opts.memory)
-        image = args.image or opts.image or "ubuntu:22.04"
-        explicit_vc = args.vc or opts.virtual_cluster
-        ssh_key = self._ssh_public_key(session) if args.ssh else None
+        form: dict[str, Any] = {
+            "name": args.name, "gpu": args.gpu, "cpu": args.cpu, "memory": args.memory,
+            "virtualCluster": args.vc, "instances": args.instances, "retry": args.retry,
+            "storages": list(args.storage or []) or None, "ssh": bool(args.ssh), "keepAlive": bool(args.keep_alive)}
+        profile = self._profile_or_none(session)
+
+        def ssh_key() -> str:
+            return self._ssh_public_key(session)
 
         with usage_errors(url=session.known_url()):
             if looks_like_protocol(cell):
                 job = proto.parse_protocol(cell)
-                if not isinstance(job, dict) or not isinstance(job.get("taskRoles"), dict):
-                    raise UsageError("The cell is not a protocol YAML job (a mapping with `taskRoles:`): "
-                                     "fix the YAML, or write plain shell commands instead.")
-                proto.apply_overrides(
-                    job, name=proto.unique_job_name(args.name) if args.name else None, image=args.image,
-                    gpu=args.gpu, cpu=args.cpu, memory_mb=memory_mb if args.memory else None,
-                    virtual_cluster=args.vc, instances=args.instances, retry=args.retry,
-                    storages=storages or None, ssh_public_key=ssh_key)
-                if args.keep_alive:
-                    _append_keep_alive(job)
+                form["image"] = args.image
+                jobform.apply_form(job, form, profile, ssh_key=ssh_key)
                 if not job.get("name"):
                     job["name"] = proto.unique_job_name("job")
             else:
-                commands = [ln for ln in cell.splitlines() if ln.strip()]
-                vc = explicit_vc or self._profile_vc(session) or "default"
-                spec_kwargs: dict[str, Any] = dict(
-                    gpu=gpu, cpu=cpu, memory_mb=memory_mb, instances=args.instances, retry=args.retry,
-                    ssh_public_key=ssh_key)
-                from pai_magic.core.registry.job_image import job_image_from_profile
-
-                resolved = job_image_from_profile(image, self._profile_or_none(session))
-                spec = proto.JobSpec(name=args.name or "job", image=resolved.uri, commands=commands,
-                                     virtual_cluster=vc, storages=storages, keep_alive=args.keep_alive,
-                                     registry_auth=resolved.registry_auth,
-                                     **{k: v for k, v in spec_kwargs.items() if v is not None})
-                job = proto.build_protocol(spec)
+                # the notebook's defaults (%config PaiMagics.x) fill what the line leaves out
+                for key, default in (("gpu", opts.gpu), ("cpu", opts.cpu), ("memory", opts.memory),
+                                     ("virtualCluster", opts.virtual_cluster)):
+                    if form[key] is None:
+                        form[key] = default
+                form["image"] = args.image or opts.image or "ubuntu:22.04"
+                form["commands"] = cell
+                job = jobform.protocol_from_form(form, profile, ssh_key=ssh_key)
             proto.validate_protocol(job)
         return job
 
@@ -255,11 +221,6 @@ class PaiMagics(PaiOptions, Magics):
             return session.profile()
         except Exception:  # noqa: BLE001 - no profile yet: a dry run still works without one
             return None
-
-    @classmethod
-    def _profile_vc(cls, session: Any) -> str | None:
-        profile = cls._profile_or_none(session)
-        return profile.virtual_cluster if profile is not None else None
 
     @staticmethod
     def _ssh_public_key(session: Any) -> str:

@@ -73,7 +73,7 @@ class PaiApiHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         body: dict[str, Any]
         if isinstance(exc, PaiError):
-            body = {"error": str(exc)}
+            body = {"error": str(exc), "field": exc.field}  # field: the form field to show it at
             if exc.code:
                 body["code"] = exc.code
             if exc.details:

@@ -1,15 +1,19 @@
-"""The ipywidgets panel's callbacks against the embedded backend (a real subprocess over real
-HTTP): no browser needed, buttons are clicked through ipywidgets' own ``Button.click()``."""
+"""The ipywidgets panel against the embedded backend (a real subprocess over real HTTP): no
+browser needed, buttons are clicked through ipywidgets' own ``Button.click()``."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+import uuid
 from typing import Any, Callable
 
 import ipywidgets as W
 import pytest
 
 from pai_magic.widgets import PaiPanel, panel as make_panel
+from pai_magic.widgets.jobs_panel import owned_widgets, widget_count
+from pai_magic.widgets.poller import THREAD_NAME, shared_poller
 
 WAIT = 120.0
 
@@ -20,24 +24,13 @@ def _wait(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any
         value = predicate()
         if value:
             return value
-        time.sleep(0.3)
+        time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def _all_widgets(root: W.Widget) -> list[W.Widget]:
-    out = [root]
-    for child in getattr(root, "children", ()) or ():
-        out.extend(_all_widgets(child))
-    return out
 
 
 def _widget_state_text(p: PaiPanel) -> str:
     """Everything the front end (and a saved notebook's widget state) would hold."""
-    return json.dumps([w.get_state() for w in _all_widgets(p.widget)], default=str)
-
-
-def _buttons(p: PaiPanel, description: str) -> list[W.Button]:
-    return [w for w in _all_widgets(p.jobs_box) if isinstance(w, W.Button) and w.description == description]
+    return json.dumps([w.get_state() for w in owned_widgets(p.widget)], default=str)
 
 
 def _state_after_refresh(p: PaiPanel, name: str, states: set[str]) -> str:
@@ -48,188 +41,344 @@ def _state_after_refresh(p: PaiPanel, name: str, states: set[str]) -> str:
     return _wait(check, f"job {name} to reach {sorted(states)}")
 
 
+def _submit_direct(stem: str, *commands: str) -> str:
+    """A job submitted by another face (the core, as the CLI would)."""
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.jobs import submit_job
+    from pai_magic.core.profiles import load_profile
+    from pai_magic.core.protocol import JobSpec, build_protocol
+
+    with PaiClient(load_profile()) as client:
+        return submit_job(client, build_protocol(JobSpec(name=stem, image="ubuntu:22.04",
+                                                         commands=list(commands) or ["true"])))
+
+
 @pytest.fixture
-def logged_in(local_backend):
+def profile(local_backend):
+    from pai_magic.core.auth import login_with_password
+
+    return login_with_password(local_backend.url, local_backend.user, local_backend.password)
+
+
+@pytest.fixture
+def logged_in(profile):
     p = PaiPanel(refresh_interval=None)
-    p.url.value = local_backend.url
-    p.user.value = local_backend.user
-    p.password.value = local_backend.password
-    p.login_button.click()
     assert p.error_text == "", p.error_text
     yield p
     p.close()
+
+
+def _poller_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == THREAD_NAME]
+
+
+# ---- login -------------------------------------------------------------------------------------
 
 
 def test_logged_out_panel_says_what_to_do():
     p = make_panel(refresh_interval=None)
     try:
         assert "login" in p.error_text.lower()
-        assert p.tabs.selected_index == 2  # the Login tab
+        assert p.tabs.selected_index == 4  # the Login tab
         assert isinstance(p.password, W.Password)
     finally:
         p.close()
 
 
-def test_wrong_password_is_one_red_line_and_never_kept(local_backend):
+def test_login_button_and_wrong_password_never_kept(local_backend):
     p = PaiPanel(refresh_interval=None)
     try:
         p.url.value = local_backend.url
         p.user.value = local_backend.user
         p.password.value = "wrong-password-123"
         p.login_button.click()
-        assert p.error_text and "\n" not in p.error_text
-        assert "color" in p.error.value  # red
+        message = p.login_message.value
+        assert message and "color" in message and "\n" not in p.login_message.value
         assert p.password.value == ""
         assert "wrong-password-123" not in _widget_state_text(p)
-    finally:
-        p.close()
-
-
-def test_login_submit_succeeds_and_nothing_secret_in_widgets(logged_in, local_backend):
-    p = logged_in
-    assert local_backend.user in p.cluster_label.value and "127.0.0.1" in p.cluster_label.value
-    assert p.password.value == ""
-
-    p.job_name.value = "panel_ok"
-    p.commands.value = "echo from the panel\necho 'to <stderr>' >&2\n"
-    p.submit_button.click()
-    name = p.last_submitted
-    assert name and name.startswith("panel_ok_"), p.error_text
-    assert _state_after_refresh(p, name, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
-    p.select(name)
-    assert "SUCCEEDED" in p.detail.value and "exit code 0" in p.detail.value
-
-    # the detail shows the end of the first task's stdout, and stderr on the toggle
-    assert "from the panel" in p.log_lines, (p.log_lines, p.log_message, p.error_text)
-    assert "from the panel" in p.log_box.value and "to <stderr>" not in p.log_lines
-    p.log_stderr.value = True
-    assert p.log_lines == ["to <stderr>"], (p.log_lines, p.log_message, p.error_text)
-    assert "to &lt;stderr&gt;" in p.log_box.value  # escaped, never markup
-    p.log_stderr.value = False
-    assert "from the panel" in p.log_lines
-    p.close_detail()
-    assert p.selected is None and p.log_box.value == "" and p.log_lines == []
-
-    from pai_magic.core.profiles import load_profile
-
-    token = load_profile().token
-    state = _widget_state_text(p)
-    assert token and token not in state
-    assert local_backend.password not in state
-    assert token not in repr(p)
-
-
-def test_stop_button_stops_a_running_job(logged_in):
-    p = logged_in
-    p.job_name.value = "panel_long"
-    p.commands.value = "sleep 300"
-    p.submit_button.click()
-    name = p.last_submitted
-    assert name, p.error_text
-    _state_after_refresh(p, name, {"RUNNING"})
-    stops = [b for b in _buttons(p, "Stop") if name in b.tooltip]
-    assert len(stops) == 1
-    stops[0].click()
-    assert _state_after_refresh(p, name, {"STOPPED", "FAILED", "SUCCEEDED"}) == "STOPPED"
-    assert not [b for b in _buttons(p, "Stop") if name in b.tooltip]
-
-
-def test_ssh_info_with_copy(logged_in):
-    p = logged_in
-    p.job_name.value = "panel_ssh"
-    p.commands.value = "echo ready"
-    p.ssh.value = True
-    p.submit_button.click()
-    name = p.last_submitted
-    assert name, p.error_text
-    try:
-        _state_after_refresh(p, name, {"RUNNING"})
-        p.select(name)
-        assert p.ssh_lines and p.ssh_lines[0].startswith("ssh -p ") and "@127.0.0.1" in p.ssh_lines[0]
-        assert "navigator.clipboard.writeText" in p.ssh_box.value
-        assert p.ssh_lines[0] in p.ssh_text.value
-        # each line says what it needs: the portal's command uses the user's own key or
-        # agent; the one with -i names pai_magic's key file and works as is
-        assert len(p.ssh_labels) == len(p.ssh_lines) == 2, p.ssh_lines
-        portal, with_key = p.ssh_lines
-        assert " -i " not in portal and "portal" in p.ssh_labels[0] and "default SSH key" in p.ssh_labels[0]
-        assert " -i " in with_key and "pai_magic's key" in p.ssh_labels[1] and "works as is" in p.ssh_labels[1]
-        assert all("/0: " in label for label in p.ssh_labels)  # the task is named
-        assert p.ssh_box.value.count("navigator.clipboard.writeText") == 2
-        assert "pai_magic&#x27;s key" in p.ssh_box.value or "pai_magic's key" in p.ssh_box.value
-    finally:
-        p.stop(name)
-
-
-def test_submit_errors_are_one_line(logged_in):
-    p = logged_in
-    p.commands.value = ""
-    assert p.submit() is None
-    assert "command" in p.error_text.lower()
-    p.commands.value = "echo x"
-    p.image.value = ""
-    assert p.submit() is None
-    assert "image" in p.error_text.lower() and "\n" not in p.error_text
-
-
-def test_background_refresh_sees_jobs_submitted_elsewhere(logged_in):
-    """Another face (here the core directly, as the CLI would) submits; the panel's own
-    refresh thread shows the job without anyone clicking Refresh."""
-    from pai_magic.core.client import PaiClient
-    from pai_magic.core.jobs import submit_job
-    from pai_magic.core.profiles import load_profile
-    from pai_magic.core.protocol import JobSpec, build_protocol
-
-    p = PaiPanel(refresh_interval=0.3)
-    try:
-        with PaiClient(load_profile()) as client:
-            name = submit_job(client, build_protocol(JobSpec(name="panel_bg", image="ubuntu:22.04",
-                                                             commands=["echo bg"])))
-        _wait(lambda: p.job_states.get(name) == "SUCCEEDED", "the background refresh to show SUCCEEDED")
-    finally:
-        p.close()
-    assert p._stop_event.is_set()
-
-
-def test_start_local_backend_from_the_panel(tmp_path):
-    p = PaiPanel(refresh_interval=None, local_data_dir=str(tmp_path / "local"))
-    try:
-        p.local_button.click()
-        assert p.error_text == "", p.error_text
-        assert "127.0.0.1" in p.cluster_label.value
-        assert (tmp_path / "local" / "server.json").exists()
-    finally:
-        p.close()
-        from pai_magic.local.connect import stop_started
-
-        stop_started()
-    assert not (tmp_path / "local" / "server.json").exists()
-
-
-def test_submit_error_outlives_the_background_refresh(local_backend):
-    """A refused submit's red line stays until the user acts again: the background refresh
-    that succeeds a moment later must not wipe it (it used to, within one interval)."""
-    from pai_magic.widgets.jobs_panel import ERROR_STYLE
-
-    p = PaiPanel(refresh_interval=0.2)
-    try:
-        p.url.value = local_backend.url
-        p.user.value = local_backend.user
         p.password.value = local_backend.password
         p.login_button.click()
-        assert p.error_text == "", p.error_text
-        p.commands.value = "echo x"
-        p.image.value = ""
-        assert p.submit() is None
-        message = p.error_text
-        assert "image" in message.lower()
-        time.sleep(1.5)  # several refresh intervals, each of them successful
-        assert p.error_text == message
-        # the error is wrapped, never clipped with an ellipsis (its end says what to do)
-        assert "ellipsis" not in ERROR_STYLE and "nowrap" not in ERROR_STYLE
-        # the next action clears it
-        p.image.value = "ubuntu:22.04"
-        assert p.submit()
+        assert p.login_message.value == "" and p.error_text == "", (p.login_message.value, p.error_text)
+        assert local_backend.user in p.cluster_label.value and p.tabs.selected_index == 0
+        from pai_magic.core.profiles import load_profile
+
+        token = load_profile().token
+        state = _widget_state_text(p)
+        assert token and token not in state and local_backend.password not in state and token not in repr(p)
+        # log out: the token is forgotten, the panel says to log in
+        p.logout_button.click()
+        assert load_profile().token == "" and "Logged out" in p.login_message.value
+        assert "login" in p.error_text.lower()
+    finally:
+        p.close()
+
+
+# ---- memory: a fixed set of widgets --------------------------------------------------------------
+
+
+def test_widget_models_stay_flat_over_100_refreshes_and_close_frees_all(logged_in):
+    p = logged_in
+    name = _submit_direct("panel_flat", "echo flat")
+    _state_after_refresh(p, name, {"SUCCEEDED", "FAILED"})
+    p.select(f"{p._profile().user}~{name}")  # the detail (tasks, log) is re-rendered on each refresh too
+    p.log_stream.value = "stderr"
+    p.refresh()
+    counts = {}
+    for cycle in range(101):
+        if cycle in (0, 50, 100):
+            counts[cycle] = widget_count()
+        p.refresh()
+    assert counts[0] == counts[50] == counts[100], counts
+    assert p.refreshes >= 100 and p.error_text == ""
+
+
+def test_close_leaves_no_model_behind(profile):
+    before = widget_count()
+    p = PaiPanel(refresh_interval=None)
+    assert widget_count() > before
+    p.close()
+    assert widget_count() == before
+
+
+def test_two_panels_share_one_refresh_loop(profile):
+    assert not _poller_threads()
+    a = PaiPanel(refresh_interval=0.2)
+    b = PaiPanel(refresh_interval=0.2)
+    try:
+        _wait(lambda: a.refreshes >= 3 and b.refreshes >= 3, "both panels to refresh")
+        assert len(_poller_threads()) == 1 and shared_poller().subscribers == 2
+    finally:
+        a.close()
+        assert len(_poller_threads()) == 1  # b still open
+        b.close()
+    thread = shared_poller().thread
+    if thread is not None:
+        thread.join(10)
+    _wait(lambda: not _poller_threads(), "the loop to end with the last panel")
+
+
+# ---- errors --------------------------------------------------------------------------------------
+
+
+def test_a_stale_error_is_cleared_by_the_next_successful_refresh(profile, local_backend):
+    from pai_magic.core.profiles import update_profile
+    from tests.fixtures.services import free_port
+
+    update_profile(profile.name, url=f"http://127.0.0.1:{free_port()}")  # the cluster is away
+    p = PaiPanel(refresh_interval=None)
+    try:
+        assert "reach" in p.error_text.lower(), p.error_text
+        p.refresh_button.click()
+        assert "reach" in p.error_text.lower()
+        update_profile(profile.name, url=local_backend.url)  # ... and back
+        p.refresh_button.click()
         assert p.error_text == ""
     finally:
         p.close()
+
+
+def test_form_errors_sit_under_their_field_and_are_replaced(logged_in):
+    p = logged_in
+    p.form.image.value = "Not A Valid Image!!"
+    p.form.commands.value = "echo x"
+    assert p.submit() is None
+    shown = p.form.shown_errors()
+    assert list(shown) == ["image"] and "not an image name" in shown["image"], shown
+    p.form.image.value = "ubuntu:22.04"
+    p.form.gpu.value = -1
+    assert p.submit() is None
+    shown = p.form.shown_errors()
+    assert list(shown) == ["gpu"] and "GPUs" in shown["gpu"], shown  # the image error is gone
+    p.form.gpu.value = 0
+    p.form.storages.value = "data:relative"
+    assert p.submit() is None
+    assert list(p.form.shown_errors()) == ["storages"]
+    p.form.storages.value = ""
+    p.form.commands.value = ""
+    assert p.submit() is None
+    assert list(p.form.shown_errors()) == ["commands"]
+    # a background refresh never wipes the form's error; a good submit does
+    p.refresh()
+    assert list(p.form.shown_errors()) == ["commands"]
+    p.form.commands.value = "echo ok"
+    assert p.submit()
+    assert p.form.shown_errors() == {}
+
+
+# ---- jobs: list, detail, logs, stop, clone -----------------------------------------------------
+
+
+def test_submit_detail_task_table_and_logs_of_each_stream(logged_in):
+    p = logged_in
+    p.form.name.value = "panel_ok"
+    p.form.commands.value = "echo from the panel\necho 'to <stderr>' >&2\n"
+    p.form.cpu.value = 2
+    p.form.memory.value = "1G"
+    p.submit_button.click()
+    name = p.last_submitted
+    assert name and name.startswith("panel_ok_"), p.form.shown_errors()
+    assert _state_after_refresh(p, name, {"SUCCEEDED", "FAILED"}) == "SUCCEEDED"
+    p.select(f"{p._profile().user}~{name}")
+    assert "SUCCEEDED" in p.detail.value and "exit code 0" in p.detail.value
+    assert "<table" in p.tasks.value and "taskrole/0" in p.tasks.value and "attempt" in p.tasks.value
+    assert p.log_task.options == ("taskrole/0",)
+    assert "from the panel" in p.log_lines, (p.log_lines, p.log_message, p.error_text)
+    assert "to <stderr>" not in p.log_lines
+    p.log_stream.value = "stderr"
+    assert p.log_lines == ["to <stderr>"], (p.log_lines, p.log_message, p.error_text)
+    assert "to &lt;stderr&gt;" in p.log_box.value  # escaped, never markup
+    p.log_stream.value = "stdout"
+    assert "from the panel" in p.log_lines
+    p.close_detail()
+    assert p.selected is None and p.log_box.value == "" and p.detail_box.layout.display == "none"
+
+
+def test_stop_button_on_the_row_stops_a_running_job(logged_in):
+    p = logged_in
+    p.form.name.value = "panel_long"
+    p.form.commands.value = "sleep 300"
+    p.submit_button.click()
+    name = p.last_submitted
+    assert name, p.form.shown_errors()
+    _state_after_refresh(p, name, {"RUNNING"})
+    rows = [r for r in p.rows if r.box.layout.display != "none" and r.name.description == name]
+    assert len(rows) == 1 and rows[0].stop.layout.display != "none"
+    rows[0].stop.click()
+    assert _state_after_refresh(p, name, {"STOPPED", "FAILED", "SUCCEEDED"}) == "STOPPED"
+    row = next(r for r in p.rows if r.name.description == name)
+    assert row.stop.layout.display == "none"
+
+
+def test_ssh_info_with_copy_survives_refresh(logged_in):
+    p = logged_in
+    p.form.name.value = "panel_ssh"
+    p.form.commands.value = "echo ready"
+    p.form.ssh.value = True
+    p.form.keep_alive.value = True
+    p.submit_button.click()
+    name = p.last_submitted
+    assert name, p.form.shown_errors()
+    try:
+        _state_after_refresh(p, name, {"RUNNING"})
+        p.select(f"{p._profile().user}~{name}")
+        assert p.ssh_lines and p.ssh_lines[0].startswith("ssh -p ") and "@127.0.0.1" in p.ssh_lines[0]
+        assert p.ssh_box.value.count("navigator.clipboard.writeText") == len(p.ssh_lines) == 2
+        assert " -i " in p.ssh_lines[1] and "works as is" in p.ssh_labels[1]
+        # the "Copied" a person just saw is not reset: a refresh re-sends nothing unchanged
+        changes: list[Any] = []
+        p.ssh_box.observe(changes.append, names="value")
+        p.refresh()
+        p.refresh()
+        assert changes == []
+    finally:
+        p.stop(f"{p._profile().user}~{name}")
+
+
+def test_paging_with_total_search_and_state_filter(profile):
+    stem = "pg" + uuid.uuid4().hex[:6]
+    names = [_submit_direct(f"{stem}_{i}", "true") for i in range(5)]
+    p = PaiPanel(refresh_interval=None, page_size=2)
+    try:
+        p.search.value = stem  # a new search starts at the first page and refreshes
+        assert p.total == 5 and len(p.jobs) == 2
+        assert p.page_info.value.endswith("1–2 of 5</span>") and p.prev_button.disabled
+        p.next_button.click()
+        assert "3–4 of 5" in p.page_info.value and [j.name for j in p.jobs] == names[2:0:-1]
+        p.next_button.click()
+        assert "5–5 of 5" in p.page_info.value and p.next_button.disabled
+        assert sum(r.box.layout.display != "none" for r in p.rows) == 1
+        p.prev_button.click()
+        assert "3–4 of 5" in p.page_info.value
+        for name in names:
+            _wait(lambda n=name: _job_state(n) == "SUCCEEDED", f"{name} to finish")
+        p.state_filter.value = "FAILED"
+        assert p.total == 0 and "No job matches" in p.empty.value
+        p.state_filter.value = "SUCCEEDED"
+        assert p.total == 5 and p.offset == 0
+    finally:
+        p.close()
+
+
+def _job_state(name: str) -> str:
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.profiles import load_profile
+
+    with PaiClient(load_profile()) as client:
+        return client.get_job(name).state
+
+
+def test_clone_fills_the_form_with_the_jobs_config_and_yaml_round_trips(logged_in):
+    p = logged_in
+    f = p.form
+    f.name.value, f.image.value, f.commands.value = "clone_src", "python:3.11", "echo one\necho two"
+    f.gpu.value, f.cpu.value, f.memory.value, f.instances.value, f.retry.value = 0, 2, "2G", 2, 1
+    f.keep_alive.value = False
+    wanted = dict(f.values(), name="clone_src")
+    name = p.submit()
+    assert name, f.shown_errors()
+    f.fill({"name": "", "image": "", "commands": ""})  # a blank form
+    p.clone(f"{p._profile().user}~{name}")
+    assert p.tabs.selected_index == 1
+    got = f.values()
+    assert {k: got[k] for k in ("name", "image", "commands", "gpu", "cpu", "memory", "instances", "retry")} == \
+        {k: wanted[k] for k in ("name", "image", "commands", "gpu", "cpu", "memory", "instances", "retry")}
+    # YAML: export the form, blank it, import: the same form
+    p.export_yaml()
+    assert "python:3.11" in f.yaml.value and "echo two" in f.yaml.value
+    before = f.values()
+    f.fill({"image": "x", "commands": "y"})
+    p.import_yaml()
+    assert f.values() == before
+    f.yaml.value = "name: [unclosed"
+    p.import_yaml()
+    assert list(f.shown_errors()) == ["yaml"]
+    f.yaml.value = "protocolVersion: 2\nname: y\ntype: job\nprerequisites:\n- {name: i, type: dockerimage, " \
+                   "uri: 'Not A Valid Image!!'}\ntaskRoles:\n  t: {instances: 1, dockerImage: i, " \
+                   "resourcePerInstance: {cpu: 1, memoryMB: 512, gpu: 0}, commands: [echo]}\n"
+    assert p.submit_yaml() is None and list(f.shown_errors()) == ["image"]
+
+
+# ---- images and storage ------------------------------------------------------------------------
+
+
+def test_images_from_a_real_registry_into_the_form(registry, tmp_path, monkeypatch, logged_in):
+    from pai_magic.core.registry import RegistryClient, push_archive
+    from tests.fixtures.registry import make_docker_save, make_layer
+
+    archive = tmp_path / "img.tar"
+    make_docker_save(archive, [make_layer({"w": b"weights" * 500})])
+    monkeypatch.setenv("PAI_REGISTRY", registry.url)
+    with RegistryClient(registry.url) as client:
+        push_archive(client, archive, "team/panel:v1")
+    p = logged_in
+    p.images_button.click()
+    assert p.images_list.options == ("team/panel:v1",), p.images_status.value
+    p.images_list.value = "team/panel:v1"
+    assert "linux/amd64" in p.image_detail.value and "2024-05-01" in p.image_detail.value
+    p.use_image_button.click()
+    assert p.form.image.value == f"{registry.host}/team/panel:v1" and p.tabs.selected_index == 1
+
+
+def test_storages_are_listed_with_mount_state(logged_in):
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.profiles import load_profile
+
+    with PaiClient(load_profile()) as client:
+        names = [s["name"] for s in client.storages()]
+    p = logged_in
+    p.storage_button.click()
+    assert p.storage_status.value == "", p.storage_status.value
+    for name in names:
+        assert name in p.storage_table.value
+    assert ("not mounted" in p.storage_table.value) or not names
+
+
+def test_kernel_and_notebook_jobs_are_labelled(logged_in):
+    from pai_magic.core.kinds import KERNEL, NOTEBOOK, kind_stem
+
+    kernel = _submit_direct(kind_stem(KERNEL, "lbl"), "true")
+    notebook = _submit_direct(kind_stem(NOTEBOOK, "lbl"), "true")
+    p = logged_in
+    p.refresh()
+    by_name = {r.name.description: r.status.value for r in p.rows}
+    assert "kernel" in by_name[kernel] and "notebook run" in by_name[notebook]
