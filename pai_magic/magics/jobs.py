@@ -23,7 +23,6 @@ from pai_magic.magics.args import (
     help_text,
     lazy_magic_arguments,
     parse_line,
-    parse_memory,
     parse_task,
 )
 from pai_magic.magics.errors import friendly, usage_errors
