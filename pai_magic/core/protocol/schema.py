@@ -92,7 +92,9 @@ def format_path(parts: Iterable[Any]) -> str:
 
 
 def _join(path: str, key: str) -> str:
-    return key if path == "(root)" else f"{path}.{key}"
+    # a key with a line break or other control character is quoted: each problem stays one line
+    shown = key if key.isprintable() and key.strip() == key and key else repr(key)
+    return shown if path == "(root)" else f"{path}.{shown}"
 
 
 _TYPE_WORDS = {
