@@ -3,22 +3,19 @@ the environment-variable list in pai_magic/core/envvars.py is exactly what the c
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from pai_magic.core.envvars import ENV_VARS, env_var_names
+from tests.fixtures.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def gen():
-    spec = importlib.util.spec_from_file_location("gen_config_reference", REPO / "scripts" / "gen_config_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_config_reference.py")
 
 
 def test_the_checked_in_reference_matches_the_code(gen):
