@@ -114,6 +114,35 @@ def test_mounts_fail_without_the_nfs_client_and_sshfs(monkeypatch, tmp_path):
     assert "nfs-common" in check.message and "sshfs" in check.message
 
 
+def test_mounts_as_a_user_without_passwordless_sudo_name_the_sudo_fix():
+    """The kernel path needs root or `sudo -n`: a forked child drops to nobody and asks the real sudo."""
+    need(os.geteuid() == 0, "needs root to drop to an unprivileged user")
+    need(shutil.which("sudo") is not None, "sudo not installed (apt-get install sudo)")
+    from pai_magic.core.storage.nfs import find_tool
+
+    need(find_tool("mount.nfs") is not None, "mount.nfs not installed (apt-get install nfs-common)")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: unprivileged, one check, its answer down the pipe
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            check = doctor.check_mounts()
+            os.write(write, json.dumps([check.ok, check.message]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    ok, message = json.loads(answer)
+    assert "sudo needs a password" in message and "password-less sudo" in message
+    if not ok:  # no rootless path on this machine either: the line says what to install
+        assert "install sshfs" in message
+
+
 def doctor_kernel():
     from pai_magic.core.storage.nfs import kernel_nfs_possible
 
