@@ -90,24 +90,30 @@ def _span(seconds: float) -> str:
 
 def check_token(client: PaiClient, *, warn_days: float = TOKEN_WARN_DAYS, now: float | None = None) -> DoctorCheck:
     """The cluster accepts the profile's token, and for how long it still will."""
+    return _token(client, warn_days, now)[0]
+
+
+def _token(client: PaiClient, warn_days: float, now: float | None) -> tuple[DoctorCheck, bool]:
+    """The check, and whether the cluster accepts the token right now (an expiring one still works)."""
     profile = client.profile
     relogin = f"`pai-magic login {profile.url} --profile {profile.name}`"
     if not profile.token:
-        return DoctorCheck("token", False, f"Profile {profile.name!r} has no token: log in with {relogin}.")
+        return DoctorCheck("token", False, f"Profile {profile.name!r} has no token: log in with {relogin}."), False
     try:
         status = client.check_token()
     except PaiError as exc:
-        return DoctorCheck("token", False, f"The cluster refused the token ({_msg(exc)}): log in again with {relogin}.")
+        return DoctorCheck("token", False, f"The cluster refused the token ({_msg(exc)}): log in again with "
+                                           f"{relogin}."), False
     who = status.user or profile.user or "?"
     kind = "application token" if status.application else "token"
     if status.expires_at is None:
-        return DoctorCheck("token", True, f"The {kind} of {who} is valid and does not expire.")
+        return DoctorCheck("token", True, f"The {kind} of {who} is valid and does not expire."), True
     left = status.expires_at - (time.time() if now is None else now)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(status.expires_at))
     if left < warn_days * 86400:
         return DoctorCheck("token", False, f"The {kind} of {who} expires in {_span(left)} ({when}): a job started "
-                                           f"now may outlive it; log in again with {relogin}.")
-    return DoctorCheck("token", True, f"The {kind} of {who} is valid for {_span(left)} more (until {when}).")
+                                           f"now may outlive it; log in again with {relogin}."), True
+    return DoctorCheck("token", True, f"The {kind} of {who} is valid for {_span(left)} more (until {when})."), True
 
 
 def check_ssh_key(profile: Profile | None, client: PaiClient | None) -> DoctorCheck:
@@ -289,10 +295,9 @@ def run_doctor(profile_name: str | None = None, *, registry: str | None = None,
             cluster = check_cluster(client)
             checks.append(cluster)
             if cluster.ok:
-                token = check_token(client, warn_days=token_warn_days)
+                token, accepted = _token(client, token_warn_days, None)
                 checks.append(token)
-                # an expiring token still works now: the profile's keys can be read with it
-                if token.ok or "expires in" in token.message:
+                if accepted:  # the profile's SSH keys can be read with it
                     trusted = client
             else:
                 checks.append(_skip("token", "Not checked: the cluster does not answer."))

@@ -218,3 +218,11 @@ def test_magic_doctor_speaks_the_notebooks_words(cluster, ipy, tmp_path, monkeyp
     view = ipy.run_line_magic("pai_doctor", "")
     assert "ok   cluster:" in view.text and "%pai_ssh_key --add" in view.text
     assert "pai-magic ssh-key" not in view.text and "<table>" in view.html
+
+
+def test_an_expiring_token_still_lets_the_key_check_ask_the_cluster(cluster):
+    with PaiClient(load_profile()) as client:
+        add_key_to_profile(client, ensure_key())
+    checks = _by_name(doctor.run_doctor(kernel_dirs=[], token_warn_days=8))
+    assert not checks["token"].ok and "expires in" in checks["token"].message
+    assert checks["ssh key"].ok and not checks["ssh key"].skipped
