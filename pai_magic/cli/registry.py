@@ -1,4 +1,4 @@
-"""``pai-magic images``, ``push``, ``image-tag``, ``image-rm`` and ``doctor`` (registry part).
+"""``pai-magic images``, ``push``, ``image-tag``, ``image-rm`` (``doctor`` is in cli/doctor.py).
 
 Thin: parse, call one function of :mod:`pai_magic.core.registry`, print text or ``--json``.
 The registry is the profile's (``--profile``), or ``--registry URL`` with credentials from
@@ -53,13 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     r.add_argument("--force", action="store_true", help="also delete the other tags of the same image")
     _registry_option(r)
     r.set_defaults(func=run_rm)
-
-    d = subparsers.add_parser("doctor", help="check the setup (registry: reachability, login, Docker's "
-                                             "insecure-registries)")
-    d.add_argument("--daemon-json", metavar="PATH", default=None,
-                   help="Docker daemon config to check (default /etc/docker/daemon.json)")
-    _registry_option(d)
-    d.set_defaults(func=run_doctor)
 
 
 def _client(args: argparse.Namespace, workers: int = 8):
@@ -150,37 +143,3 @@ def run_rm(args: argparse.Namespace) -> int:
         sys.stderr.write(f"warning: {result.warning}\n")
     emit(args, {**result.__dict__, "warning": result.warning}, f"deleted {result.reference} ({result.digest})")
     return 0
-
-
-def run_doctor(args: argparse.Namespace) -> int:
-    from pai_magic.core.errors import PaiError
-    from pai_magic.core.registry import check_insecure_registry
-
-    checks = []
-    try:
-        client = _client(args, 1)
-    except PaiError as exc:
-        checks.append({"name": "registry", "ok": False, "message": str(exc)})
-    else:
-        with client:
-            try:
-                client.ping()
-                checks.append({"name": "registry", "ok": True,
-                               "message": f"{client.url} answers the registry API and accepts the credentials."})
-            except PaiError as exc:
-                checks.append({"name": "registry", "ok": False, "message": str(exc)})
-            found = check_insecure_registry(client.url, args.daemon_json)
-            checks.append({"name": found.name, "ok": found.ok, "message": found.message,
-                           "snippet": found.snippet, "hint": found.hint})
-
-    def text() -> str:
-        lines = []
-        for check in checks:
-            lines.append(f"{'ok ' if check['ok'] else 'FIX'}  {check['name']}: {check['message']}")
-            if check.get("snippet"):
-                lines.append(f"     {check['hint']}")
-                lines.extend("     " + line for line in str(check["snippet"]).splitlines())
-        return "\n".join(lines)
-
-    emit(args, checks, text)
-    return 0 if all(c["ok"] for c in checks) else 1

@@ -95,8 +95,24 @@ class TaskStatus:
         )
 
 
+class _JobNaming:
+    """What a listed job and a job's detail both answer, said once."""
+
+    name: str
+    user: str
+    state: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.user}~{self.name}"
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.state)
+
+
 @dataclass
-class JobSummary:
+class JobSummary(_JobNaming):
     """One row of ``GET /jobs``."""
 
     name: str
@@ -108,14 +124,6 @@ class JobSummary:
     completed_time: int | None = None
     exit_code: int | None = None
     retries: int = 0
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.user}~{self.name}"
-
-    @property
-    def terminal(self) -> bool:
-        return is_terminal(self.state)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> "JobSummary":
@@ -133,7 +141,7 @@ class JobSummary:
 
 
 @dataclass
-class JobDetail:
+class JobDetail(_JobNaming):
     """``GET /jobs/<user>~<name>``: status and every task."""
 
     name: str
@@ -147,14 +155,6 @@ class JobDetail:
     retries: int = 0
     tasks: list[TaskStatus] = field(default_factory=list)
     attempt_id: int = 0  # jobStatus.attemptId: the job attempt whose task logs to read
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.user}~{self.name}"
-
-    @property
-    def terminal(self) -> bool:
-        return is_terminal(self.state)
 
     def task(self, role: str | None = None, index: int = 0) -> TaskStatus:
         """The task ``role/index``; with no role, the first role's task ``index``."""

@@ -26,7 +26,7 @@ _VERB_TO_MAGIC = {
     "job": "%pai_job", "stop": "%pai_stop", "logs": "%pai_logs", "submit": "%%pai_job",
     "ssh-info": "%pai_ssh_info", "ssh-key": "%pai_ssh_key", "ssh": "%pai_ssh", "images": "%pai_images",
     "upload": "%pai_upload", "download": "%pai_download", "storage": "%pai_storage",
-    "mount": "%pai_mount", "umount": "%pai_umount",
+    "mount": "%pai_mount", "umount": "%pai_umount", "doctor": "%pai_doctor",
 }
 # `pai-magic VERB ARGS` (quoted) or a bare pai-magic VERB; longest verbs first (ssh-info before ssh)
 _VERBS = "|".join(sorted((re.escape(v) for v in _VERB_TO_MAGIC), key=len, reverse=True))

@@ -157,7 +157,7 @@ def test_image_verbs_print_snake_case_keys(registry, run, monkeypatch, tmp_path)
     run("image-rm", "team/keys:v1", "--force")
     daemon = tmp_path / "daemon.json"
     daemon.write_text(json.dumps({"insecure-registries": [registry.host]}))
-    run("doctor", "--daemon-json", str(daemon))
+    run("doctor", "--daemon-json", str(daemon), code=1)  # the whole setup: no SSH key here, so exit 1
     assert run.verbs == {"push", "image-tag", "images", "image-rm", "doctor"}
 
 

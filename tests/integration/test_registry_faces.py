@@ -66,11 +66,13 @@ def test_cli_errors_are_exit_2_and_one_line(registry, registry_basic, archive, c
 
 
 def test_cli_doctor(registry, registry_basic, tmp_path, capsys):
+    # the registry lines of the whole-setup doctor (tests/integration/test_doctor.py has the rest)
     code, out, _ = _cli(capsys, "doctor", "--registry", registry.url, "--daemon-json", str(tmp_path / "d.json"))
-    assert code == 0 and out.startswith("ok ") and "loopback" in out
+    assert f"ok   registry: {registry.url} answers" in out and "ok   docker insecure-registries:" in out
+    assert "loopback" in out
     code, out, _ = _cli(capsys, "doctor", "--registry", registry_basic.url, "--json")
-    checks = json.loads(out)
-    assert code == 1 and checks[0]["ok"] is False and "registry_user" in checks[0]["message"]
+    checks = {c["name"]: c for c in json.loads(out)}
+    assert code == 1 and checks["registry"]["ok"] is False and "registry_user" in checks["registry"]["message"]
 
 
 def test_cli_delete_disabled(registry_nodelete, archive, capsys):

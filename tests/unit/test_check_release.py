@@ -2,7 +2,6 @@
 tests feed its checks artifacts and listings that must fail, and ones that must pass."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import tarfile
 import zipfile
@@ -10,15 +9,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fixtures.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def cr():
-    spec = importlib.util.spec_from_file_location("check_release", REPO / "scripts" / "check_release.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_release.py")
 
 
 WHEEL_FILES = [

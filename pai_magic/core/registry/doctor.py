@@ -22,7 +22,8 @@ RESTART_HINT = "then restart Docker: sudo systemctl restart docker (Docker Deskt
 
 @dataclass
 class DoctorCheck:
-    """One finding: ``ok`` or not, a one-line message, and what to do (JSON snippet, hint)."""
+    """One finding: ``ok`` or not, a one-line message, and what to do (JSON snippet, hint).
+    ``skipped``: nothing to check (not set up, or an earlier check failed); it counts as ok."""
 
     name: str
     ok: bool
@@ -30,6 +31,7 @@ class DoctorCheck:
     snippet: str | None = None
     hint: str | None = None
     details: list[str] = field(default_factory=list)
+    skipped: bool = False
 
 
 def _listed(entries: list[str], host: str) -> bool:

@@ -180,6 +180,16 @@ def _unique_title(existing: list[dict[str, Any]], base: str) -> str:
     return f"{base}-{n}"
 
 
+def profile_entry(profile_keys: list[dict[str, Any]], key: SshKey) -> dict[str, Any] | None:
+    """The entry of the OpenPAI profile's key list that holds ``key`` (same key material), if any."""
+    material = key.public_line.split()[1]
+    for entry in profile_keys:
+        parts = str(entry.get("value", "")).split()
+        if len(parts) >= 2 and parts[1] == material:
+            return entry
+    return None
+
+
 def add_key_to_profile(client: Any, key: SshKey | None = None, *, title: str | None = None) -> dict[str, Any]:
     """Add the user's public key to the OpenPAI profile (``PUT /users/me``, keeping every key).
 
@@ -189,12 +199,10 @@ def add_key_to_profile(client: Any, key: SshKey | None = None, *, title: str | N
     """
     key = key or ensure_key(getattr(getattr(client, "profile", None), "ssh_key", None))
     existing = list(client.ssh_keys())
-    material = key.public_line.split()[1]
-    for entry in existing:
-        parts = str(entry.get("value", "")).split()
-        if len(parts) >= 2 and parts[1] == material:
-            return {"added": False, "title": str(entry.get("title", "")), "public_key": key.public_line,
-                    "keys": existing}
+    entry = profile_entry(existing, key)
+    if entry is not None:
+        return {"added": False, "title": str(entry.get("title", "")), "public_key": key.public_line,
+                "keys": existing}
     base = title or f"pai_magic-{re.sub(r'[^A-Za-z0-9_.-]', '-', socket.gethostname())[:40]}"
     chosen = _unique_title(existing, base)
     stored = client.update_ssh_keys([(chosen, key.public_line)], replace=existing)
