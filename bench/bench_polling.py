@@ -12,9 +12,10 @@ address, 120 job lists/min per user, 3600 submits/h, as a deployed rest-server):
 The backend's access log counts ``GET /rest-server/api/v2/jobs`` (answered and refused) over
 a measured window once everything runs. Two phases in the same run:
 
-- baseline: every process keeps its own pai_magic data dir, so nothing is shared (each
-  kernel, the sidebar and the watch poll on their own: the behaviour before the shared poll);
-- shared: one data dir, as on a real machine: all of them read the ONE shared list.
+- baseline: ``PAI_MAGIC_SHARED_POLL=off``, so nothing is shared: each kernel lists every 2 s,
+  the sidebar every 3 s and the watch reads the job's detail, each on its own (the behaviour
+  before the shared poll);
+- shared: the default: all of them read the ONE shared list.
 
 Prints calls/min of each phase against the 120/min budget (goal: shared under half, 60/min),
 the 429s seen, and the live status updates the kernels published (proof they kept polling).
@@ -188,6 +189,10 @@ def sidebar_poll(jupyter: JupyterProcess, stop: threading.Event, seen: list[int]
 def phase(name: str, *, shared: bool, kernels: int, duration: float, root: Path) -> dict[str, Any]:
     root.mkdir(parents=True)
     config_dir = root / "config"
+    if shared:
+        os.environ.pop("PAI_MAGIC_SHARED_POLL", None)
+    else:
+        os.environ["PAI_MAGIC_SHARED_POLL"] = "off"  # inherited by every process of the phase
     backend = Backend(root)
     job_seconds = int(duration + 600)
     started_parts: list[Any] = []
@@ -195,7 +200,7 @@ def phase(name: str, *, shared: bool, kernels: int, duration: float, root: Path)
         login_profile(config_dir, backend.url, backend.password)
 
         def data_dir(who: str) -> str:
-            return str(root / ("data" if shared else f"data-{who}"))
+            return str(root / "data")
 
         jupyter = JupyterProcess(root / "jupyter", config_dir,
                                  env={"PAI_MAGIC_DATA_DIR": data_dir("sidebar")}).start()

@@ -35,6 +35,7 @@ from pai_magic.core.polling import (
     MIN_INTERVAL,
     SharedJobList,
     invalidate_quietly,
+    sharing_enabled,
     watch_interval,
 )
 
@@ -170,7 +171,7 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
     restarting, 5xx) are tolerated. ``PaiTimeoutError`` (with ``.state`` and ``.job``) when
     ``timeout`` seconds pass first.
     """
-    if shared and until is None:
+    if shared and until is None and sharing_enabled():
         return _wait_shared(client, name, user=user, timeout=timeout, on_progress=on_progress, poll=poll,
                             first_poll=first_poll, tolerate_errors=tolerate_errors)
     deadline = None if timeout is None else time.monotonic() + timeout
