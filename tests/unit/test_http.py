@@ -273,3 +273,12 @@ def test_requests_sent_counts_calls(fake):
 
 def test_redact_url_strips_query_and_userinfo():
     assert redact_url("https://u:p@host:8443/a/b?token=abc#frag") == "https://host:8443/a/b"
+
+
+def test_same_origin_redirect_of_a_read_is_followed_with_the_token(fake):
+    fake.routes[("GET", f"{API}/jobs")] = lambda h: reply(h, 301, "", "text/plain",
+                                                          {"Location": f"{API}/jobs/?offset=0"})
+    fake.routes[("GET", f"{API}/jobs/")] = lambda h: reply(h, 200, [])
+    assert http_for(fake).get_json("jobs", params={"offset": 0}) == []
+    assert fake.hits[-1][1] == f"{API}/jobs/?offset=0"
+    assert fake.hits[-1][2].get("Authorization") == f"Bearer {TOKEN}"
