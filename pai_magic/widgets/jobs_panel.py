@@ -279,9 +279,8 @@ class PaiPanel:
             prof = self._profile()
             self._show_profile(prof)
             client = self._client()
-            from pai_magic.core.polling import shared_list  # one list poll per user per machine
-
-            return list(shared_list(client).get(limit=self.job_limit).items)[: self.job_limit]
+            page = client.list_jobs(username=client.user or None, limit=self.job_limit)
+            return list(page.items)
 
         try:
             jobs = work()
