@@ -29,7 +29,15 @@ from pai_magic.core.errors import (
     UnreachableError,
 )
 from pai_magic.core.models import JobDetail, JobSummary, is_terminal
-from pai_magic.core.polling import ALL_USERS, MIN_INTERVAL, SharedJobList, invalidate_quietly, watch_interval
+from pai_magic.core.polling import (
+    ALL_USERS,
+    DEFAULT_RETRY_AFTER,
+    MIN_INTERVAL,
+    SharedJobList,
+    invalidate_quietly,
+    sharing_enabled,
+    watch_interval,
+)
 
 # A job already on the cluster whose submission is older than this (seconds, before our
 # first POST) cannot be the one we just sent: it is a reused name.
@@ -163,7 +171,7 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
     restarting, 5xx) are tolerated. ``PaiTimeoutError`` (with ``.state`` and ``.job``) when
     ``timeout`` seconds pass first.
     """
-    if shared and until is None:
+    if shared and until is None and sharing_enabled():
         return _wait_shared(client, name, user=user, timeout=timeout, on_progress=on_progress, poll=poll,
                             first_poll=first_poll, tolerate_errors=tolerate_errors)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -171,10 +179,13 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
     failures = 0
     detail: JobDetail | None = None
     while True:
+        backoff = 0.0
         try:
             detail = client.get_job(name, user)
             failures = 0
-        except (UnreachableError, ServerError, PaiTimeoutError, RateLimitedError):
+        except RateLimitedError as exc:
+            backoff = _retry_after(exc)  # the cluster answers, it asks us to come back later
+        except (UnreachableError, ServerError, PaiTimeoutError):
             failures += 1
             if failures > tolerate_errors:
                 raise
@@ -192,9 +203,15 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
             err.state = state  # type: ignore[attr-defined]
             err.job = detail  # type: ignore[attr-defined]
             raise err
-        sleep = interval if deadline is None else min(interval, max(0.0, deadline - now))
-        time.sleep(sleep)
+        pause = max(interval, backoff)
+        time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - now)))
         interval = min(poll, interval * 1.5)
+
+
+def _retry_after(exc: PaiError) -> float:
+    """Seconds a 429 asked to wait (a minute when it did not say)."""
+    wait = getattr(exc, "retry_after", None)
+    return float(wait) if wait is not None else DEFAULT_RETRY_AFTER
 
 
 def _still_running(name: str, user: str | None, client: PaiClient, timeout: float | None,
@@ -222,16 +239,21 @@ def _wait_shared(client: PaiClient, name: str, *, user: str | None, timeout: flo
     state = detail.state
     interval = max(0.01, min(first_poll, poll))
     failures = 0
+    backoff = 0.0
     while True:
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             raise _still_running(name, user, client, timeout, detail, state)
-        pause = interval if interval < poll else watcher.next_interval(poll)
+        pause = max(backoff, interval if interval < poll else watcher.next_interval(poll))
         time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - now)))
         interval = min(poll, interval * 1.5)
+        backoff = 0.0
         try:
             watcher.tick()
             failures = 0
+        except RateLimitedError as exc:
+            backoff = _retry_after(exc)
+            continue
         except _TRANSIENT:
             failures += 1
             if failures > tolerate_errors:

@@ -14,6 +14,7 @@ runs on it. A 429 is written down with its ``Retry-After``: until then every pol
 last list (marked ``limited``) without calling the cluster.
 
 :func:`watch_interval` slows the polling of jobs that have been running for a while.
+``PAI_MAGIC_SHARED_POLL=off`` turns the sharing off (each poller asks the cluster itself).
 """
 from __future__ import annotations
 
@@ -38,6 +39,11 @@ DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After: express-rate-limit's wi
 LIMIT_MEMORY = 600.0      # a larger page someone asked for is kept this long before shrinking back
 DEFAULT_LIMIT = 50
 ALL_USERS = "*"
+SWITCH = "PAI_MAGIC_SHARED_POLL"  # "off": every poller asks the cluster itself (e.g. a data dir without locks)
+
+
+def sharing_enabled() -> bool:
+    return os.environ.get(SWITCH, "").strip().lower() not in ("0", "off", "no", "false")
 
 
 def watch_interval(base: float, running_for: float | None) -> float:
@@ -161,6 +167,8 @@ class SharedJobList:
 
         Raises :class:`RateLimitedError` only when the cluster refused and nothing is known yet.
         """
+        if not sharing_enabled():
+            return self._direct(limit)
         max_age = max(float(max_age), self.min_interval)
         cached = self._usable(self._read(), max_age, limit)
         if cached is not None:
@@ -218,6 +226,15 @@ class SharedJobList:
                             fresh=True)
         self._write(shared)
         return shared
+
+    def _direct(self, limit: int) -> SharedList:
+        """The list straight from the cluster, nothing written or shared (the switch is off)."""
+        from pai_magic.core.client import DEFAULT_ORDER
+
+        STATS.requests += 1
+        username = None if self.username == ALL_USERS else self.username
+        page = self.client.list_jobs(username=username, limit=limit, order=DEFAULT_ORDER)
+        return SharedList(items=list(page.items), total=page.total, limit=limit, fetched_at=time.time(), fresh=True)
 
     def invalidate(self) -> None:
         """Make the next poll ask the cluster (after a submit or stop from this machine)."""

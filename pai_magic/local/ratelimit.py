@@ -26,6 +26,7 @@ Turn it on with ``pai-magic local --rate-limit`` / ``python -m pai_magic.local -
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional
 
 from tornado import httputil
+
+log = logging.getLogger("pai_magic.local")
 
 ENV_VAR = "PAI_LOCAL_RATE_LIMIT"
 PREFIX = "/rest-server/api/v2"
@@ -134,11 +137,13 @@ class _Gate(httputil.HTTPMessageDelegate):
         self.conn = conn
         self.limiter = limiter
         self.refused = False
+        self.method = self.path = ""
 
     def headers_received(self, start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
                          headers: httputil.HTTPHeaders) -> Optional[Awaitable[None]]:
         if isinstance(start_line, httputil.RequestStartLine):
             address = str(getattr(getattr(self.conn, "context", None), "remote_ip", "") or "")
+            self.method, self.path = start_line.method, start_line.path.split("?", 1)[0]
             verdict = self.limiter.check(start_line.method, start_line.path, headers, address)
             if verdict is not None:
                 self.refused = True
@@ -157,6 +162,7 @@ class _Gate(httputil.HTTPMessageDelegate):
         })
         self.conn.write_headers(httputil.ResponseStartLine("HTTP/1.1", 429, "Too Many Requests"), head, MESSAGE)
         self.conn.finish()
+        log.debug("429 %s %s (rate limit %d per %.0f s)", self.method, self.path, counter.limit, counter.window)
 
     def data_received(self, chunk: bytes) -> Optional[Awaitable[None]]:
         return None if self.refused else self.inner.data_received(chunk)

@@ -275,6 +275,7 @@ class StatusBoard:
 
         try:
             watcher = self._ensure_watcher()
+            watcher.max_age = self._interval()  # %config PaiMagics.poll_interval applies at once
             watcher.tick()  # ONE list request for all watched jobs
         except PaiError as err:
             self._note_all(active, _short_error(err))

@@ -164,6 +164,9 @@ class CoreBackend(PaiBackend):
     def stop(self, name: str) -> dict[str, Any]:
         client = self._client()
         client.stop(name)
+        from pai_magic.core.polling import invalidate_quietly
+
+        invalidate_quietly(client)  # the next list (any kernel's or sidebar's) shows STOPPING
         detail = client.get_job(name)
         return {"name": detail.name, "user": detail.user, "state": detail.state}
 

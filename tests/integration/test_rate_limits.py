@@ -160,3 +160,40 @@ def test_long_running_jobs_are_polled_less_often():
     assert watch_interval(2.0, 10) == 2.0
     assert watch_interval(2.0, 300) == 10.0
     assert watch_interval(2.0, 7200) == 30.0
+
+
+def test_sidebar_and_a_kernel_watcher_share_one_list_call(local_backend, tmp_path, monkeypatch):
+    """A real Jupyter server (the sidebar's job list route) and a watcher in this process share one
+    list call; a request-counting proxy sits between them and the real backend."""
+    from pai_magic.core import auth
+    from tests.integration.test_client_faults import FaultInjector
+    from tests.server.jupyter_process import JupyterProcess
+
+    proxy = FaultInjector(local_backend.url)
+    config = tmp_path / "cfg"
+    monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(config))
+    jupyter = None
+    try:
+        auth.login_with_password(proxy.url, local_backend.user, local_backend.password)
+        jupyter = JupyterProcess(tmp_path / "jupyter", config,
+                                 env={"PAI_MAGIC_DATA_DIR": os.environ["PAI_MAGIC_DATA_DIR"]}).start()
+        before = proxy.count("GET", "/rest-server/api/v2/jobs")
+        rows = [jupyter.get("pai-magic/api/jobs?limit=20") for _ in range(3)]
+        assert all(r.status_code == 200 for r in rows), rows[-1].text
+        client = PaiClient(Profile(name="t", url=proxy.url, user=local_backend.user, token=local_backend.token))
+        watcher = JobWatcher(client, ["anything"], shared=True, max_age=30)
+        watcher.tick()
+        assert proxy.count("GET", "/rest-server/api/v2/jobs") - before == 1
+        assert client.http.requests_sent == 0  # the kernel-side watcher read the sidebar's answer
+    finally:
+        if jupyter is not None:
+            jupyter.stop()
+        proxy.close()
+
+
+def test_sharing_can_be_switched_off(local_backend, monkeypatch):
+    monkeypatch.setenv("PAI_MAGIC_SHARED_POLL", "off")
+    lists = SharedJobList(client_of(local_backend))
+    for _ in range(3):
+        assert lists.get(max_age=60).fresh
+    assert lists.client.http.requests_sent == 3

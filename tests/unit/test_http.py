@@ -157,7 +157,7 @@ def test_get_is_retried_on_503_and_post_is_not(fake):
     with pytest.raises(ServerError) as info:
         http.request("POST", "jobs", data=b"name: x")
     assert fake.count("POST", f"{API}/jobs") == 1
-    assert getattr(info.value, "request_sent") is True
+    assert info.value.request_sent is True
 
 
 def test_get_retries_a_429_then_reports_rate_limit(fake):
@@ -186,7 +186,7 @@ def test_dropped_answer_retries_get_but_never_post(fake):
     with pytest.raises(UnreachableError) as info:
         http.request("POST", "jobs", data=b"name: x")
     assert fake.count("POST", f"{API}/jobs") == 1
-    assert getattr(info.value, "request_sent") is True  # doubtful: the server read it
+    assert info.value.request_sent is True  # doubtful: the server read it
     assert "\n" not in str(info.value)
 
 
@@ -198,7 +198,7 @@ def test_read_timeout_is_a_doubtful_timeout(fake):
     fake.routes[("POST", f"{API}/jobs")] = slow
     with pytest.raises(PaiTimeoutError) as info:
         http_for(fake, timeout=(2, 0.3)).request("POST", "jobs", data=b"name: x")
-    assert getattr(info.value, "request_sent") is True
+    assert info.value.request_sent is True
     assert fake.count("POST", f"{API}/jobs") == 1
 
 
@@ -209,7 +209,7 @@ def test_refused_connection_names_url_and_cause_and_is_not_doubtful():
         http.request("POST", "jobs", data=b"name: x")
     msg = str(info.value)
     assert f"127.0.0.1:{port}" in msg and "Connection refused" in msg
-    assert getattr(info.value, "request_sent") is False
+    assert info.value.request_sent is False
     assert "\n" not in msg and TOKEN not in msg
 
 
@@ -273,3 +273,12 @@ def test_requests_sent_counts_calls(fake):
 
 def test_redact_url_strips_query_and_userinfo():
     assert redact_url("https://u:p@host:8443/a/b?token=abc#frag") == "https://host:8443/a/b"
+
+
+def test_same_origin_redirect_of_a_read_is_followed_with_the_token(fake):
+    fake.routes[("GET", f"{API}/jobs")] = lambda h: reply(h, 301, "", "text/plain",
+                                                          {"Location": f"{API}/jobs/?offset=0"})
+    fake.routes[("GET", f"{API}/jobs/")] = lambda h: reply(h, 200, [])
+    assert http_for(fake).get_json("jobs", params={"offset": 0}) == []
+    assert fake.hits[-1][1] == f"{API}/jobs/?offset=0"
+    assert fake.hits[-1][2].get("Authorization") == f"Bearer {TOKEN}"
