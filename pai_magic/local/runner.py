@@ -1,8 +1,10 @@
 """Runs the embedded backend's jobs as local processes, the way a cluster runs containers.
 
-Each task instance is ``bash <rendered commands>`` in its own working directory and its own
-process group (so STOP ends everything it started), with the ``PAI_*`` environment the
-OpenPAI runtime exports. States follow the frameworkcontroller: a job attempt completes when
+Each task instance is ``bash <rendered commands>`` in its own working directory, under its
+own parent process, ``shim.py`` (a child subreaper: like a container's init it adopts every
+orphan the task leaves, ends them all when the main command ends, and passes a STOP on to
+all of them), with the ``PAI_*`` environment the OpenPAI runtime exports. States follow the
+frameworkcontroller: a job attempt completes when
 a task role's failed count reaches ``minFailedInstances`` (FAILED, the failing task's exit
 code) or its succeeded count reaches ``minSucceededInstances`` (SUCCEEDED), or when every
 task has ended; the remaining tasks are then killed (exit code -220, STOPPED). A failed
@@ -10,8 +12,8 @@ task is restarted up to ``taskRetryCount`` times, a failed attempt up to ``jobRe
 A user STOP completes the job STOPPED with exit code -210.
 
 Everything the HTTP side shows is written to the store as it happens, so a backend that is
-killed loses nothing: at the next start ``recover()`` kills the orphaned process groups
-(found by the ``PAI_LOCAL_TASK_UID`` marker in their environment) and marks the job FAILED
+killed loses nothing: at the next start ``recover()`` ends the orphaned tasks (their shims
+and every process found by the ``PAI_LOCAL_TASK_UID`` marker in its environment) and marks the job FAILED
 with the diagnostic "the embedded backend stopped while the job ran".
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import selectors
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +45,7 @@ BACKEND_LOST_CODE = -1
 BACKEND_LOST = "the embedded backend stopped while the job ran"
 STOP_GRACE_SECONDS = 3.0
 MARKER = "PAI_LOCAL_TASK_UID"
+SHIM_PATH = str(Path(__file__).with_name("shim.py"))
 
 # variables of the backend's own process that must never leak into a task
 _SCRUB_PREFIXES = ("PAI_",)
@@ -96,6 +100,7 @@ class Runner:
                  mount_roots: tuple[Path, ...] = ()) -> None:
         self.store = store
         self.mount_roots = tuple(Path(os.path.abspath(r)) for r in mount_roots)
+        self.run_as: tuple[int, int] | None = None  # (uid, gid) tasks run as, when the backend is root
         self.data_dir = Path(data_dir)
         self.host = host
         self._runtimes: dict[str, _JobRuntime] = {}
@@ -192,7 +197,7 @@ class Runner:
         for _job, rt in runtimes:
             with rt.lock:
                 for proc in list(rt.procs.values()):
-                    _killpg(proc.popen.pid, signal.SIGKILL)
+                    _kill(proc.popen.pid, signal.SIGUSR1)  # the shim SIGKILLs the whole task
         for _job, rt in runtimes:
             for proc in list(rt.procs.values()):
                 if proc.thread is not None:
@@ -446,7 +451,7 @@ class Runner:
             ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env)
         files = {name: open(logdir / name, "ab", buffering=0) for name in ("stdout", "stderr", "all")}
         try:
-            popen = subprocess.Popen(["bash", str(script)], cwd=str(workdir), env=env,
+            popen = subprocess.Popen([*self._shim_argv(), "bash", str(script)], cwd=str(workdir), env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True, close_fds=True)
         except OSError as exc:
@@ -466,6 +471,13 @@ class Runner:
         proc.thread = threading.Thread(target=self._monitor, args=(proc, files, tp, attempt, task_attempt),
                                        name=f"pai-task-{role}-{idx}", daemon=True)
         proc.thread.start()
+
+    def _shim_argv(self) -> list[str]:
+        """The task's parent process (shim.py): it ends everything the task started."""
+        argv = [sys.executable, "-I", "-S", SHIM_PATH, "--grace", str(STOP_GRACE_SECONDS)]
+        if self.run_as is not None:
+            argv += ["--uid", str(self.run_as[0]), "--gid", str(self.run_as[1])]
+        return [*argv, "--"]
 
     def _start_ssh(self, job: str, uid: str, role: str, idx: int, port: int, keys: list[str], workdir: Path,
                    env: dict[str, str]) -> Any:
@@ -616,20 +628,24 @@ class Runner:
         return None
 
     def _kill_all(self, rt: _JobRuntime, reason: str) -> None:
+        """SIGTERM to each task's shim: it passes it on to every process of the task and
+        SIGKILLs what is left after the grace period; a backstop follows in case it cannot."""
         procs = list(rt.procs.values())
         for proc in procs:
             if proc.killed_reason is None:
                 proc.killed_reason = reason
-            _killpg(proc.popen.pid, signal.SIGTERM)
+            _kill(proc.popen.pid, signal.SIGTERM)
         if procs:
-            timer = threading.Timer(STOP_GRACE_SECONDS, self._kill_hard, args=(procs,))
+            timer = threading.Timer(STOP_GRACE_SECONDS + 2.0, self._kill_hard, args=(procs,))
             timer.daemon = True
             timer.start()
 
     @staticmethod
     def _kill_hard(procs: list[_Proc]) -> None:
         for proc in procs:
-            if proc.popen.poll() is None or _group_alive(proc.popen.pid):
+            if proc.popen.poll() is None:
+                _kill(proc.popen.pid, signal.SIGUSR1)  # the shim: SIGKILL everything below it now
+            elif _group_alive(proc.popen.pid):
                 _killpg(proc.popen.pid, signal.SIGKILL)
 
     def _finalize(self, job: str, rt: _JobRuntime, outcome: _Outcome, allow_retry: bool = True) -> None:
@@ -687,6 +703,13 @@ def _close_quietly(obj: Any) -> None:
         log.debug("embedded backend: closing task SSH: %s", exc)
 
 
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _killpg(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -702,26 +725,49 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def kill_marked_processes(uids: set[str]) -> int:
-    """SIGKILL every process whose environment carries one of ``uids`` (orphaned tasks)."""
-    killed = 0
-    wanted = {f"{MARKER}={u}".encode() for u in uids}
+def _marked(wanted: set[bytes]) -> list[tuple[int, bool]]:
+    """(pid, is_shim) of every process whose environment carries one of the wanted markers."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
         if wanted.intersection(environ):
-            pid = int(entry.name)
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            found.append((int(entry.name), SHIM_PATH.encode() in cmdline))
+    return found
+
+
+def kill_marked_processes(uids: set[str], timeout: float = 10.0) -> int:
+    """End every process of the tasks ``uids`` (left over by a backend that died).
+
+    Each task's shim is asked first (SIGUSR1): it also ends the task's processes that
+    cleared their environment. Whatever still carries a marker is then SIGKILLed.
+    """
+    import time
+
+    wanted = {f"{MARKER}={u}".encode() for u in uids}
+    killed = 0
+    deadline = time.monotonic() + timeout
+    for pid, is_shim in _marked(wanted):
+        if is_shim:
+            _kill(pid, signal.SIGUSR1)
+    while time.monotonic() < deadline:
+        found = _marked(wanted)
+        shims = [pid for pid, is_shim in found if is_shim]
+        if not found:
+            break
+        if shims and time.monotonic() < deadline - timeout / 2:
+            time.sleep(0.1)  # the shims are ending their tasks
+            continue
+        for pid, _ in found:
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
             except (ProcessLookupError, PermissionError):
                 pass
+        time.sleep(0.05)
     return killed

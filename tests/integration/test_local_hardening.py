@@ -268,3 +268,84 @@ def test_repeated_wrong_passwords_are_slowed_down_and_a_success_resets(backend):
     code, took = requests.post(f"{b.api}/authn/basic/login", json={"username": b.user, "password": b.password},
                                timeout=T).status_code, 0
     assert code == 200
+
+
+# -- task processes ------------------------------------------------------------------------
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
+
+
+def pids_in(path: Path, count: int, timeout: float = 30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            pids = [int(x) for x in path.read_text().split()]
+            if len(pids) >= count:
+                return pids
+        time.sleep(0.05)
+    raise AssertionError(f"the job did not write {count} pids into {path}")
+
+
+def gone(pids: list[int], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+ESCAPES = ("setsid sleep 300 & echo $! >> {f}",                              # holds the output pipe
+           "setsid sleep 301 >/dev/null 2>&1 < /dev/null & echo $! >> {f}",  # fully detached
+           "env -i setsid sleep 302 >/dev/null 2>&1 & echo $! >> {f}")       # no marker either
+
+
+def test_a_job_ends_with_its_main_command_and_takes_its_leftovers_along(backend, tmp_path):
+    b = backend
+    pidfile = tmp_path / "pids"
+    name = unique_job_name("leftover")
+    assert b.submit(simple_job(name, [e.format(f=pidfile) for e in ESCAPES] + ["echo main done"])).status_code == 202
+    detail = b.wait(name, timeout=30)  # was: RUNNING for as long as the setsid sleep lived
+    assert detail["jobStatus"]["state"] == "SUCCEEDED"
+    pids = pids_in(pidfile, 3)
+    assert gone(pids), [p for p in pids if alive(p)]
+    assert "main done" in b.log_text(name, "main")
+
+
+def test_stop_ends_every_process_of_the_job(backend, tmp_path):
+    b = backend
+    pidfile = tmp_path / "pids"
+    name = unique_job_name("stopall")
+    cmds = [e.format(f=pidfile) for e in ESCAPES] + ["trap '' TERM", f"sleep 303 & echo $! >> {pidfile}", "wait"]
+    assert b.submit(simple_job(name, cmds)).status_code == 202
+    pids = pids_in(pidfile, 4)
+    resp = requests.put(f"{b.api}/jobs/{b.user}~{name}/executionType", json={"value": "STOP"},
+                        headers=b.headers(), timeout=T)
+    assert resp.status_code == 202
+    assert b.wait(name, timeout=30)["jobStatus"]["state"] == "STOPPED"
+    assert gone(pids), [p for p in pids if alive(p)]
+
+
+def test_restart_recovery_finds_the_leftovers_of_a_crashed_backend(tmp_path):
+    b = LocalBackendProcess(tmp_path / "data")
+    b.start()
+    try:
+        pidfile = tmp_path / "pids"
+        name = unique_job_name("crash")
+        cmds = [e.format(f=pidfile) for e in ESCAPES] + [f"sleep 304 & echo $! >> {pidfile}", "wait"]
+        assert b.submit(simple_job(name, cmds)).status_code == 202
+        pids = pids_in(pidfile, 4)
+        b.kill()  # SIGKILL: the backend cannot clean up
+        assert any(alive(p) for p in pids)
+        b.start()
+        detail = b.wait(name, timeout=30)
+        assert detail["jobStatus"]["state"] == "FAILED"
+        assert gone(pids), [p for p in pids if alive(p)]
+    finally:
+        b.stop()
