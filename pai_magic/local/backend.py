@@ -47,10 +47,13 @@ class ApiError(Exception):
     """An answer ``{code, message}`` with an HTTP status, as the rest-server sends them."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(status, code, message)
         self.status = status
         self.code = code
         self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def unauthorized(message: str = "Your token is invalid.") -> ApiError:
@@ -315,7 +318,7 @@ class LocalBackend:
             try:
                 raw = base64.b64decode(credentials).decode()
                 user, _, token = raw.partition(":")
-            except (ValueError, UnicodeDecodeError):
+            except ValueError:  # UnicodeDecodeError is one
                 raise unauthorized() from None
             payload = self.signer.verify(token)
             if payload is not None and (payload.get("username") != user or not payload.get("application")):
@@ -607,7 +610,8 @@ class LocalBackend:
             tasks_total += instances
             gpu_total += int(res.get("gpu", 0)) * instances
             framework_env[f"PAI_TASK_ROLE_TASK_COUNT_{role}"] = instances
-            framework_env[f"PAI_RESOURCE_{role}"] = f"{res.get('gpu', 0)},{res.get('cpu', 0)},{res.get('memoryMB', 0)},{shm}"
+            resources = f"{res.get('gpu', 0)},{res.get('cpu', 0)},{res.get('memoryMB', 0)},{shm}"
+            framework_env[f"PAI_RESOURCE_{role}"] = resources
             framework_env[f"PAI_MIN_FAILED_TASK_COUNT_{role}"] = min_failed
             framework_env[f"PAI_MIN_SUCCEEDED_TASK_COUNT_{role}"] = min_succeeded
             uri = images.get(tr.get("dockerImage"))

@@ -8,10 +8,8 @@ answer 404 NoApiError, as the rest-server's catch-all does.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
-import sqlite3
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -19,6 +17,7 @@ import tornado.ioloop
 import tornado.web
 
 from pai_magic.local.backend import ApiError, Caller, LocalBackend
+from pai_magic.local.runner import is_disk_full
 
 log = logging.getLogger("pai_magic.local")
 
@@ -102,6 +101,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         full = disk_full_message(exc, self.backend.data_dir)
+        if isinstance(exc, tornado.web.HTTPError) and exc.status_code == 405:
+            # a method this route lacks: the rest-server has no route for it either
+            exc = ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
             body = {"code": exc.code, "message": exc.message}
@@ -124,11 +126,6 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def _unsupported(self, *args: str) -> None:
-        raise ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
-
-    get = post = put = delete = patch = _unsupported  # type: ignore[assignment]
-
 
 def _too_large() -> ApiError:
     return ApiError(413, "PayloadTooLargeError",
@@ -137,20 +134,16 @@ def _too_large() -> ApiError:
 
 def disk_full_message(exc: BaseException | None, data_dir: Any) -> str:
     """A one-line message when ``exc`` is the data disk being full (sqlite or a file write), else ""."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        pass
-    elif isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
-        pass
-    else:
+    if not is_disk_full(exc):
         return ""
     return f"the embedded backend's data disk is full ({data_dir}): free some space there and try again"
 
 
 class InfoHandler(BaseHandler):
-    def _info(self) -> None:
+    def get(self) -> None:
         self.send({"name": "PAI RESTful API", "version": "v1.8.1", "launcherType": "k8s", "authnMethod": "basic"})
 
-    get = post = put = delete = _info  # type: ignore[assignment]
+    post = put = delete = get
 
 
 class LoginHandler(BaseHandler):

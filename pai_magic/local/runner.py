@@ -18,6 +18,7 @@ with the diagnostic "the embedded backend stopped while the job ran".
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import re
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -46,6 +48,18 @@ BACKEND_LOST = "the embedded backend stopped while the job ran"
 STOP_GRACE_SECONDS = 3.0
 MARKER = "PAI_LOCAL_TASK_UID"
 SHIM_PATH = str(Path(__file__).with_name("shim.py"))
+USER_STOP = "Stop to complete current job attempt: user requested"
+RETRY_MAX_SECONDS = 10.0
+RECONCILE_SECONDS = 5.0
+ACTIVE = ("WAITING", "RUNNING", "STOPPING")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """A failed write because the data disk is full (a file write, or sqlite's SQLITE_FULL)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
+
 
 # variables of the backend's own process that must never leak into a task
 _SCRUB_PREFIXES = ("PAI_",)
@@ -101,6 +115,12 @@ class Runner:
         self.store = store
         self.mount_roots = tuple(Path(os.path.abspath(r)) for r in mount_roots)
         self.run_as: tuple[int, int] | None = None  # (uid, gid) tasks run as, when the backend is root
+        self._launching: set[str] = set()
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._retry_delays: dict[str, float] = {}
+        self._stop_reconcile = threading.Event()
+        self._reconciler: threading.Thread | None = None
         self.data_dir = Path(data_dir)
         self.host = host
         self._runtimes: dict[str, _JobRuntime] = {}
@@ -149,6 +169,7 @@ class Runner:
     def launch(self, job: str) -> None:
         """Start a WAITING job's current attempt in the background."""
         if not self._closing:
+            self._launching.add(job)
             self._pool.submit(self._guarded, self._launch_attempt, job)
 
     def stop(self, job: str) -> None:
@@ -162,7 +183,7 @@ class Runner:
                 return
             self.store.update_job(job, execution_type="STOP")
             if not rt.procs:
-                self._finalize(job, rt, _Outcome("STOPPED", STOP_EXIT_CODE, "Stop to complete current job attempt: user requested"))
+                self._finalize(job, rt, _Outcome("STOPPED", STOP_EXIT_CODE, USER_STOP))
                 return
             self.store.update_job(job, state="STOPPING")
             rt.completing = _Outcome("STOPPED", STOP_EXIT_CODE, "Stop to complete current job attempt: user requested")
@@ -190,6 +211,7 @@ class Runner:
     def shutdown(self) -> None:
         """Graceful backend stop: end every task and record the jobs as interrupted."""
         self._closing = True
+        self._stop_reconcile.set()
         # let a launch in progress finish first, so no task starts after the kill below
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._rt_lock:
@@ -209,19 +231,104 @@ class Runner:
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # a launch bug must not kill the backend; the job records it
+        except Exception as exc:  # a launch bug must not kill the backend; the job records it
             log.exception("embedded backend: %s%s failed", fn.__name__, args[:1])
             if args:
                 job = args[0]
-                rt = self._rt(job)
-                outcome = _Outcome("FAILED", BACKEND_LOST_CODE, "the embedded backend could not start the job "
-                                                                "(see its log)")
-                with rt.lock:
-                    if rt.procs:  # the tasks that did start end; their exits finalize the job FAILED
-                        rt.completing = outcome
-                        self._kill_all(rt, "the job could not start")
-                    else:
-                        self._finalize(job, rt, outcome, allow_retry=False)
+                why = ("the data disk of the embedded backend was full" if is_disk_full(exc)
+                       else "see its log")
+                outcome = _Outcome("FAILED", BACKEND_LOST_CODE, f"the embedded backend could not start the job ({why})")
+                self._retrying(f"failing {job}", self._fail_launch, job, outcome)
+        finally:
+            if fn == self._launch_attempt and args:
+                self._launching.discard(args[0])
+
+    def _fail_launch(self, job: str, outcome: _Outcome) -> None:
+        rt = self._rt(job)
+        with rt.lock:
+            if rt.procs:  # the tasks that did start end; their exits finalize the job FAILED
+                rt.completing = outcome
+                self._kill_all(rt, "the job could not start")
+            else:
+                row = self.store.get_job(job)
+                if row is not None and row["state"] in ACTIVE:
+                    self._finalize(job, rt, outcome, allow_retry=False)
+
+    # -- bookkeeping that must happen even when the disk is full for a while ------------------
+    def _retrying(self, what: str, fn: Callable[..., None], *args: Any, delay: float = 0.0) -> None:
+        """Run ``fn(*args)`` now (``delay`` 0) or later; on failure try again with a growing
+        delay (up to RETRY_MAX_SECONDS) until it succeeds or the backend stops. Why: a write
+        to sqlite or a file can fail for a while (disk full); the job must still end right."""
+        if delay:
+            timer = threading.Timer(delay, self._retrying, args=(what, fn, *args))
+            timer.daemon = True
+            timer.start()
+            return
+        if self._closing:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:
+            attempt_delay = min(RETRY_MAX_SECONDS, max(0.5, 2 * self._retry_delays.get(what, 0.25)))
+            self._retry_delays[what] = attempt_delay
+            if is_disk_full(exc):
+                log.warning("embedded backend: %s failed, the data disk is full; retrying in %.1f s", what,
+                            attempt_delay)
+            else:
+                log.exception("embedded backend: %s failed; retrying in %.1f s", what, attempt_delay)
+            with self._pending_lock:
+                self._pending.add(what)
+            self._retrying(what, fn, *args, delay=attempt_delay)
+            return
+        with self._pending_lock:
+            self._pending.discard(what)
+        self._retry_delays.pop(what, None)
+
+    def reconcile(self) -> None:
+        """Bring the store in line with the processes: an active job none of whose tasks runs,
+        is being launched or waits for a bookkeeping retry is finalized from what the store
+        knows (never left RUNNING). Runs every RECONCILE_SECONDS on its own thread."""
+        with self._pending_lock:
+            if self._pending:
+                return  # a retry will finish that work; sweeping now could race it
+        for job in self.store.active_jobs():
+            name = job["name"]
+            if name in self._launching:
+                continue
+            rt = self._rt(name)
+            with rt.lock:
+                if rt.procs:
+                    continue
+                fresh = self.store.get_job(name)
+                if fresh is None or fresh["state"] not in ACTIVE:
+                    continue
+                tasks = self.store.get_tasks(name)
+                if fresh["state"] == "WAITING" and all(t["launched_time"] is None for t in tasks):
+                    if fresh["execution_type"] != "STOP":
+                        continue  # queued for launch
+                spec = json.loads(fresh["run_spec"] or "{}")
+                if fresh["execution_type"] == "STOP":
+                    outcome = _Outcome("STOPPED", STOP_EXIT_CODE, USER_STOP)
+                else:
+                    outcome = rt.completing or (self._evaluate(name, spec) if spec.get("roles") else None) or _Outcome(
+                        "FAILED", BACKEND_LOST_CODE, "the embedded backend lost track of the job's tasks (see its log)")
+                log.warning("embedded backend: reconciling %s (%s, no task running): %s", name, fresh["state"],
+                            outcome.state)
+                rt.completing = None
+                self._finalize(name, rt, outcome, allow_retry=False)
+
+    def _reconcile_loop(self) -> None:
+        while not self._stop_reconcile.wait(RECONCILE_SECONDS):
+            try:
+                self.reconcile()
+            except Exception as exc:  # the disk may still be full: the next round tries again
+                if not is_disk_full(exc):
+                    log.exception("embedded backend: reconciling the job states failed")
+
+    def start_reconciler(self) -> None:
+        if self._reconciler is None:
+            self._reconciler = threading.Thread(target=self._reconcile_loop, name="pai-local-reconcile", daemon=True)
+            self._reconciler.start()
 
     def _mark_lost(self, name: str, tasks: list[dict[str, Any]], job: dict[str, Any]) -> None:
         t = now_ms()
@@ -504,6 +611,7 @@ class Runner:
         sel.register(proc.popen.stderr, selectors.EVENT_READ, "stderr")
         open_streams = 2
         code: int | None = None
+        lost: set[str] = set()
         try:
             while open_streams:
                 for key, _ in sel.select(timeout=0.2):
@@ -512,8 +620,14 @@ class Runner:
                         sel.unregister(key.fileobj)
                         open_streams -= 1
                         continue
-                    files[key.data].write(data)
-                    files["all"].write(data)
+                    for stream in (key.data, "all"):
+                        try:
+                            files[stream].write(data)
+                        except OSError as exc:  # the disk is full: keep reading, or the task would block
+                            if stream not in lost:
+                                lost.add(stream)
+                                log.warning("embedded backend: %s %s-%s: output to %s lost: %s", proc.job,
+                                            proc.role, proc.idx, stream, exc)
                 if code is None:
                     code = proc.popen.poll()
                     if code is not None:
@@ -524,7 +638,10 @@ class Runner:
         finally:
             sel.close()
             for fh in files.values():
-                fh.close()
+                try:
+                    fh.close()
+                except OSError:
+                    pass
             for stream in (proc.popen.stdout, proc.popen.stderr):
                 try:
                     stream.close()
@@ -535,6 +652,8 @@ class Runner:
                 # closing waits for SSH sessions to end: keep that off the task's bookkeeping
                 threading.Thread(target=_close_quietly, args=(proc.ssh,), name="pai-task-ssh-close",
                                  daemon=True).start()
+        if code is None:
+            code = proc.popen.wait()
         if code < 0:
             code = 128 - code  # killed by signal N: the container convention 128+N
         self._release_ports(tp)
@@ -542,10 +661,29 @@ class Runner:
             self._guarded_exit(proc, code, attempt, task_attempt)
 
     def _guarded_exit(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
-        try:
-            self._on_task_exit(proc, code, attempt, task_attempt)
-        except Exception:
-            log.exception("embedded backend: bookkeeping of %s %s-%s failed", proc.job, proc.role, proc.idx)
+        self._retrying(f"recording the end of {proc.job} {proc.role}-{proc.idx} ({proc.uid})",
+                       self._on_task_exit_atomic, proc, code, attempt, task_attempt)
+
+    def _on_task_exit_atomic(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
+        """_on_task_exit as one sqlite transaction: when a write fails (disk full) nothing of it
+        stays, the task is put back as it was, and the retry starts from the same picture."""
+        rt = self._rt(proc.job)
+        key = (proc.role, proc.idx)
+        with rt.lock:
+            if rt.procs.get(key) is not proc:
+                return
+            before = rt.completing
+            try:
+                with self.store.transaction():
+                    self._on_task_exit(proc, code, attempt, task_attempt)
+            except Exception:
+                rt.completing = before
+                started = rt.procs.get(key)
+                if started is not None and started is not proc:  # a task retry began: undo it
+                    started.killed_reason = "its start could not be recorded"
+                    _kill(started.popen.pid, signal.SIGUSR1)
+                rt.procs[key] = proc
+                raise
 
     def _on_task_exit(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
         job = proc.job

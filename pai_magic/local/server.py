@@ -69,11 +69,13 @@ def _prepare(data_dir: Path | None, host: str, users: Mapping[str, str | None] |
         created, _ = backend.ensure_user(name, password)
         first = first or created
     backend.runner.recover()
+    backend.runner.start_reconciler()
     return backend, first
 
 
 def _bind(host: str, port: int) -> tuple[list[socket.socket], int]:
-    sockets = tornado.netutil.bind_sockets(port, address=host, family=socket.AF_INET if ":" not in host else socket.AF_INET6)
+    family = socket.AF_INET if ":" not in host else socket.AF_INET6
+    sockets = tornado.netutil.bind_sockets(port, address=host, family=family)
     return sockets, sockets[0].getsockname()[1]
 
 
@@ -113,7 +115,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, done.set)
-            except (NotImplementedError, RuntimeError):
+            except RuntimeError:  # NotImplementedError is one
                 pass
         _write_server_json(backend.data_dir, url)
         if on_ready:

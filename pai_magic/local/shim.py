@@ -81,7 +81,7 @@ def signal_all(sig: int) -> int:
 
 def reap() -> list[tuple[int, int]]:
     """Collect every exited child without blocking: [(pid, status)]."""
-    done = []
+    done: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

@@ -6,6 +6,7 @@ create links anywhere, oversized or explosive bodies, deep nesting, password gue
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -349,3 +350,80 @@ def test_restart_recovery_finds_the_leftovers_of_a_crashed_backend(tmp_path):
         assert gone(pids), [p for p in pids if alive(p)]
     finally:
         b.stop()
+
+
+# -- a full data disk ----------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk_backend(tmp_path):
+    """A backend whose data dir is an 16 MB tmpfs mounted in its own private mount namespace
+    (unshare -m, as root): a real full disk that nothing else on the machine sees. The test
+    reaches the files through /proc/<pid>/root, which resolves in that namespace."""
+    from tests.fixtures.services import need, need_binary
+
+    need(os.geteuid() == 0, "a tmpfs data dir needs root")
+    unshare = need_binary("unshare", "util-linux")
+    data = tmp_path / "data"
+    wrap = [unshare, "-m", "--propagation", "private", "sh", "-c",
+            'mkdir -p "$0" && mount -t tmpfs -o size=16m tmpfs "$0" && exec "$@"', str(data)]
+    b = LocalBackendProcess(data, wrap=wrap)
+    try:
+        b.start()
+    except RuntimeError as exc:
+        need(False, f"cannot mount a tmpfs in a private namespace here: {exc}")
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def fill(path: Path) -> None:
+    with open(path, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (1 << 20))
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
+def test_a_full_data_disk_answers_507_and_no_job_stays_running(small_disk_backend, tmp_path):
+    b = small_disk_backend
+    assert b.proc is not None
+    inside = Path(f"/proc/{b.proc.pid}/root") / str(b.data_dir).lstrip("/")
+    assert (inside / "backend.sqlite").exists() and not (b.data_dir / "backend.sqlite").exists()
+    go = tmp_path / "go"
+    name = unique_job_name("fulldisk")
+    pidfile = tmp_path / "pid"
+    quiet = unique_job_name("quiet")  # ends without output: only its bookkeeping meets the full disk
+    job = simple_job(quiet, [f"echo $$ > {pidfile}", f"while [ ! -e {go} ]; do sleep 0.05; done"])
+    assert b.submit(job).status_code == 202
+    job = simple_job(name, [f"while [ ! -e {go} ]; do sleep 0.05; done", "seq 1 200000", "echo finished"])
+    assert b.submit(job).status_code == 202
+    b.wait(name, ("RUNNING",))
+    b.wait(quiet, ("RUNNING",))
+    pid = pids_in(pidfile, 1)[0]
+    fill(inside / "filler")
+    go.write_text("go")  # the tasks end (one writing output) while nothing can be written
+    assert gone([pid])
+    log_text = b.log_path.read_text
+    deadline = time.monotonic() + 30
+    while "the data disk is full; retrying" not in log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "the data disk is full; retrying" in log_text()  # the failure this test is about happened
+    assert b.job(quiet)["jobStatus"]["state"] == "RUNNING"  # nothing could be recorded yet
+    for _ in range(3):
+        resp = b.submit(simple_job(unique_job_name("nospace"), ["true"]))
+        assert resp.status_code in (507, 503), resp.text
+        assert resp.json()["code"] == "InsufficientStorageError" and "\n" not in resp.text
+        assert "full" in resp.json()["message"]
+    resp = requests.post(f"{b.api}/authn/basic/login", json={"username": b.user, "password": b.password},
+                         timeout=T)
+    assert resp.status_code in (507, 503) and "full" in resp.json()["message"], resp.text
+    (inside / "filler").unlink()  # space again: the job's end is recorded, nothing stays RUNNING
+    for job_name in (name, quiet):
+        detail = b.wait(job_name, timeout=60)
+        assert detail["jobStatus"]["state"] == "SUCCEEDED", detail["jobStatus"]
+    again = unique_job_name("after")
+    assert b.submit(simple_job(again, ["echo ok"])).status_code == 202
+    assert b.wait(again)["jobStatus"]["state"] == "SUCCEEDED"
