@@ -385,7 +385,9 @@ class LocalBackend:
         self._not_application(caller)
         payload = self.signer.verify(token)
         if payload is None:
-            raise ApiError(500, "UnknownError", "Token is invalid")
+            # the rest-server answers 500 UnknownError here (jwt.decode of garbage throws); a bad
+            # parameter is the caller's error, so the embedded backend says 400
+            raise ApiError(400, "InvalidParametersError", "Token is invalid")
         if payload.get("username") != caller.username:
             raise ApiError(403, "ForbiddenUserError",
                            f"User {caller.username} is not allowed to do this operation.")

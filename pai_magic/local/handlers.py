@@ -85,11 +85,14 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw)
+            value = json.loads(raw)
         except RecursionError:
             raise ApiError(400, "InvalidParametersError", "the request body nests too deep to be read") from None
         except ValueError:
             raise ApiError(400, "InvalidParametersError", "the request body is not valid JSON") from None
+        if not isinstance(value, dict):  # every JSON body of the API is an object (Joi's message)
+            raise ApiError(400, "InvalidParametersError", '"value" must be an object')
+        return value
 
     def query(self) -> dict[str, str]:
         return {k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()}

@@ -427,3 +427,86 @@ def test_a_full_data_disk_answers_507_and_no_job_stays_running(small_disk_backen
     again = unique_job_name("after")
     assert b.submit(simple_job(again, ["echo ok"])).status_code == 202
     assert b.wait(again)["jobStatus"]["state"] == "SUCCEEDED"
+
+
+# -- conformance with rest-server v1.8's user controllers -----------------------------------
+
+def _login(b: LocalBackendProcess, user: str, password: str) -> str:
+    resp = requests.post(f"{b.api}/authn/basic/login", json={"username": user, "password": password}, timeout=T)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["token"]
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_password_changes_revoke_browser_tokens_but_not_application_tokens(backend):
+    b = backend
+    user = unique_job_name("pw").replace("-", "_")
+    assert requests.post(f"{b.api}/users", json={"username": user, "password": "first-pass"}, headers=b.headers(),
+                         timeout=T).status_code == 201
+    browser = _login(b, user, "first-pass")
+    app = requests.post(f"{b.api}/tokens/application", headers=_auth(browser), timeout=T).json()["token"]
+    # the user changes it (PUT /users/me): their browser tokens stop working, application ones do not
+    resp = requests.put(f"{b.api}/users/me", headers=_auth(browser), timeout=T,
+                        json={"data": {"username": user, "newPassword": "second-pass", "oldPassword": "first-pass"},
+                              "patch": True})
+    assert resp.status_code == 201, resp.text
+    assert requests.get(f"{b.api}/jobs", headers=_auth(browser), timeout=T).status_code == 401
+    assert requests.get(f"{b.api}/jobs", headers=_auth(app), timeout=T).status_code == 200
+    # an admin changes it (PUT /users): the same
+    browser = _login(b, user, "second-pass")
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), timeout=T,
+                        json={"data": {"username": user, "password": "third-pass"}, "patch": True})
+    assert resp.status_code == 201 and resp.json() == {"message": f"Update user {user} successfully"}, resp.text
+    assert requests.get(f"{b.api}/jobs", headers=_auth(browser), timeout=T).status_code == 401
+    assert requests.get(f"{b.api}/jobs", headers=_auth(app), timeout=T).status_code == 200
+    browser = _login(b, user, "third-pass")
+
+    # PUT /users: the schema first (400), then admin (403), then the user (404)
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), json={"data": {"username": user}}, timeout=T)
+    assert resp.status_code == 400 and resp.json()["code"] == "InvalidParametersError"
+    resp = requests.put(f"{b.api}/users", headers=_auth(browser), timeout=T,
+                        json={"data": {"username": b.user, "admin": False}, "patch": True})
+    assert resp.status_code == 403 and resp.json()["code"] == "ForbiddenUserError"
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), timeout=T,
+                        json={"data": {"username": "nobody-here", "email": "a@b.c"}, "patch": True})
+    assert resp.status_code == 404 and resp.json()["code"] == "NoUserError"
+    resp = requests.put(f"{b.api}/users", headers=_auth(app), timeout=T,
+                        json={"data": {"username": user, "email": "a@b.c"}, "patch": True})
+    assert resp.status_code == 403  # application tokens never change users
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), timeout=T,
+                        json={"data": {"username": user, "email": "x@y.z", "admin": True}, "patch": True})
+    assert resp.status_code == 201
+    got = requests.get(f"{b.api}/users/{user}", headers=b.headers(), timeout=T).json()
+    assert got["email"] == "x@y.z" and got["admin"] is True
+
+
+def test_delete_user_as_the_rest_server_does(backend):
+    b = backend
+    user = unique_job_name("gone").replace("-", "_")
+    assert requests.post(f"{b.api}/users", json={"username": user, "password": "some-pass"}, headers=b.headers(),
+                         timeout=T).status_code == 201
+    token = _login(b, user, "some-pass")
+    resp = requests.delete(f"{b.api}/users/{b.user}", headers=_auth(token), timeout=T)
+    assert resp.status_code == 403 and resp.json()["code"] == "ForbiddenUserError"  # not an admin
+    resp = requests.delete(f"{b.api}/users/{b.user}", headers=b.headers(), timeout=T)
+    assert resp.status_code == 403 and resp.json() == {"code": "RemoveAdminError",
+                                                       "message": f"Admin {b.user} is not allowed to remove."}
+    resp = requests.delete(f"{b.api}/users/nobody-here", headers=b.headers(), timeout=T)
+    assert resp.status_code == 404 and resp.json()["code"] == "NoUserError"
+    resp = requests.delete(f"{b.api}/users/{user}", headers=b.headers(), timeout=T)
+    assert resp.status_code == 200 and resp.json() == {"message": "user is removed successfully"}
+    assert requests.get(f"{b.api}/jobs", headers=_auth(token), timeout=T).status_code == 401
+    assert requests.get(f"{b.api}/users/{user}", headers=b.headers(), timeout=T).json()["code"] == "NoUserError"
+
+
+def test_unimplemented_routes_of_the_reference_answer_no_api_error(backend):
+    b = backend
+    for method, path in (("GET", "/groups"), ("PUT", f"/users/{b.user}/grouplist/"),
+                         ("PUT", f"/jobs/{b.user}~x/tag"), ("GET", f"/jobs/{b.user}~x/job-attempts"),
+                         ("GET", "/kubernetes/nodes"), ("GET", "/alerts"), ("GET", "/authn/oidc/login"),
+                         ("PATCH", "/info"), ("POST", f"/users/{b.user}")):
+        resp = requests.request(method, f"{b.api}{path}", headers=b.headers(), timeout=T)
+        assert resp.status_code == 404 and resp.json()["code"] == "NoApiError", (method, path, resp.text)
