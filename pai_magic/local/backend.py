@@ -450,10 +450,10 @@ class LocalBackend:
     def list_jobs(self, query: Mapping[str, str]) -> Any:
         where: list[str] = []
         params: list[Any] = []
-        for key, col in (("username", "username"), ("vc", "vc"), ("state", "state")):
+        for key, column in (("username", "username"), ("vc", "vc"), ("state", "state")):
             if key in query:
                 values = query[key].split(",")
-                where.append(f"{col} IN ({','.join('?' * len(values))})")
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
                 params.extend(values)
         if "keyword" in query:
             # the server's Op.substring is a case-sensitive LIKE '%kw%' on Postgres; instr() is

@@ -592,7 +592,9 @@ class Runner:
         if starter is None:
             # imported here, not at module level: paramiko costs a few hundred ms and most jobs
             # have no SSH. An ImportError is a broken install and fails the job loudly.
-            from pai_magic.local.task_ssh import start_task_ssh as starter  # type: ignore[no-redef]
+            from pai_magic.local.task_ssh import start_task_ssh
+
+            starter = start_task_ssh
         host_keys = self.job_dir(job) / "ssh-host-keys"
         host_keys.mkdir(parents=True, exist_ok=True)
         try:

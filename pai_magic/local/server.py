@@ -17,7 +17,7 @@ import socket
 import threading
 import urllib.request
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import tornado.httpserver
 import tornado.netutil
@@ -60,12 +60,12 @@ class ServerHandle:
         return f"ServerHandle(url={self.url!r})"
 
 
-def _prepare(data_dir: Path | None, host: str, users: Mapping[str, str | None] | None,
+def _prepare(data_dir: Path | None, host: str, users: Mapping[Any, str | None] | None,  # key None: login name
              scrub_env: tuple[str, ...], mount_roots: tuple[Path, ...] = ()) -> tuple[LocalBackend, str | None]:
     backend = LocalBackend(Path(data_dir) if data_dir else default_data_dir(), host, scrub_env=scrub_env,
                            mount_roots=mount_roots)
     first: str | None = None
-    for name, password in (users or {None: None}).items():  # type: ignore[dict-item]
+    for name, password in (users or {None: None}).items():
         created, _ = backend.ensure_user(name, password)
         first = first or created
     backend.runner.recover()
@@ -102,7 +102,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = 
     ``mount_roots``: folders under which a job's absolute storage mountPath may be linked.
     """
     backend, _ = _prepare(Path(data_dir) if data_dir else None, host, {user: password} if user or password
-                          else None, scrub_env, mount_roots)  # type: ignore[dict-item]
+                          else None, scrub_env, mount_roots)
     sockets, bound = _bind(host, port)
     url = _url(host, bound)
     backend.public_url = url

@@ -149,8 +149,6 @@ def _pids_alive(pids: list[int]) -> list[int]:
     return alive
 
 
-
-
 def test_stop_kills_the_whole_process_group(local_backend, tmp_path):
     b = local_backend
     name = unique_job_name("stop")

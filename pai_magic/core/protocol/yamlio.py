@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from typing import Any
+from typing import Any, Hashable, Iterator
 
 import yaml
 
@@ -106,7 +106,7 @@ class JsYamlLoader(yaml.SafeLoader):
             sizes = self.__dict__["_node_sizes"] = {}
         return sizes
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         if not isinstance(node, yaml.MappingNode):
             raise yaml.constructor.ConstructorError(
                 None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
@@ -123,17 +123,17 @@ class JsYamlLoader(yaml.SafeLoader):
         self.flatten_mapping(node)  # merged pairs first, so explicit keys win
         # Keys are converted one by one (not through a dict first): in Python 1 == True,
         # in JavaScript "1" and "true" are different object keys.
-        mapping: dict[str, Any] = {}
+        mapping: dict[Hashable, Any] = {}  # all str: js_string
         for key_node, value_node in node.value:
             key = js_string(self.construct_object(key_node, deep=True))
             mapping[key] = self.construct_object(value_node, deep=deep)
         return mapping
 
-    def construct_yaml_set(self, node: yaml.MappingNode):  # type: ignore[override]
+    def construct_yaml_set(self, node: yaml.MappingNode) -> Iterator[dict[str, Any]]:  # type: ignore[override]
         # js-yaml's !!set is an object whose values are null.
         data: dict[str, Any] = {}
         yield data
-        data.update({k: None for k in self.construct_mapping(node)})
+        data.update({str(k): None for k in self.construct_mapping(node)})
 
 
 JsYamlLoader.yaml_implicit_resolvers = _resolvers_without({_BOOL_TAG, _FLOAT_TAG})
@@ -278,7 +278,7 @@ def js_string(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-        return value.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
+        return str(value.strftime("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"))
     if isinstance(value, datetime.date):
         return datetime.datetime(value.year, value.month, value.day).strftime(
             "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
