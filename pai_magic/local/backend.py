@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from pai_magic.core.paths import write_private
 from pai_magic.local import segments, views
 from pai_magic.local.auth import LoginThrottle, TokenSigner, check_password, generate_password, hash_password
+from pai_magic.local.jobuser import JobUsers, lock_down
 from pai_magic.local.runner import Runner
 from pai_magic.local.store import Store, now_ms
 
@@ -74,7 +75,7 @@ class LocalBackend:
     """State and rules of one embedded backend over one data directory."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", *, scrub_env: tuple[str, ...] = (),
-                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = ()) -> None:
+                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = (), job_user: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -85,8 +86,11 @@ class LocalBackend:
         self.store = Store(self.data_dir / "backend.sqlite")
         self.signer = TokenSigner(self._secret())
         (self.data_dir / "storages" / DEFAULT_STORAGE).mkdir(parents=True, exist_ok=True)
+        self.job_users = JobUsers(self.data_dir, job_user)
+        if self.job_users.active:
+            lock_down(self.data_dir)
         self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter,
-                             mount_roots=mount_roots)
+                             mount_roots=mount_roots, job_users=self.job_users)
         self.public_url = ""  # set by the server once bound: used for log links
         # the HTTP handlers run every request's work here, off the event loop (handlers.py)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")

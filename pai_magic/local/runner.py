@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pai_magic.local import segments
+from pai_magic.local.jobuser import JobUsers
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
@@ -111,10 +112,10 @@ class Runner:
 
     def __init__(self, store: Store, data_dir: Path, host: str = "127.0.0.1",
                  scrub_env: tuple[str, ...] = (), ssh_starter: Callable[..., Any] | None = None,
-                 mount_roots: tuple[Path, ...] = ()) -> None:
+                 mount_roots: tuple[Path, ...] = (), job_users: JobUsers | None = None) -> None:
         self.store = store
+        self.job_users = job_users or JobUsers(data_dir, "root")
         self.mount_roots = tuple(Path(os.path.abspath(r)) for r in mount_roots)
-        self.run_as: tuple[int, int] | None = None  # (uid, gid) tasks run as, when the backend is root
         self._launching: set[str] = set()
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
@@ -467,6 +468,8 @@ class Runner:
         for st in spec.get("storages", []):
             target = Path(st["path"])
             target.mkdir(parents=True, exist_ok=True)
+            if self.job_users.active and target.stat().st_uid == os.geteuid():
+                os.chmod(target, 0o777)  # a team storage: every job user reads and writes it
             raw = str(st["mountPath"])
             if segments.mount_path_error(raw):  # jobs stored before the check existed
                 continue
@@ -546,7 +549,19 @@ class Runner:
         logdir.mkdir(parents=True, exist_ok=True)
         script = logdir / "command.sh"
         script.write_text(spec["roles"][role]["commands"] + "\n")
+        identity = self.job_users.identity(row["username"])
+        if identity is not None:
+            # write_private() keeps making the data folder 0700 (server.json, credentials):
+            # tasks under other uids need to pass it (it stays unlistable)
+            os.chmod(self.data_dir, 0o711)
+            # the task's own folder is its user's alone; its commands come through a file
+            # descriptor the shim opens (the logs tree stays root's)
+            os.chmod(self.job_dir(job), 0o711)
+            os.chown(workdir, *identity)
+            os.chmod(workdir, 0o700)
         env = self._task_env(job, spec, role, idx, tp, cluster_env, workdir, uid)
+        if identity is not None:
+            env.update(HOME=str(workdir), USER=row["username"], LOGNAME=row["username"])
         self._mount_storages(job, spec, uid, role, idx, workdir)
         t = now_ms()
         self.store.update_task(job, role, idx, uid=uid, state="WAITING", attempt_id=task_attempt,
@@ -558,7 +573,7 @@ class Runner:
             ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env)
         files = {name: open(logdir / name, "ab", buffering=0) for name in ("stdout", "stderr", "all")}
         try:
-            popen = subprocess.Popen([*self._shim_argv(), "bash", str(script)], cwd=str(workdir), env=env,
+            popen = subprocess.Popen([*self._shim_argv(identity, script), "bash"], cwd=str(workdir), env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True, close_fds=True)
         except OSError as exc:
@@ -579,11 +594,13 @@ class Runner:
                                        name=f"pai-task-{role}-{idx}", daemon=True)
         proc.thread.start()
 
-    def _shim_argv(self) -> list[str]:
-        """The task's parent process (shim.py): it ends everything the task started."""
-        argv = [sys.executable, "-I", "-S", SHIM_PATH, "--grace", str(STOP_GRACE_SECONDS)]
-        if self.run_as is not None:
-            argv += ["--uid", str(self.run_as[0]), "--gid", str(self.run_as[1])]
+    @staticmethod
+    def _shim_argv(identity: tuple[int, int] | None, script: Path) -> list[str]:
+        """The task's parent process (shim.py): it ends everything the task started, runs the
+        task as ``identity`` (uid, gid) when given, and hands it ``script`` as /dev/fd/N."""
+        argv = [sys.executable, "-I", "-S", SHIM_PATH, "--grace", str(STOP_GRACE_SECONDS), "--script", str(script)]
+        if identity is not None:
+            argv += ["--uid", str(identity[0]), "--gid", str(identity[1])]
         return [*argv, "--"]
 
     def _start_ssh(self, job: str, uid: str, role: str, idx: int, port: int, keys: list[str], workdir: Path,

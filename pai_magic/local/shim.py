@@ -1,6 +1,6 @@
 """The parent of one task's processes, the way a container's init ends everything in it.
 
-Run as ``python -I -S shim.py [--uid N --gid N] [--grace S] -- COMMAND...`` by the runner (by
+Run as ``python -I -S shim.py [--uid N --gid N] [--grace S] [--script F] -- COMMAND...`` by the runner (by
 file path, standard library only, so it starts in a few milliseconds and imports nothing of
 the project). Why it exists: a task may leave processes behind that a process group does not
 hold (``setsid sleep &``, a daemon, ``env -i`` children), which kept a job RUNNING (their
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uid", type=int, default=None)
     parser.add_argument("--gid", type=int, default=None)
     parser.add_argument("--grace", type=float, default=3.0)
+    parser.add_argument("--script", default=None,
+                        help="opened here (before any user switch) and appended to COMMAND as /dev/fd/N, so "
+                             "the task reads its commands without access to the folder they are in")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -123,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGUSR1, on_kill)
     kwargs: dict[str, Any] = {}
+    if args.script:
+        fd = os.open(args.script, os.O_RDONLY)
+        command = [*command, f"/dev/fd/{fd}"]
+        kwargs["pass_fds"] = (fd,)
     if args.uid is not None and os.geteuid() == 0:
         kwargs.update(user=args.uid, group=args.gid if args.gid is not None else args.uid, extra_groups=[])
     try:

@@ -7,6 +7,8 @@ create links anywhere, oversized or explosive bodies, deep nesting, password gue
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+import yaml
 
 from pai_magic.core.protocol import unique_job_name
 from tests.fixtures.local_backend import LocalBackendProcess
@@ -510,3 +513,72 @@ def test_unimplemented_routes_of_the_reference_answer_no_api_error(backend):
                          ("PATCH", "/info"), ("POST", f"/users/{b.user}")):
         resp = requests.request(method, f"{b.api}{path}", headers=b.headers(), timeout=T)
         assert resp.status_code == 404 and resp.json()["code"] == "NoApiError", (method, path, resp.text)
+
+
+# -- jobs of a root backend run unprivileged ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def isolating_backend():
+    from tests.fixtures.services import need
+
+    need(os.geteuid() == 0, "switching a job's user needs a backend running as root")
+    # the data folder must be reachable by other uids (pytest's tmp folders are 0700 root)
+    base = Path(tempfile.mkdtemp(prefix="pai-isolation-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    b = LocalBackendProcess(base / "data", extra_args=["--job-user", "per-user"])
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_root_backend_runs_jobs_as_unprivileged_users_who_cannot_read_its_files(isolating_backend):
+    b = isolating_backend
+    other, other_pw = "otheruser", "other-pass-1"
+    assert requests.post(f"{b.api}/users", json={"username": other, "password": other_pw}, headers=b.headers(),
+                         timeout=T).status_code == 201
+    other_token = _login(b, other, other_pw)
+    mine = unique_job_name("mine")
+    probe = ("for f in {data}/secret.key {data}/backend.sqlite {data}/credentials.json {data}/job-uids.json; "
+             "do if head -c1 $f >/dev/null 2>&1; then echo READ $f; else echo denied; fi; done; "
+             "if ls {data}/logs >/dev/null 2>&1 || ls {data} >/dev/null 2>&1; then echo READ listing; "
+             "else echo denied; fi").format(data=b.data_dir)
+    job = simple_job(mine, ["echo uid=$(id -u) home=$HOME user=$USER", "echo private > mine.txt",
+                            "echo team > $PAI_STORAGE_DEFAULT_PATH/from-$USER.txt", probe],
+                     extras={"storages": []})
+    assert b.submit(job).status_code == 202
+    assert b.wait(mine)["jobStatus"]["state"] == "SUCCEEDED"
+    out = b.log_text(mine, "main")
+    uid = int(out.split("uid=")[1].split()[0])
+    assert uid >= 1_000_000 and f"user={b.user}" in out, out
+    assert "READ" not in out and out.count("denied") == 5, out
+    my_dir = next((b.data_dir / "jobs").glob(f"*{mine}*")) / "main-0"
+    assert (my_dir / "mine.txt").stat().st_uid == uid
+
+    theirs = unique_job_name("theirs")
+    job = simple_job(theirs, ["echo uid=$(id -u)",
+                              f"if cat {my_dir}/mine.txt; then echo READ-OTHER; else echo denied-other; fi",
+                              "cat $PAI_STORAGE_DEFAULT_PATH/from-tester.txt"], extras={"storages": []})
+    resp = requests.post(f"{b.api}/jobs", data=yaml.safe_dump(job).encode(), timeout=T,
+                         headers={**_auth(other_token), "Content-Type": "text/yaml"})
+    assert resp.status_code == 202, resp.text
+    detail = b.wait(theirs, user=other)
+    url = f"{b.api}/jobs/{other}~{theirs}/attempts/0/taskRoles/main/taskIndex/0/attempts/0/logs"
+    loc = requests.get(url, headers=b.headers(), timeout=T).json()["locations"][0]["uri"]
+    out = requests.get(urljoin(b.url + "/", loc), timeout=T).text
+    other_uid = int(out.split("uid=")[1].split()[0])
+    assert other_uid != uid and other_uid >= 1_000_000
+    assert "denied-other" in out and "READ-OTHER" not in out and "team" in out, (out, detail["jobStatus"])  # storages are shared
+    assert detail["jobStatus"]["state"] == "SUCCEEDED", detail["jobStatus"]
+    # and the leftovers of an unprivileged task are still ended with it
+    assert not any(alive(int(p.name)) for p in Path("/proc").iterdir()
+                   if p.name.isdigit() and _owner(p) in (uid, other_uid))
+
+
+def _owner(proc_dir: Path) -> int:
+    try:
+        return proc_dir.stat().st_uid
+    except OSError:
+        return -1
