@@ -54,8 +54,10 @@ class BaseHandler(tornado.web.RequestHandler):
             raise _too_large()
 
     def data_received(self, chunk: bytes) -> None:
+        # a chunked body past the limit is read and dropped up to the server's hard cap
+        # (server.py: 10x the limit), past which tornado itself answers 400 and closes
         self._size += len(chunk)
-        if self._size <= MAX_BODY_BYTES:  # a chunked body past the limit is read and dropped
+        if self._size <= MAX_BODY_BYTES:
             self._chunks.append(chunk)
 
     def raw_body(self) -> bytes:

@@ -25,7 +25,7 @@ import tornado.netutil
 from pai_magic.core.paths import data_dir as default_base_dir
 from pai_magic.core.paths import write_private
 from pai_magic.local.backend import LocalBackend
-from pai_magic.local.handlers import PREFIX, make_app
+from pai_magic.local.handlers import MAX_BODY_BYTES, PREFIX, make_app
 
 log = logging.getLogger("pai_magic.local")
 
@@ -110,7 +110,7 @@ def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = 
     backend.public_url = url
 
     async def main() -> None:
-        server = tornado.httpserver.HTTPServer(make_app(backend), xheaders=False)
+        server = tornado.httpserver.HTTPServer(make_app(backend), xheaders=False, max_body_size=MAX_BODY_BYTES * 10)
         server.add_sockets(sockets)
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -155,7 +155,7 @@ def start_in_thread(data_dir: Path | str | None = None, host: str = "127.0.0.1",
         state["loop"], state["event"] = loop, stop_event
 
         async def main() -> None:
-            server = tornado.httpserver.HTTPServer(make_app(backend))
+            server = tornado.httpserver.HTTPServer(make_app(backend), max_body_size=MAX_BODY_BYTES * 10)
             server.add_sockets(sockets)
             _write_server_json(backend.data_dir, url)
             ready.set()
