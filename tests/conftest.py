@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+# Tests run as root and their jobs write into the test's private (0700) tmp folders and run the
+# Python under /root: embedded backends started by tests run jobs as themselves. The default
+# (one unprivileged uid per user when root) is tested on purpose in test_local_hardening.py.
+os.environ.setdefault("PAI_LOCAL_JOB_USER", "root")
+
 pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.local_backend",

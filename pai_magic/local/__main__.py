@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder under which jobs may have their storages linked at an absolute mountPath "
                              "(repeatable; default none: storages are in the task's folder and at "
                              "$PAI_STORAGE_<NAME>_PATH)")
+    parser.add_argument("--job-user", default=None, metavar="per-user|ACCOUNT|root",
+                        help="when run as root, who jobs run as: one unprivileged uid per user (per-user, the "
+                             "default; also PAI_LOCAL_JOB_USER), an existing account, or root (no isolation)")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     parser.add_argument("--rate-limit", nargs="?", const="on", default=None, metavar="API,LIST,SUBMIT",
                         help="answer 429 like OpenPAI's rest-server (default numbers 600,120,3600; "
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.host, args.port, args.data_dir, user=args.user, password=password,
               on_ready=lambda url: print(url, flush=True), scrub_env=scrub,
-              mount_roots=tuple(Path(p) for p in args.mount_root))
+              mount_roots=tuple(Path(p) for p in args.mount_root), job_user=args.job_user)
     except (ValueError, OSError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 from pai_magic.core.paths import write_private
 from pai_magic.local import segments, views
 from pai_magic.local.auth import LoginThrottle, TokenSigner, check_password, generate_password, hash_password
+from pai_magic.local.jobuser import JobUsers, lock_down
 from pai_magic.local.runner import Runner
 from pai_magic.local.store import Store, now_ms
 
@@ -47,10 +48,13 @@ class ApiError(Exception):
     """An answer ``{code, message}`` with an HTTP status, as the rest-server sends them."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(status, code, message)
         self.status = status
         self.code = code
         self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def unauthorized(message: str = "Your token is invalid.") -> ApiError:
@@ -71,7 +75,7 @@ class LocalBackend:
     """State and rules of one embedded backend over one data directory."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", *, scrub_env: tuple[str, ...] = (),
-                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = ()) -> None:
+                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = (), job_user: str | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -82,8 +86,11 @@ class LocalBackend:
         self.store = Store(self.data_dir / "backend.sqlite")
         self.signer = TokenSigner(self._secret())
         (self.data_dir / "storages" / DEFAULT_STORAGE).mkdir(parents=True, exist_ok=True)
+        self.job_users = JobUsers(self.data_dir, job_user)
+        if self.job_users.active:
+            lock_down(self.data_dir)
         self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter,
-                             mount_roots=mount_roots)
+                             mount_roots=mount_roots, job_users=self.job_users)
         self.public_url = ""  # set by the server once bound: used for log links
         # the HTTP handlers run every request's work here, off the event loop (handlers.py)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")
@@ -315,7 +322,7 @@ class LocalBackend:
             try:
                 raw = base64.b64decode(credentials).decode()
                 user, _, token = raw.partition(":")
-            except (ValueError, UnicodeDecodeError):
+            except ValueError:  # UnicodeDecodeError is one
                 raise unauthorized() from None
             payload = self.signer.verify(token)
             if payload is not None and (payload.get("username") != user or not payload.get("application")):
@@ -382,7 +389,9 @@ class LocalBackend:
         self._not_application(caller)
         payload = self.signer.verify(token)
         if payload is None:
-            raise ApiError(500, "UnknownError", "Token is invalid")
+            # the rest-server answers 500 UnknownError here (jwt.decode of garbage throws); a bad
+            # parameter is the caller's error, so the embedded backend says 400
+            raise ApiError(400, "InvalidParametersError", "Token is invalid")
         if payload.get("username") != caller.username:
             raise ApiError(403, "ForbiddenUserError",
                            f"User {caller.username} is not allowed to do this operation.")
@@ -607,7 +616,8 @@ class LocalBackend:
             tasks_total += instances
             gpu_total += int(res.get("gpu", 0)) * instances
             framework_env[f"PAI_TASK_ROLE_TASK_COUNT_{role}"] = instances
-            framework_env[f"PAI_RESOURCE_{role}"] = f"{res.get('gpu', 0)},{res.get('cpu', 0)},{res.get('memoryMB', 0)},{shm}"
+            resources = f"{res.get('gpu', 0)},{res.get('cpu', 0)},{res.get('memoryMB', 0)},{shm}"
+            framework_env[f"PAI_RESOURCE_{role}"] = resources
             framework_env[f"PAI_MIN_FAILED_TASK_COUNT_{role}"] = min_failed
             framework_env[f"PAI_MIN_SUCCEEDED_TASK_COUNT_{role}"] = min_succeeded
             uri = images.get(tr.get("dockerImage"))

@@ -8,10 +8,8 @@ answer 404 NoApiError, as the rest-server's catch-all does.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
-import sqlite3
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -19,6 +17,7 @@ import tornado.ioloop
 import tornado.web
 
 from pai_magic.local.backend import ApiError, Caller, LocalBackend
+from pai_magic.local.runner import is_disk_full
 
 log = logging.getLogger("pai_magic.local")
 
@@ -55,8 +54,10 @@ class BaseHandler(tornado.web.RequestHandler):
             raise _too_large()
 
     def data_received(self, chunk: bytes) -> None:
+        # a chunked body past the limit is read and dropped up to the server's hard cap
+        # (server.py: 10x the limit), past which tornado itself answers 400 and closes
         self._size += len(chunk)
-        if self._size <= MAX_BODY_BYTES:  # a chunked body past the limit is read and dropped
+        if self._size <= MAX_BODY_BYTES:
             self._chunks.append(chunk)
 
     def raw_body(self) -> bytes:
@@ -86,11 +87,14 @@ class BaseHandler(tornado.web.RequestHandler):
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw)
+            value = json.loads(raw)
         except RecursionError:
             raise ApiError(400, "InvalidParametersError", "the request body nests too deep to be read") from None
         except ValueError:
             raise ApiError(400, "InvalidParametersError", "the request body is not valid JSON") from None
+        if not isinstance(value, dict):  # every JSON body of the API is an object (Joi's message)
+            raise ApiError(400, "InvalidParametersError", '"value" must be an object')
+        return value
 
     def query(self) -> dict[str, str]:
         return {k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()}
@@ -102,6 +106,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         full = disk_full_message(exc, self.backend.data_dir)
+        if isinstance(exc, tornado.web.HTTPError) and exc.status_code == 405:
+            # a method this route lacks: the rest-server has no route for it either
+            exc = ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
             body = {"code": exc.code, "message": exc.message}
@@ -124,11 +131,6 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def _unsupported(self, *args: Any, **kwargs: Any) -> None:
-        raise ApiError(404, "NoApiError", f"API {self.request.path} is not found.")
-
-    get = post = put = delete = patch = _unsupported
-
 
 def _too_large() -> ApiError:
     return ApiError(413, "PayloadTooLargeError",
@@ -137,20 +139,16 @@ def _too_large() -> ApiError:
 
 def disk_full_message(exc: BaseException | None, data_dir: Any) -> str:
     """A one-line message when ``exc`` is the data disk being full (sqlite or a file write), else ""."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        pass
-    elif isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
-        pass
-    else:
+    if not is_disk_full(exc):
         return ""
     return f"the embedded backend's data disk is full ({data_dir}): free some space there and try again"
 
 
 class InfoHandler(BaseHandler):
-    def _info(self) -> None:
+    def get(self) -> None:
         self.send({"name": "PAI RESTful API", "version": "v1.8.1", "launcherType": "k8s", "authnMethod": "basic"})
 
-    get = post = put = delete = _info
+    post = put = delete = get
 
 
 class LoginHandler(BaseHandler):

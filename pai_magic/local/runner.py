@@ -1,8 +1,10 @@
 """Runs the embedded backend's jobs as local processes, the way a cluster runs containers.
 
-Each task instance is ``bash <rendered commands>`` in its own working directory and its own
-process group (so STOP ends everything it started), with the ``PAI_*`` environment the
-OpenPAI runtime exports. States follow the frameworkcontroller: a job attempt completes when
+Each task instance is ``bash <rendered commands>`` in its own working directory, under its
+own parent process, ``shim.py`` (a child subreaper: like a container's init it adopts every
+orphan the task leaves, ends them all when the main command ends, and passes a STOP on to
+all of them), with the ``PAI_*`` environment the OpenPAI runtime exports. States follow the
+frameworkcontroller: a job attempt completes when
 a task role's failed count reaches ``minFailedInstances`` (FAILED, the failing task's exit
 code) or its succeeded count reaches ``minSucceededInstances`` (SUCCEEDED), or when every
 task has ended; the remaining tasks are then killed (exit code -220, STOPPED). A failed
@@ -10,12 +12,13 @@ task is restarted up to ``taskRetryCount`` times, a failed attempt up to ``jobRe
 A user STOP completes the job STOPPED with exit code -210.
 
 Everything the HTTP side shows is written to the store as it happens, so a backend that is
-killed loses nothing: at the next start ``recover()`` kills the orphaned process groups
-(found by the ``PAI_LOCAL_TASK_UID`` marker in their environment) and marks the job FAILED
+killed loses nothing: at the next start ``recover()`` ends the orphaned tasks (their shims
+and every process found by the ``PAI_LOCAL_TASK_UID`` marker in its environment) and marks the job FAILED
 with the diagnostic "the embedded backend stopped while the job ran".
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -23,7 +26,9 @@ import re
 import selectors
 import signal
 import socket
+import sqlite3
 import subprocess
+import sys
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pai_magic.local import segments
+from pai_magic.local.jobuser import JobUsers
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
@@ -42,6 +48,19 @@ BACKEND_LOST_CODE = -1
 BACKEND_LOST = "the embedded backend stopped while the job ran"
 STOP_GRACE_SECONDS = 3.0
 MARKER = "PAI_LOCAL_TASK_UID"
+SHIM_PATH = str(Path(__file__).with_name("shim.py"))
+USER_STOP = "Stop to complete current job attempt: user requested"
+RETRY_MAX_SECONDS = 10.0
+RECONCILE_SECONDS = 5.0
+ACTIVE = ("WAITING", "RUNNING", "STOPPING")
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """A failed write because the data disk is full (a file write, or sqlite's SQLITE_FULL)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
+
 
 # variables of the backend's own process that must never leak into a task
 _SCRUB_PREFIXES = ("PAI_",)
@@ -93,9 +112,16 @@ class Runner:
 
     def __init__(self, store: Store, data_dir: Path, host: str = "127.0.0.1",
                  scrub_env: tuple[str, ...] = (), ssh_starter: Callable[..., Any] | None = None,
-                 mount_roots: tuple[Path, ...] = ()) -> None:
+                 mount_roots: tuple[Path, ...] = (), job_users: JobUsers | None = None) -> None:
         self.store = store
+        self.job_users = job_users or JobUsers(data_dir, "root")
         self.mount_roots = tuple(Path(os.path.abspath(r)) for r in mount_roots)
+        self._launching: set[str] = set()
+        self._pending: set[str] = set()
+        self._pending_lock = threading.Lock()
+        self._retry_delays: dict[str, float] = {}
+        self._stop_reconcile = threading.Event()
+        self._reconciler: threading.Thread | None = None
         self.data_dir = Path(data_dir)
         self.host = host
         self._runtimes: dict[str, _JobRuntime] = {}
@@ -144,6 +170,7 @@ class Runner:
     def launch(self, job: str) -> None:
         """Start a WAITING job's current attempt in the background."""
         if not self._closing:
+            self._launching.add(job)
             self._pool.submit(self._guarded, self._launch_attempt, job)
 
     def stop(self, job: str) -> None:
@@ -157,7 +184,7 @@ class Runner:
                 return
             self.store.update_job(job, execution_type="STOP")
             if not rt.procs:
-                self._finalize(job, rt, _Outcome("STOPPED", STOP_EXIT_CODE, "Stop to complete current job attempt: user requested"))
+                self._finalize(job, rt, _Outcome("STOPPED", STOP_EXIT_CODE, USER_STOP))
                 return
             self.store.update_job(job, state="STOPPING")
             rt.completing = _Outcome("STOPPED", STOP_EXIT_CODE, "Stop to complete current job attempt: user requested")
@@ -185,6 +212,7 @@ class Runner:
     def shutdown(self) -> None:
         """Graceful backend stop: end every task and record the jobs as interrupted."""
         self._closing = True
+        self._stop_reconcile.set()
         # let a launch in progress finish first, so no task starts after the kill below
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._rt_lock:
@@ -192,7 +220,7 @@ class Runner:
         for _job, rt in runtimes:
             with rt.lock:
                 for proc in list(rt.procs.values()):
-                    _killpg(proc.popen.pid, signal.SIGKILL)
+                    _kill(proc.popen.pid, signal.SIGUSR1)  # the shim SIGKILLs the whole task
         for _job, rt in runtimes:
             for proc in list(rt.procs.values()):
                 if proc.thread is not None:
@@ -204,19 +232,104 @@ class Runner:
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # a launch bug must not kill the backend; the job records it
+        except Exception as exc:  # a launch bug must not kill the backend; the job records it
             log.exception("embedded backend: %s%s failed", fn.__name__, args[:1])
             if args:
                 job = args[0]
-                rt = self._rt(job)
-                outcome = _Outcome("FAILED", BACKEND_LOST_CODE, "the embedded backend could not start the job "
-                                                                "(see its log)")
-                with rt.lock:
-                    if rt.procs:  # the tasks that did start end; their exits finalize the job FAILED
-                        rt.completing = outcome
-                        self._kill_all(rt, "the job could not start")
-                    else:
-                        self._finalize(job, rt, outcome, allow_retry=False)
+                why = ("the data disk of the embedded backend was full" if is_disk_full(exc)
+                       else "see its log")
+                outcome = _Outcome("FAILED", BACKEND_LOST_CODE, f"the embedded backend could not start the job ({why})")
+                self._retrying(f"failing {job}", self._fail_launch, job, outcome)
+        finally:
+            if fn == self._launch_attempt and args:
+                self._launching.discard(args[0])
+
+    def _fail_launch(self, job: str, outcome: _Outcome) -> None:
+        rt = self._rt(job)
+        with rt.lock:
+            if rt.procs:  # the tasks that did start end; their exits finalize the job FAILED
+                rt.completing = outcome
+                self._kill_all(rt, "the job could not start")
+            else:
+                row = self.store.get_job(job)
+                if row is not None and row["state"] in ACTIVE:
+                    self._finalize(job, rt, outcome, allow_retry=False)
+
+    # -- bookkeeping that must happen even when the disk is full for a while ------------------
+    def _retrying(self, what: str, fn: Callable[..., None], *args: Any, delay: float = 0.0) -> None:
+        """Run ``fn(*args)`` now (``delay`` 0) or later; on failure try again with a growing
+        delay (up to RETRY_MAX_SECONDS) until it succeeds or the backend stops. Why: a write
+        to sqlite or a file can fail for a while (disk full); the job must still end right."""
+        if delay:
+            timer = threading.Timer(delay, self._retrying, args=(what, fn, *args))
+            timer.daemon = True
+            timer.start()
+            return
+        if self._closing:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:
+            attempt_delay = min(RETRY_MAX_SECONDS, max(0.5, 2 * self._retry_delays.get(what, 0.25)))
+            self._retry_delays[what] = attempt_delay
+            if is_disk_full(exc):
+                log.warning("embedded backend: %s failed, the data disk is full; retrying in %.1f s", what,
+                            attempt_delay)
+            else:
+                log.exception("embedded backend: %s failed; retrying in %.1f s", what, attempt_delay)
+            with self._pending_lock:
+                self._pending.add(what)
+            self._retrying(what, fn, *args, delay=attempt_delay)
+            return
+        with self._pending_lock:
+            self._pending.discard(what)
+        self._retry_delays.pop(what, None)
+
+    def reconcile(self) -> None:
+        """Bring the store in line with the processes: an active job none of whose tasks runs,
+        is being launched or waits for a bookkeeping retry is finalized from what the store
+        knows (never left RUNNING). Runs every RECONCILE_SECONDS on its own thread."""
+        with self._pending_lock:
+            if self._pending:
+                return  # a retry will finish that work; sweeping now could race it
+        for job in self.store.active_jobs():
+            name = job["name"]
+            if name in self._launching:
+                continue
+            rt = self._rt(name)
+            with rt.lock:
+                if rt.procs:
+                    continue
+                fresh = self.store.get_job(name)
+                if fresh is None or fresh["state"] not in ACTIVE:
+                    continue
+                tasks = self.store.get_tasks(name)
+                if fresh["state"] == "WAITING" and all(t["launched_time"] is None for t in tasks):
+                    if fresh["execution_type"] != "STOP":
+                        continue  # queued for launch
+                spec = json.loads(fresh["run_spec"] or "{}")
+                if fresh["execution_type"] == "STOP":
+                    outcome = _Outcome("STOPPED", STOP_EXIT_CODE, USER_STOP)
+                else:
+                    outcome = rt.completing or (self._evaluate(name, spec) if spec.get("roles") else None) or _Outcome(
+                        "FAILED", BACKEND_LOST_CODE, "the embedded backend lost track of the job's tasks (see its log)")
+                log.warning("embedded backend: reconciling %s (%s, no task running): %s", name, fresh["state"],
+                            outcome.state)
+                rt.completing = None
+                self._finalize(name, rt, outcome, allow_retry=False)
+
+    def _reconcile_loop(self) -> None:
+        while not self._stop_reconcile.wait(RECONCILE_SECONDS):
+            try:
+                self.reconcile()
+            except Exception as exc:  # the disk may still be full: the next round tries again
+                if not is_disk_full(exc):
+                    log.exception("embedded backend: reconciling the job states failed")
+
+    def start_reconciler(self) -> None:
+        if self._reconciler is None:
+            self._reconciler = threading.Thread(target=self._reconcile_loop, name="pai-local-reconcile", daemon=True)
+            self._reconciler.start()
 
     def _mark_lost(self, name: str, tasks: list[dict[str, Any]], job: dict[str, Any]) -> None:
         t = now_ms()
@@ -355,6 +468,8 @@ class Runner:
         for st in spec.get("storages", []):
             target = Path(st["path"])
             target.mkdir(parents=True, exist_ok=True)
+            if self.job_users.active and target.stat().st_uid == os.geteuid():
+                os.chmod(target, 0o777)  # a team storage: every job user reads and writes it
             raw = str(st["mountPath"])
             if segments.mount_path_error(raw):  # jobs stored before the check existed
                 continue
@@ -434,7 +549,19 @@ class Runner:
         logdir.mkdir(parents=True, exist_ok=True)
         script = logdir / "command.sh"
         script.write_text(spec["roles"][role]["commands"] + "\n")
+        identity = self.job_users.identity(row["username"])
+        if identity is not None:
+            # write_private() keeps making the data folder 0700 (server.json, credentials):
+            # tasks under other uids need to pass it (it stays unlistable)
+            os.chmod(self.data_dir, 0o711)
+            # the task's own folder is its user's alone; its commands come through a file
+            # descriptor the shim opens (the logs tree stays root's)
+            os.chmod(self.job_dir(job), 0o711)
+            os.chown(workdir, *identity)
+            os.chmod(workdir, 0o700)
         env = self._task_env(job, spec, role, idx, tp, cluster_env, workdir, uid)
+        if identity is not None:
+            env.update(HOME=str(workdir), USER=row["username"], LOGNAME=row["username"])
         self._mount_storages(job, spec, uid, role, idx, workdir)
         t = now_ms()
         self.store.update_task(job, role, idx, uid=uid, state="WAITING", attempt_id=task_attempt,
@@ -446,7 +573,7 @@ class Runner:
             ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env)
         files = {name: open(logdir / name, "ab", buffering=0) for name in ("stdout", "stderr", "all")}
         try:
-            popen = subprocess.Popen(["bash", str(script)], cwd=str(workdir), env=env,
+            popen = subprocess.Popen([*self._shim_argv(identity, script), "bash"], cwd=str(workdir), env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      start_new_session=True, close_fds=True)
         except OSError as exc:
@@ -466,6 +593,15 @@ class Runner:
         proc.thread = threading.Thread(target=self._monitor, args=(proc, files, tp, attempt, task_attempt),
                                        name=f"pai-task-{role}-{idx}", daemon=True)
         proc.thread.start()
+
+    @staticmethod
+    def _shim_argv(identity: tuple[int, int] | None, script: Path) -> list[str]:
+        """The task's parent process (shim.py): it ends everything the task started, runs the
+        task as ``identity`` (uid, gid) when given, and hands it ``script`` as /dev/fd/N."""
+        argv = [sys.executable, "-I", "-S", SHIM_PATH, "--grace", str(STOP_GRACE_SECONDS), "--script", str(script)]
+        if identity is not None:
+            argv += ["--uid", str(identity[0]), "--gid", str(identity[1])]
+        return [*argv, "--"]
 
     def _start_ssh(self, job: str, uid: str, role: str, idx: int, port: int, keys: list[str], workdir: Path,
                    env: dict[str, str]) -> Any:
@@ -494,6 +630,7 @@ class Runner:
         sel.register(proc.popen.stderr, selectors.EVENT_READ, "stderr")
         open_streams = 2
         code: int | None = None
+        lost: set[str] = set()
         try:
             while open_streams:
                 for key, _ in sel.select(timeout=0.2):
@@ -502,8 +639,14 @@ class Runner:
                         sel.unregister(key.fileobj)
                         open_streams -= 1
                         continue
-                    files[key.data].write(data)
-                    files["all"].write(data)
+                    for stream in (key.data, "all"):
+                        try:
+                            files[stream].write(data)
+                        except OSError as exc:  # the disk is full: keep reading, or the task would block
+                            if stream not in lost:
+                                lost.add(stream)
+                                log.warning("embedded backend: %s %s-%s: output to %s lost: %s", proc.job,
+                                            proc.role, proc.idx, stream, exc)
                 if code is None:
                     code = proc.popen.poll()
                     if code is not None:
@@ -514,7 +657,10 @@ class Runner:
         finally:
             sel.close()
             for fh in files.values():
-                fh.close()
+                try:
+                    fh.close()
+                except OSError:
+                    pass
             for stream in (proc.popen.stdout, proc.popen.stderr):
                 try:
                     stream.close()
@@ -525,6 +671,8 @@ class Runner:
                 # closing waits for SSH sessions to end: keep that off the task's bookkeeping
                 threading.Thread(target=_close_quietly, args=(proc.ssh,), name="pai-task-ssh-close",
                                  daemon=True).start()
+        if code is None:
+            code = proc.popen.wait()
         if code < 0:
             code = 128 - code  # killed by signal N: the container convention 128+N
         self._release_ports(tp)
@@ -532,10 +680,29 @@ class Runner:
             self._guarded_exit(proc, code, attempt, task_attempt)
 
     def _guarded_exit(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
-        try:
-            self._on_task_exit(proc, code, attempt, task_attempt)
-        except Exception:
-            log.exception("embedded backend: bookkeeping of %s %s-%s failed", proc.job, proc.role, proc.idx)
+        self._retrying(f"recording the end of {proc.job} {proc.role}-{proc.idx} ({proc.uid})",
+                       self._on_task_exit_atomic, proc, code, attempt, task_attempt)
+
+    def _on_task_exit_atomic(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
+        """_on_task_exit as one sqlite transaction: when a write fails (disk full) nothing of it
+        stays, the task is put back as it was, and the retry starts from the same picture."""
+        rt = self._rt(proc.job)
+        key = (proc.role, proc.idx)
+        with rt.lock:
+            if rt.procs.get(key) is not proc:
+                return
+            before = rt.completing
+            try:
+                with self.store.transaction():
+                    self._on_task_exit(proc, code, attempt, task_attempt)
+            except Exception:
+                rt.completing = before
+                started = rt.procs.get(key)
+                if started is not None and started is not proc:  # a task retry began: undo it
+                    started.killed_reason = "its start could not be recorded"
+                    _kill(started.popen.pid, signal.SIGUSR1)
+                rt.procs[key] = proc
+                raise
 
     def _on_task_exit(self, proc: _Proc, code: int, attempt: int, task_attempt: int) -> None:
         job = proc.job
@@ -618,20 +785,24 @@ class Runner:
         return None
 
     def _kill_all(self, rt: _JobRuntime, reason: str) -> None:
+        """SIGTERM to each task's shim: it passes it on to every process of the task and
+        SIGKILLs what is left after the grace period; a backstop follows in case it cannot."""
         procs = list(rt.procs.values())
         for proc in procs:
             if proc.killed_reason is None:
                 proc.killed_reason = reason
-            _killpg(proc.popen.pid, signal.SIGTERM)
+            _kill(proc.popen.pid, signal.SIGTERM)
         if procs:
-            timer = threading.Timer(STOP_GRACE_SECONDS, self._kill_hard, args=(procs,))
+            timer = threading.Timer(STOP_GRACE_SECONDS + 2.0, self._kill_hard, args=(procs,))
             timer.daemon = True
             timer.start()
 
     @staticmethod
     def _kill_hard(procs: list[_Proc]) -> None:
         for proc in procs:
-            if proc.popen.poll() is None or _group_alive(proc.popen.pid):
+            if proc.popen.poll() is None:
+                _kill(proc.popen.pid, signal.SIGUSR1)  # the shim: SIGKILL everything below it now
+            elif _group_alive(proc.popen.pid):
                 _killpg(proc.popen.pid, signal.SIGKILL)
 
     def _finalize(self, job: str, rt: _JobRuntime, outcome: _Outcome, allow_retry: bool = True) -> None:
@@ -689,6 +860,13 @@ def _close_quietly(obj: Any) -> None:
         log.debug("embedded backend: closing task SSH: %s", exc)
 
 
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _killpg(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -704,26 +882,49 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-def kill_marked_processes(uids: set[str]) -> int:
-    """SIGKILL every process whose environment carries one of ``uids`` (orphaned tasks)."""
-    killed = 0
-    wanted = {f"{MARKER}={u}".encode() for u in uids}
+def _marked(wanted: set[bytes]) -> list[tuple[int, bool]]:
+    """(pid, is_shim) of every process whose environment carries one of the wanted markers."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
         if wanted.intersection(environ):
-            pid = int(entry.name)
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            found.append((int(entry.name), SHIM_PATH.encode() in cmdline))
+    return found
+
+
+def kill_marked_processes(uids: set[str], timeout: float = 10.0) -> int:
+    """End every process of the tasks ``uids`` (left over by a backend that died).
+
+    Each task's shim is asked first (SIGUSR1): it also ends the task's processes that
+    cleared their environment. Whatever still carries a marker is then SIGKILLed.
+    """
+    import time
+
+    wanted = {f"{MARKER}={u}".encode() for u in uids}
+    killed = 0
+    deadline = time.monotonic() + timeout
+    for pid, is_shim in _marked(wanted):
+        if is_shim:
+            _kill(pid, signal.SIGUSR1)
+    while time.monotonic() < deadline:
+        found = _marked(wanted)
+        shims = [pid for pid, is_shim in found if is_shim]
+        if not found:
+            break
+        if shims and time.monotonic() < deadline - timeout / 2:
+            time.sleep(0.1)  # the shims are ending their tasks
+            continue
+        for pid, _ in found:
             try:
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
             except (ProcessLookupError, PermissionError):
                 pass
+        time.sleep(0.05)
     return killed

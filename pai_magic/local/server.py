@@ -25,7 +25,7 @@ import tornado.netutil
 from pai_magic.core.paths import data_dir as default_base_dir
 from pai_magic.core.paths import write_private
 from pai_magic.local.backend import LocalBackend
-from pai_magic.local.handlers import PREFIX, make_app
+from pai_magic.local.handlers import MAX_BODY_BYTES, PREFIX, make_app
 from pai_magic.local.ratelimit import with_rate_limits
 
 log = logging.getLogger("pai_magic.local")
@@ -62,19 +62,22 @@ class ServerHandle:
 
 
 def _prepare(data_dir: Path | None, host: str, users: Mapping[Any, str | None] | None,  # key None: login name
-             scrub_env: tuple[str, ...], mount_roots: tuple[Path, ...] = ()) -> tuple[LocalBackend, str | None]:
+             scrub_env: tuple[str, ...], mount_roots: tuple[Path, ...] = (),
+             job_user: str | None = None) -> tuple[LocalBackend, str | None]:
     backend = LocalBackend(Path(data_dir) if data_dir else default_data_dir(), host, scrub_env=scrub_env,
-                           mount_roots=mount_roots)
+                           mount_roots=mount_roots, job_user=job_user)
     first: str | None = None
     for name, password in (users or {None: None}).items():
         created, _ = backend.ensure_user(name, password)
         first = first or created
     backend.runner.recover()
+    backend.runner.start_reconciler()
     return backend, first
 
 
 def _bind(host: str, port: int) -> tuple[list[socket.socket], int]:
-    sockets = tornado.netutil.bind_sockets(port, address=host, family=socket.AF_INET if ":" not in host else socket.AF_INET6)
+    family = socket.AF_INET if ":" not in host else socket.AF_INET6
+    sockets = tornado.netutil.bind_sockets(port, address=host, family=family)
     return sockets, sockets[0].getsockname()[1]
 
 
@@ -95,26 +98,28 @@ def _remove_server_json(data_dir: Path) -> None:
 def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = None, *,
           user: str | None = None, password: str | None = None,
           on_ready: Callable[[str], None] | None = None, scrub_env: tuple[str, ...] = (),
-          mount_roots: tuple[Path, ...] = ()) -> None:
+          mount_roots: tuple[Path, ...] = (), job_user: str | None = None) -> None:
     """Run the backend in the foreground until SIGINT/SIGTERM; ``on_ready(url)`` once it answers.
 
-    ``mount_roots``: folders under which a job's absolute storage mountPath may be linked.
+    ``mount_roots``: folders under which a job's absolute storage mountPath may be linked;
+    ``job_user``: who jobs run as when the backend is root (see jobuser.py).
     """
     backend, _ = _prepare(Path(data_dir) if data_dir else None, host, {user: password} if user or password
-                          else None, scrub_env, mount_roots)
+                          else None, scrub_env, mount_roots, job_user)
     sockets, bound = _bind(host, port)
     url = _url(host, bound)
     backend.public_url = url
 
     async def main() -> None:
-        server = tornado.httpserver.HTTPServer(with_rate_limits(make_app(backend), backend), xheaders=False)
+        server = tornado.httpserver.HTTPServer(with_rate_limits(make_app(backend), backend), xheaders=False,
+                                               max_body_size=MAX_BODY_BYTES * 10)
         server.add_sockets(sockets)
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, done.set)
-            except (NotImplementedError, RuntimeError):
+            except RuntimeError:  # NotImplementedError is one
                 pass
         _write_server_json(backend.data_dir, url)
         if on_ready:
@@ -152,7 +157,7 @@ def start_in_thread(data_dir: Path | str | None = None, host: str = "127.0.0.1",
         state["loop"], state["event"] = loop, stop_event
 
         async def main() -> None:
-            server = tornado.httpserver.HTTPServer(with_rate_limits(make_app(backend), backend))
+            server = tornado.httpserver.HTTPServer(make_app(backend), max_body_size=MAX_BODY_BYTES * 10)
             server.add_sockets(sockets)
             _write_server_json(backend.data_dir, url)
             ready.set()

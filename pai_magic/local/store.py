@@ -297,8 +297,18 @@ class _Tx:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if exc_type is None:
-                self.store._db.execute("COMMIT")
+                try:
+                    self.store._db.execute("COMMIT")
+                except sqlite3.Error:  # e.g. the disk is full: never leave the transaction open
+                    self._rollback()
+                    raise
             else:
-                self.store._db.execute("ROLLBACK")
+                self._rollback()
         finally:
             self.store._lock.release()
+
+    def _rollback(self) -> None:
+        try:
+            self.store._db.execute("ROLLBACK")
+        except sqlite3.Error:  # sqlite may have rolled back already (SQLITE_FULL does)
+            pass

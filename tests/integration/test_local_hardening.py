@@ -6,6 +6,9 @@ create links anywhere, oversized or explosive bodies, deep nesting, password gue
 """
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -13,6 +16,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+import yaml
 
 from pai_magic.core.protocol import unique_job_name
 from tests.fixtures.local_backend import LocalBackendProcess
@@ -218,6 +222,17 @@ def test_an_oversized_body_is_refused_before_it_is_read(backend):
     resp = requests.post(f"{b.api}/authn/basic/login", data=chunks(), timeout=T,
                          headers={"Content-Type": "application/json"})
     assert resp.status_code == 413, resp.text[:200]
+
+    def many_chunks():  # past the server's hard cap (10x the limit): tornado answers 400 and closes
+        for _ in range(700):
+            yield b"z" * 8192
+
+    try:
+        resp = requests.post(f"{b.api}/jobs", data=many_chunks(), timeout=T,
+                             headers={**b.headers(), "Content-Type": "text/yaml"})
+        assert resp.status_code in (400, 413)
+    except requests.ConnectionError:
+        pass
     assert requests.get(f"{b.api}/info", timeout=T).status_code == 200
 
 
@@ -268,3 +283,314 @@ def test_repeated_wrong_passwords_are_slowed_down_and_a_success_resets(backend):
     code, took = requests.post(f"{b.api}/authn/basic/login", json={"username": b.user, "password": b.password},
                                timeout=T).status_code, 0
     assert code == 200
+
+
+# -- task processes ------------------------------------------------------------------------
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] != b"Z"
+
+
+def pids_in(path: Path, count: int, timeout: float = 30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            pids = [int(x) for x in path.read_text().split()]
+            if len(pids) >= count:
+                return pids
+        time.sleep(0.05)
+    raise AssertionError(f"the job did not write {count} pids into {path}")
+
+
+def gone(pids: list[int], timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+ESCAPES = ("setsid sleep 300 & echo $! >> {f}",                              # holds the output pipe
+           "setsid sleep 301 >/dev/null 2>&1 < /dev/null & echo $! >> {f}",  # fully detached
+           "env -i setsid sleep 302 >/dev/null 2>&1 & echo $! >> {f}")       # no marker either
+
+
+def test_a_job_ends_with_its_main_command_and_takes_its_leftovers_along(backend, tmp_path):
+    b = backend
+    pidfile = tmp_path / "pids"
+    name = unique_job_name("leftover")
+    assert b.submit(simple_job(name, [e.format(f=pidfile) for e in ESCAPES] + ["echo main done"])).status_code == 202
+    detail = b.wait(name, timeout=30)  # was: RUNNING for as long as the setsid sleep lived
+    assert detail["jobStatus"]["state"] == "SUCCEEDED"
+    pids = pids_in(pidfile, 3)
+    assert gone(pids), [p for p in pids if alive(p)]
+    assert "main done" in b.log_text(name, "main")
+
+
+def test_stop_ends_every_process_of_the_job(backend, tmp_path):
+    b = backend
+    pidfile = tmp_path / "pids"
+    name = unique_job_name("stopall")
+    cmds = [e.format(f=pidfile) for e in ESCAPES] + ["trap '' TERM", f"sleep 303 & echo $! >> {pidfile}", "wait"]
+    assert b.submit(simple_job(name, cmds)).status_code == 202
+    pids = pids_in(pidfile, 4)
+    resp = requests.put(f"{b.api}/jobs/{b.user}~{name}/executionType", json={"value": "STOP"},
+                        headers=b.headers(), timeout=T)
+    assert resp.status_code == 202
+    assert b.wait(name, timeout=30)["jobStatus"]["state"] == "STOPPED"
+    assert gone(pids), [p for p in pids if alive(p)]
+
+
+def test_restart_recovery_finds_the_leftovers_of_a_crashed_backend(tmp_path):
+    b = LocalBackendProcess(tmp_path / "data")
+    b.start()
+    try:
+        pidfile = tmp_path / "pids"
+        name = unique_job_name("crash")
+        cmds = [e.format(f=pidfile) for e in ESCAPES] + [f"sleep 304 & echo $! >> {pidfile}", "wait"]
+        assert b.submit(simple_job(name, cmds)).status_code == 202
+        pids = pids_in(pidfile, 4)
+        b.kill()  # SIGKILL: the backend cannot clean up
+        assert any(alive(p) for p in pids)
+        b.start()
+        detail = b.wait(name, timeout=30)
+        assert detail["jobStatus"]["state"] == "FAILED"
+        assert gone(pids), [p for p in pids if alive(p)]
+    finally:
+        b.stop()
+
+
+# -- a full data disk ----------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk_backend(tmp_path):
+    """A backend whose data dir is an 16 MB tmpfs mounted in its own private mount namespace
+    (unshare -m, as root): a real full disk that nothing else on the machine sees. The test
+    reaches the files through /proc/<pid>/root, which resolves in that namespace."""
+    from tests.fixtures.services import need, need_binary
+
+    need(os.geteuid() == 0, "a tmpfs data dir needs root")
+    unshare = need_binary("unshare", "util-linux")
+    data = tmp_path / "data"
+    wrap = [unshare, "-m", "--propagation", "private", "sh", "-c",
+            'mkdir -p "$0" && mount -t tmpfs -o size=16m tmpfs "$0" && exec "$@"', str(data)]
+    b = LocalBackendProcess(data, wrap=wrap)
+    try:
+        b.start()
+    except RuntimeError as exc:
+        need(False, f"cannot mount a tmpfs in a private namespace here: {exc}")
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def fill(path: Path) -> None:
+    with open(path, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (1 << 20))
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
+def test_a_full_data_disk_answers_507_and_no_job_stays_running(small_disk_backend, tmp_path):
+    b = small_disk_backend
+    assert b.proc is not None
+    inside = Path(f"/proc/{b.proc.pid}/root") / str(b.data_dir).lstrip("/")
+    assert (inside / "backend.sqlite").exists() and not (b.data_dir / "backend.sqlite").exists()
+    go = tmp_path / "go"
+    name = unique_job_name("fulldisk")
+    pidfile = tmp_path / "pid"
+    quiet = unique_job_name("quiet")  # ends without output: only its bookkeeping meets the full disk
+    job = simple_job(quiet, [f"echo $$ > {pidfile}", f"while [ ! -e {go} ]; do sleep 0.05; done"])
+    assert b.submit(job).status_code == 202
+    job = simple_job(name, [f"while [ ! -e {go} ]; do sleep 0.05; done", "seq 1 200000", "echo finished"])
+    assert b.submit(job).status_code == 202
+    b.wait(name, ("RUNNING",))
+    b.wait(quiet, ("RUNNING",))
+    pid = pids_in(pidfile, 1)[0]
+    fill(inside / "filler")
+    go.write_text("go")  # the tasks end (one writing output) while nothing can be written
+    assert gone([pid])
+    log_text = b.log_path.read_text
+    deadline = time.monotonic() + 30
+    while "the data disk is full; retrying" not in log_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "the data disk is full; retrying" in log_text()  # the failure this test is about happened
+    assert b.job(quiet)["jobStatus"]["state"] == "RUNNING"  # nothing could be recorded yet
+    for _ in range(3):
+        resp = b.submit(simple_job(unique_job_name("nospace"), ["true"]))
+        assert resp.status_code in (507, 503), resp.text
+        assert resp.json()["code"] == "InsufficientStorageError" and "\n" not in resp.text
+        assert "full" in resp.json()["message"]
+    resp = requests.post(f"{b.api}/authn/basic/login", json={"username": b.user, "password": b.password},
+                         timeout=T)
+    assert resp.status_code in (507, 503) and "full" in resp.json()["message"], resp.text
+    (inside / "filler").unlink()  # space again: the job's end is recorded, nothing stays RUNNING
+    for job_name in (name, quiet):
+        detail = b.wait(job_name, timeout=60)
+        assert detail["jobStatus"]["state"] == "SUCCEEDED", detail["jobStatus"]
+    again = unique_job_name("after")
+    assert b.submit(simple_job(again, ["echo ok"])).status_code == 202
+    assert b.wait(again)["jobStatus"]["state"] == "SUCCEEDED"
+
+
+# -- conformance with rest-server v1.8's user controllers -----------------------------------
+
+def _login(b: LocalBackendProcess, user: str, password: str) -> str:
+    resp = requests.post(f"{b.api}/authn/basic/login", json={"username": user, "password": password}, timeout=T)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["token"]
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_password_changes_revoke_browser_tokens_but_not_application_tokens(backend):
+    b = backend
+    user = unique_job_name("pw").replace("-", "_")
+    assert requests.post(f"{b.api}/users", json={"username": user, "password": "first-pass"}, headers=b.headers(),
+                         timeout=T).status_code == 201
+    browser = _login(b, user, "first-pass")
+    app = requests.post(f"{b.api}/tokens/application", headers=_auth(browser), timeout=T).json()["token"]
+    # the user changes it (PUT /users/me): their browser tokens stop working, application ones do not
+    resp = requests.put(f"{b.api}/users/me", headers=_auth(browser), timeout=T,
+                        json={"data": {"username": user, "newPassword": "second-pass", "oldPassword": "first-pass"},
+                              "patch": True})
+    assert resp.status_code == 201, resp.text
+    assert requests.get(f"{b.api}/jobs", headers=_auth(browser), timeout=T).status_code == 401
+    assert requests.get(f"{b.api}/jobs", headers=_auth(app), timeout=T).status_code == 200
+    # an admin changes it (PUT /users): the same
+    browser = _login(b, user, "second-pass")
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), timeout=T,
+                        json={"data": {"username": user, "password": "third-pass"}, "patch": True})
+    assert resp.status_code == 201 and resp.json() == {"message": f"Update user {user} successfully"}, resp.text
+    assert requests.get(f"{b.api}/jobs", headers=_auth(browser), timeout=T).status_code == 401
+    assert requests.get(f"{b.api}/jobs", headers=_auth(app), timeout=T).status_code == 200
+    browser = _login(b, user, "third-pass")
+
+    # PUT /users: the schema first (400), then admin (403), then the user (404)
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), json={"data": {"username": user}}, timeout=T)
+    assert resp.status_code == 400 and resp.json()["code"] == "InvalidParametersError"
+    resp = requests.put(f"{b.api}/users", headers=_auth(browser), timeout=T,
+                        json={"data": {"username": b.user, "admin": False}, "patch": True})
+    assert resp.status_code == 403 and resp.json()["code"] == "ForbiddenUserError"
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), timeout=T,
+                        json={"data": {"username": "nobody-here", "email": "a@b.c"}, "patch": True})
+    assert resp.status_code == 404 and resp.json()["code"] == "NoUserError"
+    resp = requests.put(f"{b.api}/users", headers=_auth(app), timeout=T,
+                        json={"data": {"username": user, "email": "a@b.c"}, "patch": True})
+    assert resp.status_code == 403  # application tokens never change users
+    resp = requests.put(f"{b.api}/users", headers=b.headers(), timeout=T,
+                        json={"data": {"username": user, "email": "x@y.z", "admin": True}, "patch": True})
+    assert resp.status_code == 201
+    got = requests.get(f"{b.api}/users/{user}", headers=b.headers(), timeout=T).json()
+    assert got["email"] == "x@y.z" and got["admin"] is True
+
+
+def test_delete_user_as_the_rest_server_does(backend):
+    b = backend
+    user = unique_job_name("gone").replace("-", "_")
+    assert requests.post(f"{b.api}/users", json={"username": user, "password": "some-pass"}, headers=b.headers(),
+                         timeout=T).status_code == 201
+    token = _login(b, user, "some-pass")
+    resp = requests.delete(f"{b.api}/users/{b.user}", headers=_auth(token), timeout=T)
+    assert resp.status_code == 403 and resp.json()["code"] == "ForbiddenUserError"  # not an admin
+    resp = requests.delete(f"{b.api}/users/{b.user}", headers=b.headers(), timeout=T)
+    assert resp.status_code == 403 and resp.json() == {"code": "RemoveAdminError",
+                                                       "message": f"Admin {b.user} is not allowed to remove."}
+    resp = requests.delete(f"{b.api}/users/nobody-here", headers=b.headers(), timeout=T)
+    assert resp.status_code == 404 and resp.json()["code"] == "NoUserError"
+    resp = requests.delete(f"{b.api}/users/{user}", headers=b.headers(), timeout=T)
+    assert resp.status_code == 200 and resp.json() == {"message": "user is removed successfully"}
+    assert requests.get(f"{b.api}/jobs", headers=_auth(token), timeout=T).status_code == 401
+    assert requests.get(f"{b.api}/users/{user}", headers=b.headers(), timeout=T).json()["code"] == "NoUserError"
+
+
+def test_unimplemented_routes_of_the_reference_answer_no_api_error(backend):
+    b = backend
+    for method, path in (("GET", "/groups"), ("PUT", f"/users/{b.user}/grouplist/"),
+                         ("PUT", f"/jobs/{b.user}~x/tag"), ("GET", f"/jobs/{b.user}~x/job-attempts"),
+                         ("GET", "/kubernetes/nodes"), ("GET", "/alerts"), ("GET", "/authn/oidc/login"),
+                         ("PATCH", "/info"), ("POST", f"/users/{b.user}")):
+        resp = requests.request(method, f"{b.api}{path}", headers=b.headers(), timeout=T)
+        assert resp.status_code == 404 and resp.json()["code"] == "NoApiError", (method, path, resp.text)
+
+
+# -- jobs of a root backend run unprivileged ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def isolating_backend():
+    from tests.fixtures.services import need
+
+    need(os.geteuid() == 0, "switching a job's user needs a backend running as root")
+    # the data folder must be reachable by other uids (pytest's tmp folders are 0700 root)
+    base = Path(tempfile.mkdtemp(prefix="pai-isolation-", dir="/tmp"))
+    os.chmod(base, 0o711)
+    b = LocalBackendProcess(base / "data", extra_args=["--job-user", "per-user"])
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_root_backend_runs_jobs_as_unprivileged_users_who_cannot_read_its_files(isolating_backend):
+    b = isolating_backend
+    other, other_pw = "otheruser", "other-pass-1"
+    assert requests.post(f"{b.api}/users", json={"username": other, "password": other_pw}, headers=b.headers(),
+                         timeout=T).status_code == 201
+    other_token = _login(b, other, other_pw)
+    mine = unique_job_name("mine")
+    probe = ("for f in {data}/secret.key {data}/backend.sqlite {data}/credentials.json {data}/job-uids.json; "
+             "do if head -c1 $f >/dev/null 2>&1; then echo READ $f; else echo denied; fi; done; "
+             "if ls {data}/logs >/dev/null 2>&1 || ls {data} >/dev/null 2>&1; then echo READ listing; "
+             "else echo denied; fi").format(data=b.data_dir)
+    job = simple_job(mine, ["echo uid=$(id -u) home=$HOME user=$USER", "echo private > mine.txt",
+                            "echo team > $PAI_STORAGE_DEFAULT_PATH/from-$USER.txt", probe],
+                     extras={"storages": []})
+    assert b.submit(job).status_code == 202
+    assert b.wait(mine)["jobStatus"]["state"] == "SUCCEEDED"
+    out = b.log_text(mine, "main")
+    uid = int(out.split("uid=")[1].split()[0])
+    assert uid >= 1_000_000 and f"user={b.user}" in out, out
+    assert "READ" not in out and out.count("denied") == 5, out
+    my_dir = next((b.data_dir / "jobs").glob(f"*{mine}*")) / "main-0"
+    assert (my_dir / "mine.txt").stat().st_uid == uid
+
+    theirs = unique_job_name("theirs")
+    job = simple_job(theirs, ["echo uid=$(id -u)",
+                              f"if cat {my_dir}/mine.txt; then echo READ-OTHER; else echo denied-other; fi",
+                              "cat $PAI_STORAGE_DEFAULT_PATH/from-tester.txt"], extras={"storages": []})
+    resp = requests.post(f"{b.api}/jobs", data=yaml.safe_dump(job).encode(), timeout=T,
+                         headers={**_auth(other_token), "Content-Type": "text/yaml"})
+    assert resp.status_code == 202, resp.text
+    detail = b.wait(theirs, user=other)
+    url = f"{b.api}/jobs/{other}~{theirs}/attempts/0/taskRoles/main/taskIndex/0/attempts/0/logs"
+    loc = requests.get(url, headers=b.headers(), timeout=T).json()["locations"][0]["uri"]
+    out = requests.get(urljoin(b.url + "/", loc), timeout=T).text
+    other_uid = int(out.split("uid=")[1].split()[0])
+    assert other_uid != uid and other_uid >= 1_000_000
+    # another user's task folder is closed to this job; the storage is shared
+    assert "denied-other" in out and "READ-OTHER" not in out and "team" in out, (out, detail["jobStatus"])
+    assert detail["jobStatus"]["state"] == "SUCCEEDED", detail["jobStatus"]
+    # and the leftovers of an unprivileged task are still ended with it
+    assert not any(alive(int(p.name)) for p in Path("/proc").iterdir()
+                   if p.name.isdigit() and _owner(p) in (uid, other_uid))
+
+
+def _owner(proc_dir: Path) -> int:
+    try:
+        return proc_dir.stat().st_uid
+    except OSError:
+        return -1
