@@ -210,7 +210,9 @@ class PaiPanel:
         def full() -> W.Layout:
             return W.Layout(width="auto", max_width="100%")
 
-        self.title = W.HTML("<b>OpenPAI</b>")
+        # job names read like a list (left-aligned, ellipsized, full name on hover)
+        self.title = W.HTML("<style>.pai-magic-panel .pai-magic-job-name{text-align:left;justify-content:flex-start;"
+                            "overflow:hidden;text-overflow:ellipsis;white-space:nowrap}</style><b>OpenPAI</b>")
         self.cluster_label = W.HTML("Not logged in")
         self.error = W.HTML("")
 
@@ -247,7 +249,7 @@ class PaiPanel:
         self.log_task = W.Dropdown(options=[], description="Log of", style={"description_width": "50px"},
                                    layout=W.Layout(width="auto", flex="1 1 auto"))
         self.log_stream = W.ToggleButtons(options=["stdout", "stderr", "all"], value="stdout",
-                                          style={"button_width": "60px"})
+                                          style={"button_width": "72px"})
         self.log_follow = W.Checkbox(True, description="follow", indent=False, layout=W.Layout(width="auto"))
         self.log_task.observe(self._on_log_choice, names="value")
         self.log_stream.observe(self._on_log_choice, names="value")
@@ -315,7 +317,8 @@ class PaiPanel:
         self.user = W.Text(placeholder="user name", description="User", layout=full(), style=desc)
         self.password = W.Password(placeholder="password (or a token)", description="Password", layout=full(),
                                    style=desc)
-        self.use_token = W.Checkbox(False, description="paste a token instead (OIDC clusters)", indent=False)
+        self.use_token = W.Checkbox(False, description="paste a token instead (OIDC clusters)", indent=False,
+                                    layout=W.Layout(width="auto"))
         self.login_button = W.Button(description="Log in", button_style="primary")
         self.local_button = W.Button(description="Start local backend")
         self.login_message = W.HTML("")
@@ -518,7 +521,10 @@ class PaiPanel:
                 if self.selected:
                     self._render_detail(client, self.selected)
             except AuthError as exc:
-                self._show_error(str(exc))
+                from pai_magic.core.profiles import NO_PROFILE_HINT
+
+                self._show_error("Not logged in: use the Login tab (cluster URL, user, password) or Start local "
+                                 "backend." if str(exc) == NO_PROFILE_HINT.strip() else str(exc))
                 if self.tabs.selected_index == TAB_JOBS:
                     self.tabs.selected_index = TAB_LOGIN
                 return False
