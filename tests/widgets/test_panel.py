@@ -141,7 +141,7 @@ def test_close_leaves_no_model_behind(profile):
 
 
 def test_two_panels_share_one_refresh_loop(profile):
-    assert not _poller_threads()
+    _wait(lambda: not _poller_threads(), "the loop of earlier tests' panels to end")
     a = PaiPanel(refresh_interval=0.2)
     b = PaiPanel(refresh_interval=0.2)
     try:
@@ -382,3 +382,32 @@ def test_kernel_and_notebook_jobs_are_labelled(logged_in):
     p.refresh()
     by_name = {r.name.description: r.status.value for r in p.rows}
     assert "kernel" in by_name[kernel] and "notebook run" in by_name[notebook]
+
+
+def test_the_shared_loop_shows_jobs_submitted_elsewhere(profile):
+    """Another face (the core, as the CLI would) submits; the loop's refresh shows the job
+    without anyone clicking Refresh."""
+    p = PaiPanel(refresh_interval=0.3)
+    try:
+        name = _submit_direct("panel_bg", "echo bg")
+        _wait(lambda: p.job_states.get(name) == "SUCCEEDED", "the background refresh to show SUCCEEDED")
+    finally:
+        p.close()
+    refreshes = p.refreshes
+    time.sleep(1.0)
+    assert p.refreshes == refreshes  # a closed panel is not refreshed any more
+
+
+def test_start_local_backend_from_the_panel(tmp_path):
+    p = PaiPanel(refresh_interval=None, local_data_dir=str(tmp_path / "local"))
+    try:
+        p.local_button.click()
+        assert p.login_message.value == "" and p.error_text == "", (p.login_message.value, p.error_text)
+        assert "127.0.0.1" in p.cluster_label.value
+        assert (tmp_path / "local" / "server.json").exists()
+    finally:
+        p.close()
+        from pai_magic.local.connect import stop_started
+
+        stop_started()
+    assert not (tmp_path / "local" / "server.json").exists()
