@@ -411,3 +411,22 @@ def test_start_local_backend_from_the_panel(tmp_path):
 
         stop_started()
     assert not (tmp_path / "local" / "server.json").exists()
+
+
+def test_a_notebook_run_links_its_executed_notebook(logged_in, tmp_path):
+    results = pytest.importorskip("pai_magic.core.notebook.results", reason="the notebook-run index is not here")
+    from pai_magic.core.kinds import NOTEBOOK, kind_stem
+
+    p = logged_in
+    name = _submit_direct(kind_stem(NOTEBOOK, "linked"), "true")
+    user = p._profile().user
+    out = tmp_path / "runs" / "executed.ipynb"
+    out.parent.mkdir()
+    out.write_text("{}")
+    results.record(results.NotebookResult(job=f"{user}~{name}", state="SUCCEEDED", out_dir=str(out.parent),
+                                          notebook=str(out)))
+    p.select(f"{user}~{name}")
+    assert "Executed notebook" in p.detail.value and "executed.ipynb" in p.detail.value
+    plain = _submit_direct("no_notebook", "true")
+    p.select(f"{user}~{plain}")
+    assert "Executed notebook" not in p.detail.value
