@@ -221,6 +221,8 @@ class PaiPanel:
                              layout=W.Layout(flex="1 1 120px", min_width="0", width="auto"))
         self.state_filter = W.Dropdown(options=[_ALL, *JOB_STATES], value=_ALL,
                                        layout=W.Layout(flex="0 1 130px", width="auto"))
+        self.vc_filter = W.Dropdown(options=[("all virtual clusters", "")], value="",
+                                    layout=W.Layout(flex="0 1 170px", width="auto"))
         self.all_users = W.Checkbox(False, description="all users", indent=False,
                                     layout=W.Layout(flex="0 0 auto", width="auto"))
         self.refresh_button = W.Button(icon="refresh", tooltip="Refresh now", layout=W.Layout(width="40px"))
@@ -232,6 +234,7 @@ class PaiPanel:
         self.search.observe(self._on_filter, names="value")
         self.state_filter.observe(self._on_filter, names="value")
         self.all_users.observe(self._on_filter, names="value")
+        self.vc_filter.observe(self._on_filter, names="value")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.prev_button.on_click(lambda _b: self.page(-1))
         self.next_button.on_click(lambda _b: self.page(+1))
@@ -267,7 +270,7 @@ class PaiPanel:
         self.detail_box.add_class("pai-magic-detail")
         # the detail first: opening a job never puts it below the fold of a long list
         self.jobs_tab = W.VBox(
-            [W.HBox([self.search, self.state_filter, self.all_users, self.refresh_button],
+            [W.HBox([self.search, self.state_filter, self.vc_filter, self.all_users, self.refresh_button],
                     layout=W.Layout(width="100%", flex_flow="row wrap", align_items="center")),
              self.detail_box,
              W.HBox([self.prev_button, self.page_info, self.next_button],
@@ -488,6 +491,8 @@ class PaiPanel:
     # ---- jobs tab --------------------------------------------------------------------------------
 
     def _on_filter(self, _change: Any) -> None:
+        if getattr(self, "_filters_quiet", False):
+            return
         self.offset = 0
         self.refresh()
 
@@ -500,7 +505,7 @@ class PaiPanel:
         state = self.state_filter.value
         return {"username": None if self.all_users.value else (client.user or None),
                 "state": None if state == _ALL else state,
-                "keyword": self.search.value.strip() or None}
+                "vc": self.vc_filter.value or None, "keyword": self.search.value.strip() or None}
 
     def refresh(self) -> bool:
         """Read the profile, the page of jobs and the open job; True when it worked. A success
@@ -564,6 +569,15 @@ class PaiPanel:
             names = []
         if list(self.form.virtual_cluster.options) != names:
             self.form.virtual_cluster.options = names
+        choices = [("all virtual clusters", ""), *[(n, n) for n in names]]
+        if list(self.vc_filter.options) != choices:
+            self._filters_quiet = True   # new choices are not a new filter: no second refresh
+            try:
+                current = self.vc_filter.value
+                self.vc_filter.options = choices
+                self.vc_filter.value = current if current in names else ""
+            finally:
+                self._filters_quiet = False
 
     def _open_row(self, index: int) -> None:
         if index < len(self.jobs):

@@ -295,6 +295,10 @@ def test_paging_with_total_search_and_state_filter(profile):
         assert p.total == 0 and "No job matches" in p.empty.value
         p.state_filter.value = "SUCCEEDED"
         assert p.total == 5 and p.offset == 0
+        assert "default" in [v for _label, v in p.vc_filter.options]
+        p.vc_filter.value = "default"
+        assert p.total == 5
+        p.vc_filter.value = ""
     finally:
         p.close()
 
