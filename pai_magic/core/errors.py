@@ -27,8 +27,9 @@ class PaiError(Exception):
 
     status: int = 400
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,  # noqa: B042
                  details: list[str] | None = None, field: str | None = None) -> None:
+        # keyword-only extras: __reduce__ below keeps them through pickle and copy
         super().__init__(message)
         self.message = message.strip().splitlines()[0] if message.strip() else type(self).__name__
         self.code = code
@@ -39,6 +40,15 @@ class PaiError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.message, self.code, self.status, self.details, self.field))
+
+
+def _rebuild(cls: type[PaiError], message: str, code: str | None, status: int, details: list[str],
+             field: str | None) -> PaiError:
+    """The other half of ``PaiError.__reduce__`` (the keyword-only fields survive a pickle)."""
+    return cls(message, code=code, status=status, details=details, field=field)
 
 
 class AuthError(PaiError):

@@ -41,9 +41,10 @@ class SubmitForm:
         self.retry = W.IntText(0, description="Retries", layout=_full(), style=_DESC)
         self.storages = W.Text("", placeholder="NAME or NAME:/mount/path, comma separated",
                                description="Storage", layout=_full(), style=_DESC)
-        self.ssh = W.Checkbox(False, description="SSH into the tasks (with your key)", indent=False)
+        self.ssh = W.Checkbox(False, description="SSH into the tasks (with your key)", indent=False,
+                              layout=W.Layout(width="auto"))
         self.keep_alive = W.Checkbox(False, description="Keep alive after the commands (sleep infinity)",
-                                     indent=False)
+                                     indent=False, layout=W.Layout(width="auto"))
         self.submit_button = W.Button(description="Submit", button_style="success", icon="play")
         self.result = W.HTML("")
         self.yaml = W.Textarea(placeholder="an OpenPAI protocol v2 job (YAML)", layout=_full("160px"))

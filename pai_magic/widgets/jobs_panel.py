@@ -210,7 +210,9 @@ class PaiPanel:
         def full() -> W.Layout:
             return W.Layout(width="auto", max_width="100%")
 
-        self.title = W.HTML("<b>OpenPAI</b>")
+        # job names read like a list (left-aligned, ellipsized, full name on hover)
+        self.title = W.HTML("<style>.pai-magic-panel .pai-magic-job-name{text-align:left;justify-content:flex-start;"
+                            "overflow:hidden;text-overflow:ellipsis;white-space:nowrap}</style><b>OpenPAI</b>")
         self.cluster_label = W.HTML("Not logged in")
         self.error = W.HTML("")
 
@@ -219,6 +221,8 @@ class PaiPanel:
                              layout=W.Layout(flex="1 1 120px", min_width="0", width="auto"))
         self.state_filter = W.Dropdown(options=[_ALL, *JOB_STATES], value=_ALL,
                                        layout=W.Layout(flex="0 1 130px", width="auto"))
+        self.vc_filter = W.Dropdown(options=[("all virtual clusters", "")], value="",
+                                    layout=W.Layout(flex="0 1 170px", width="auto"))
         self.all_users = W.Checkbox(False, description="all users", indent=False,
                                     layout=W.Layout(flex="0 0 auto", width="auto"))
         self.refresh_button = W.Button(icon="refresh", tooltip="Refresh now", layout=W.Layout(width="40px"))
@@ -230,6 +234,7 @@ class PaiPanel:
         self.search.observe(self._on_filter, names="value")
         self.state_filter.observe(self._on_filter, names="value")
         self.all_users.observe(self._on_filter, names="value")
+        self.vc_filter.observe(self._on_filter, names="value")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.prev_button.on_click(lambda _b: self.page(-1))
         self.next_button.on_click(lambda _b: self.page(+1))
@@ -247,7 +252,7 @@ class PaiPanel:
         self.log_task = W.Dropdown(options=[], description="Log of", style={"description_width": "50px"},
                                    layout=W.Layout(width="auto", flex="1 1 auto"))
         self.log_stream = W.ToggleButtons(options=["stdout", "stderr", "all"], value="stdout",
-                                          style={"button_width": "60px"})
+                                          style={"button_width": "72px"})
         self.log_follow = W.Checkbox(True, description="follow", indent=False, layout=W.Layout(width="auto"))
         self.log_task.observe(self._on_log_choice, names="value")
         self.log_stream.observe(self._on_log_choice, names="value")
@@ -265,7 +270,7 @@ class PaiPanel:
         self.detail_box.add_class("pai-magic-detail")
         # the detail first: opening a job never puts it below the fold of a long list
         self.jobs_tab = W.VBox(
-            [W.HBox([self.search, self.state_filter, self.all_users, self.refresh_button],
+            [W.HBox([self.search, self.state_filter, self.vc_filter, self.all_users, self.refresh_button],
                     layout=W.Layout(width="100%", flex_flow="row wrap", align_items="center")),
              self.detail_box,
              W.HBox([self.prev_button, self.page_info, self.next_button],
@@ -315,7 +320,8 @@ class PaiPanel:
         self.user = W.Text(placeholder="user name", description="User", layout=full(), style=desc)
         self.password = W.Password(placeholder="password (or a token)", description="Password", layout=full(),
                                    style=desc)
-        self.use_token = W.Checkbox(False, description="paste a token instead (OIDC clusters)", indent=False)
+        self.use_token = W.Checkbox(False, description="paste a token instead (OIDC clusters)", indent=False,
+                                    layout=W.Layout(width="auto"))
         self.login_button = W.Button(description="Log in", button_style="primary")
         self.local_button = W.Button(description="Start local backend")
         self.login_message = W.HTML("")
@@ -485,6 +491,8 @@ class PaiPanel:
     # ---- jobs tab --------------------------------------------------------------------------------
 
     def _on_filter(self, _change: Any) -> None:
+        if getattr(self, "_filters_quiet", False):
+            return
         self.offset = 0
         self.refresh()
 
@@ -497,7 +505,7 @@ class PaiPanel:
         state = self.state_filter.value
         return {"username": None if self.all_users.value else (client.user or None),
                 "state": None if state == _ALL else state,
-                "keyword": self.search.value.strip() or None}
+                "vc": self.vc_filter.value or None, "keyword": self.search.value.strip() or None}
 
     def refresh(self) -> bool:
         """Read the profile, the page of jobs and the open job; True when it worked. A success
@@ -518,7 +526,10 @@ class PaiPanel:
                 if self.selected:
                     self._render_detail(client, self.selected)
             except AuthError as exc:
-                self._show_error(str(exc))
+                from pai_magic.core.profiles import NO_PROFILE_HINT
+
+                self._show_error("Not logged in: use the Login tab (cluster URL, user, password) or Start local "
+                                 "backend." if str(exc) == NO_PROFILE_HINT.strip() else str(exc))
                 if self.tabs.selected_index == TAB_JOBS:
                     self.tabs.selected_index = TAB_LOGIN
                 return False
@@ -558,6 +569,15 @@ class PaiPanel:
             names = []
         if list(self.form.virtual_cluster.options) != names:
             self.form.virtual_cluster.options = names
+        choices = [("all virtual clusters", ""), *[(n, n) for n in names]]
+        if list(self.vc_filter.options) != choices:
+            self._filters_quiet = True   # new choices are not a new filter: no second refresh
+            try:
+                current = self.vc_filter.value
+                self.vc_filter.options = choices
+                self.vc_filter.value = current if current in names else ""
+            finally:
+                self._filters_quiet = False
 
     def _open_row(self, index: int) -> None:
         if index < len(self.jobs):

@@ -141,7 +141,7 @@ def test_close_leaves_no_model_behind(profile):
 
 
 def test_two_panels_share_one_refresh_loop(profile):
-    assert not _poller_threads()
+    _wait(lambda: not _poller_threads(), "the loop of earlier tests' panels to end")
     a = PaiPanel(refresh_interval=0.2)
     b = PaiPanel(refresh_interval=0.2)
     try:
@@ -295,6 +295,10 @@ def test_paging_with_total_search_and_state_filter(profile):
         assert p.total == 0 and "No job matches" in p.empty.value
         p.state_filter.value = "SUCCEEDED"
         assert p.total == 5 and p.offset == 0
+        assert "default" in [v for _label, v in p.vc_filter.options]
+        p.vc_filter.value = "default"
+        assert p.total == 5
+        p.vc_filter.value = ""
     finally:
         p.close()
 
@@ -382,3 +386,51 @@ def test_kernel_and_notebook_jobs_are_labelled(logged_in):
     p.refresh()
     by_name = {r.name.description: r.status.value for r in p.rows}
     assert "kernel" in by_name[kernel] and "notebook run" in by_name[notebook]
+
+
+def test_the_shared_loop_shows_jobs_submitted_elsewhere(profile):
+    """Another face (the core, as the CLI would) submits; the loop's refresh shows the job
+    without anyone clicking Refresh."""
+    p = PaiPanel(refresh_interval=0.3)
+    try:
+        name = _submit_direct("panel_bg", "echo bg")
+        _wait(lambda: p.job_states.get(name) == "SUCCEEDED", "the background refresh to show SUCCEEDED")
+    finally:
+        p.close()
+    refreshes = p.refreshes
+    time.sleep(1.0)
+    assert p.refreshes == refreshes  # a closed panel is not refreshed any more
+
+
+def test_start_local_backend_from_the_panel(tmp_path):
+    p = PaiPanel(refresh_interval=None, local_data_dir=str(tmp_path / "local"))
+    try:
+        p.local_button.click()
+        assert p.login_message.value == "" and p.error_text == "", (p.login_message.value, p.error_text)
+        assert "127.0.0.1" in p.cluster_label.value
+        assert (tmp_path / "local" / "server.json").exists()
+    finally:
+        p.close()
+        from pai_magic.local.connect import stop_started
+
+        stop_started()
+    assert not (tmp_path / "local" / "server.json").exists()
+
+
+def test_a_notebook_run_links_its_executed_notebook(logged_in, tmp_path):
+    results = pytest.importorskip("pai_magic.core.notebook.results", reason="the notebook-run index is not here")
+    from pai_magic.core.kinds import NOTEBOOK, kind_stem
+
+    p = logged_in
+    name = _submit_direct(kind_stem(NOTEBOOK, "linked"), "true")
+    user = p._profile().user
+    out = tmp_path / "runs" / "executed.ipynb"
+    out.parent.mkdir()
+    out.write_text("{}")
+    results.record(results.NotebookResult(job=f"{user}~{name}", state="SUCCEEDED", out_dir=str(out.parent),
+                                          notebook=str(out)))
+    p.select(f"{user}~{name}")
+    assert "Executed notebook" in p.detail.value and "executed.ipynb" in p.detail.value
+    plain = _submit_direct("no_notebook", "true")
+    p.select(f"{user}~{plain}")
+    assert "Executed notebook" not in p.detail.value

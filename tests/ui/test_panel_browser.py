@@ -1,0 +1,119 @@
+"""The ipywidgets panel in JupyterLab in a real browser (Debian's Chromium via Playwright): a
+notebook cell shows ``PaiPanel()`` against the embedded backend; the job rows, the page
+counter and the kind labels render, and no input of any tab sticks out of the panel on the
+right (they used to be clipped). With ``PAI_MAGIC_SCREENSHOTS=DIR`` the panel's picture is
+saved there as panel.png (the README's)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import need, need_binary
+from tests.server.jupyter_process import REPO, JupyterProcess
+from tests.ui.test_sidebar import CHROMIUM_ARGS
+
+LABEXT = REPO / "pai_magic" / "labextension"
+
+NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+               "source": "from pai_magic.widgets import PaiPanel\npanel = PaiPanel(refresh_interval=2)\npanel"}],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.fixture
+def lab(tmp_path, local_backend, monkeypatch):
+    proc = JupyterProcess(tmp_path / "lab", tmp_path / "pai-config", lab=True,
+                          labextension_dir=LABEXT if (LABEXT / "package.json").exists() else None,
+                          extra_config={"LabApp": {"expose_app_in_browser": True}})
+    # the kernel reads this profile: log in and submit a few jobs as another face would
+    monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(proc.pai_config_dir))
+    from pai_magic.core.auth import login_with_password
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.jobs import submit_job
+    from pai_magic.core.kinds import KERNEL, NOTEBOOK as NB, kind_stem
+    from pai_magic.core.protocol import JobSpec, build_protocol
+
+    profile = login_with_password(local_backend.url, local_backend.user, local_backend.password)
+    with PaiClient(profile) as client:
+        for stem in ("train_resnet50", kind_stem(KERNEL, "analysis"), kind_stem(NB, "sweep_lr"), "eval"):
+            submit_job(client, build_protocol(JobSpec(name=stem, image="ubuntu:22.04", commands=["echo hi"])))
+    proc.start()
+    (proc.root / "notebooks" / "panel.ipynb").write_text(json.dumps(NOTEBOOK))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def page(tmp_path):
+    chromium = need_binary("chromium", "chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the machine
+        need(False, "playwright is not installed (pip install playwright)")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium or "/usr/bin/chromium",
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1100, "height": 1000})
+        pg = context.pages[0] if context.pages else context.new_page()
+        pg.set_default_timeout(60_000)
+        try:
+            yield pg
+        finally:
+            context.close()
+
+
+def _overflowing_inputs(page) -> list[str]:
+    """Visible inputs of the panel whose right edge passes the panel's (clipped)."""
+    return page.evaluate("""() => {
+        const panel = document.querySelector('.pai-magic-panel');
+        const right = panel.getBoundingClientRect().right;
+        return [...panel.querySelectorAll('input, textarea, select, button')]
+            .filter(el => el.offsetParent !== null && el.getBoundingClientRect().width > 0)
+            .filter(el => el.getBoundingClientRect().right > right + 1)
+            .map(el => (el.name || el.placeholder || el.textContent || el.tagName).slice(0, 40));
+    }""")
+
+
+def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
+    page.goto(f"{lab.url}lab/tree/panel.ipynb?token={lab.token}")
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=90_000)
+    # run the cell once its kernel is idle (a key press before that can be lost)
+    page.wait_for_function("""() => {
+        const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+        return k && k.status === 'idle';
+    }""", timeout=90_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    panel = page.locator(".pai-magic-panel")
+    panel.wait_for(state="visible", timeout=90_000)
+    rows = panel.locator(".pai-magic-job:visible")
+    rows.first.wait_for(state="visible", timeout=60_000)
+    assert rows.count() >= 4
+    text = panel.inner_text()
+    assert "kernel" in text and "notebook run" in text and " of " in text, text
+    assert _overflowing_inputs(page) == []
+    # opening a job shows its detail (tasks, log) in view, above the list
+    panel.locator(".pai-magic-job-name", has_text="train_resnet50").first.click()
+    detail = panel.locator(".pai-magic-detail")
+    detail.locator("table").wait_for(state="visible", timeout=60_000)
+    panel.locator(".pai-magic-log-text").wait_for(state="visible", timeout=60_000)
+    assert "hi" in panel.locator(".pai-magic-log-text").inner_text()
+    top = detail.evaluate("el => el.getBoundingClientRect().top")
+    assert 0 <= top < page.evaluate("window.innerHeight"), top
+    shots = os.environ.get("PAI_MAGIC_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(Path(shots) / "panel.png"))
+    assert _overflowing_inputs(page) == []
+    for tab in ("Submit", "Images", "Storage", "Login"):
+        panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
+        page.wait_for_timeout(300)
+        assert _overflowing_inputs(page) == [], tab
+        if shots and tab == "Submit":
+            panel.screenshot(path=str(Path(shots) / "panel-submit.png"))
