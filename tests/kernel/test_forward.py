@@ -209,5 +209,3 @@ def test_taken_local_port_is_one_line(task_server):
 
         with pytest.raises(InvalidInputError, match="is taken"):
             PortForwarder(lambda: None, [Forward(busy.getsockname()[1], "127.0.0.1", 1)])  # type: ignore
-
-
