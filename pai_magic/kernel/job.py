@@ -381,4 +381,3 @@ class KernelJob:
                 forget_job_keys(f"{self.user}~{self.job}")
             except Exception:
                 pass
-

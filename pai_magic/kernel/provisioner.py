@@ -19,9 +19,28 @@ from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from tornado.web import HTTPError
 from traitlets import Float, Int, List, Unicode
 
+from pai_magic.core.errors import PaiError
+
 from pai_magic.kernel.spec import DEFAULT_LEASE_SECONDS, DEFAULT_PYTHON, KernelSettings
+
+
+class KernelStartFailed(HTTPError):
+    """A start that cannot succeed (no ipykernel in the image, the job ended, a timeout).
+
+    A tornado ``HTTPError`` because that is the only exception whose message the Jupyter
+    server passes on to the frontend (JupyterLab's "Error starting kernel" dialog); anything
+    else becomes "Unhandled error". Other frontends see the same one line in ``str()``.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(status, message.replace("%", "%%"))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class PaiKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -84,7 +103,11 @@ class PaiKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             connection["curve_publickey"] = km.curve_publickey.decode()
             connection["curve_secretkey"] = km.curve_secretkey.decode()
         job = self._kernel_job()
-        local = await self._run(lambda: job.start_kernel(connection, timeout=self.start_timeout))
+        try:
+            local = await self._run(lambda: job.start_kernel(connection, timeout=self.start_timeout))
+        except PaiError as exc:
+            self.log.error("pai-magic kernel: %s", exc.message)
+            raise KernelStartFailed(exc.message) from None
         local["key"] = session.key
         self.connection_info = local
         return local
