@@ -43,7 +43,7 @@ class KernelStartFailed(HTTPError):
         return self.message
 
 
-class PaiKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+class PaiKernelProvisioner(KernelProvisionerBase):
     """Start, watch and stop a kernel that runs in an OpenPAI job (see the module docstring)."""
 
     profile = Unicode("", help="pai_magic profile (cluster, user; its token stays in the profile file)")
@@ -84,7 +84,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Give the kernel CurveZMQ keys (the task's loopback is shared with other jobs on a
         node with host networking) and build the command for the record."""
-        km = self.parent
+        km: Any = self.parent
         import zmq
 
         if km is not None and getattr(km, "curve_publickey", None) is None and zmq.has("curve"):
@@ -95,7 +95,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        km = self.parent
+        km: Any = self.parent
         session = km.session
         connection: dict[str, Any] = {"key": session.key.decode(), "signature_scheme": session.signature_scheme,
                                       "transport": "tcp", "kernel_name": getattr(km, "kernel_name", "")}
@@ -121,7 +121,8 @@ class PaiKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             # job the person did not ask for, so the kernel is reported dead with the reason.
             self.log.warning("%s", self._job.ended)
             if hasattr(self.parent, "reason"):
-                self.parent.reason = self._job.ended
+                parent: Any = self.parent
+                parent.reason = self._job.ended
             restarter = getattr(self.parent, "_restarter", None)
             if restarter is not None:
                 restarter.restart_limit = 0

@@ -85,11 +85,11 @@ class Supervisor:
         self.dir = directory
         self.lease = lease
         self.proc = None
-        self.gen = None
+        self.gen = 0
         self.ready = False
         self.last_lease = None
         self.renewed = time.monotonic()
-        self.shell_port = None
+        self.shell_port = 0
 
     def path(self, name):
         return os.path.join(self.dir, name)

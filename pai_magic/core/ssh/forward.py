@@ -276,7 +276,7 @@ class PortForwarder:
                     try:
                         while os.read(self._wake_r, 4096):
                             pass
-                    except (BlockingIOError, OSError):
+                    except OSError:
                         pass
                 elif kind == "listen":
                     self._accept(ref)
@@ -308,7 +308,7 @@ class PortForwarder:
         if data:
             try:
                 pair.chan.sendall(data)
-            except (OSError, EOFError, Exception):
+            except Exception:  # paramiko raises SSHException, socket errors, EOFError
                 self._close_pair(pair)
             return
         # the local client closed its side: pass the EOF on, keep reading the other way
@@ -316,7 +316,7 @@ class PortForwarder:
         self._unregister(pair.sock)
         try:
             pair.chan.shutdown_write()
-        except (OSError, EOFError, Exception):
+        except Exception:  # paramiko raises SSHException, socket errors, EOFError
             pass
         if pair.remote_eof:
             self._close_pair(pair)
