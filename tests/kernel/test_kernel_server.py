@@ -215,6 +215,9 @@ def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backe
     try:
         job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
         env = dict(os.environ, PAI_MAGIC_CONFIG_DIR=str(jp.pai_config_dir))
+        listed = subprocess.run([sys.executable, "-m", "pai_magic", "jobs"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert f"{job} (kernel)" in listed.stdout, listed.stdout + listed.stderr
         res = subprocess.run([sys.executable, "-m", "pai_magic", "stop", job], env=env, capture_output=True,
                              text=True, timeout=60)
         assert res.returncode == 0, res.stderr
