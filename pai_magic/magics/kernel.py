@@ -44,10 +44,10 @@ class KernelMagics(Magics):
 
         if args.verb == "list":
             rows = spec.list_kernels()
+            empty = "No OpenPAI kernels installed: %pai_kernel install NAME --image IMAGE"
             return Table(["name", "display name", "profile", "image"],
                          [[r["name"], r["display_name"], r["profile"], r["image"]] for r in rows],
-                         title="OpenPAI kernels", empty="No OpenPAI kernels installed: %pai_kernel install "
-                                                         "NAME --image IMAGE")
+                         title="OpenPAI kernels", empty=empty)
         if not args.name:
             raise UsageError(f"%pai_kernel {args.verb}: give the kernel's name, e.g. %pai_kernel {args.verb} pai-gpu.")
         if args.verb == "remove":
