@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pai_magic.cli.registry",
     "pai_magic.cli.ssh",
     "pai_magic.cli.doctor",
+    "pai_magic.cli.kernel",
 )
 
 

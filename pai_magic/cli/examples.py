@@ -66,6 +66,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
               "pai-magic mount --storage default ~/pai-data",
               "pai-magic mount 10.0.0.5:/data ~/data --dry-run",
               "pai-magic mount --storage default ~/pai-data --rootless"),
+    "kernel": ("pai-magic kernel install pai-gpu --image pytorch/pytorch:latest --gpu 1",
+               "pai-magic kernel install pai-cpu --image python:3.11 --gpu 0 --cpu 8 --memory 32G --profile lab",
+               "pai-magic kernel list",
+               "pai-magic kernel remove pai-gpu"),
     "umount": ("pai-magic umount ~/pai-data",
                "pai-magic umount ~/pai-data --dry-run"),
 }

@@ -9,6 +9,7 @@ from typing import Any
 
 from pai_magic.cli.common import client_for, emit, table, wants_json, when
 from pai_magic.core.errors import InvalidInputError
+from pai_magic.core.kinds import kind_label
 from pai_magic.core.models import JOB_STATES, JobDetail, summary_line
 
 
@@ -77,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
 
 # ----- jobs ----------------------------------------------------------------------------
 
+def _labelled(name: str) -> str:
+    label = kind_label(name)
+    return f"{name} ({label})" if label else name
+
+
 def run_jobs(args: argparse.Namespace) -> int:
     if args.limit < 0 or args.offset < 0:
         raise InvalidInputError("--limit and --offset must be >= 0.")
@@ -85,12 +91,13 @@ def run_jobs(args: argparse.Namespace) -> int:
         page = client.list_jobs(username=username, state=args.state, vc=args.vc, keyword=args.keyword,
                                 offset=args.offset, limit=args.limit)
     data = {"total": page.total, "offset": page.offset, "limit": page.limit,
-            "items": [dict(vars(s), full_name=s.full_name) for s in page.items]}
+            "items": [dict(vars(s), full_name=s.full_name, kind_label=kind_label(s.name))
+                      for s in page.items]}
 
     def text() -> str:
         if not page.items:
             return "No jobs." if not args.offset else f"No jobs past offset {args.offset}."
-        rows = [(s.name, s.user, s.state, s.virtual_cluster or "-", s.gpus, when(s.submission_time),
+        rows = [(_labelled(s.name), s.user, s.state, s.virtual_cluster or "-", s.gpus, when(s.submission_time),
                  "" if s.exit_code is None else s.exit_code) for s in page.items]
         out = table(rows, ("NAME", "USER", "STATE", "VC", "GPUS", "SUBMITTED", "EXIT"))
         if page.total is not None and page.total > len(page.items):

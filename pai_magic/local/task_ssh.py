@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import ipaddress
 import fcntl
 import logging
 import os
@@ -45,6 +46,8 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 HOST_KEY_NAME = "ssh_host_ed25519_key"
 KILL_GRACE = 2.0  # seconds between SIGHUP and SIGKILL when a client goes away
 REPLY_GRACE = 0.05  # seconds a channel stays open after its exec/shell request (see start())
+FORWARD_CONNECT_TIMEOUT = 10.0
+FORWARD_BUF = 1 << 16
 
 
 # ----------------------------------------------------------------------------- host key
@@ -95,6 +98,79 @@ def parse_authorized_keys(lines: list[str]) -> set[str]:
                     blobs.add(parts[i + 1])
                     break
     return blobs
+
+
+# ---------------------------------------------------------------------------- forwarding
+def loopback_destination(host: str) -> bool:
+    """Only the task's own loopback may be reached through ``direct-tcpip`` (``ssh -L``):
+    the task SSH server is no door into the backend's network."""
+    name = (host or "").strip().strip("[]").lower()
+    if name in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _bridge(channel: paramiko.Channel, sock: socket.socket) -> None:
+    """Copy both ways until both sides sent EOF; an EOF is passed on as a half-close, and
+    when either side closes for good both ends are closed."""
+    done = threading.Event()
+    ended = {"up": False, "down": False}
+    lock = threading.Lock()
+
+    def finish(which: str) -> None:
+        with lock:
+            ended[which] = True
+            both = ended["up"] and ended["down"]
+        if both:
+            done.set()
+
+    def upstream() -> None:  # channel -> destination
+        try:
+            while True:
+                data = channel.recv(FORWARD_BUF)
+                if not data:
+                    break
+                sock.sendall(data)
+        except (OSError, EOFError, paramiko.SSHException):
+            done.set()
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finish("up")
+
+    def downstream() -> None:  # destination -> channel
+        try:
+            while True:
+                data = sock.recv(FORWARD_BUF)
+                if not data:
+                    break
+                channel.sendall(data)
+        except (OSError, EOFError, paramiko.SSHException):
+            done.set()
+        try:
+            channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finish("down")
+
+    channel.settimeout(None)
+    sock.settimeout(None)
+    threads = [threading.Thread(target=upstream, name="pai-task-ssh-fwd-up", daemon=True),
+               threading.Thread(target=downstream, name="pai-task-ssh-fwd-down", daemon=True)]
+    for t in threads:
+        t.start()
+    while not done.wait(1.0):
+        if channel.closed or not channel.get_transport().is_active():
+            break
+    for closer in (sock.close, channel.close):
+        try:
+            closer()
+        except Exception:
+            pass
 
 
 # ------------------------------------------------------------------------------ sessions
@@ -348,6 +424,7 @@ class _Interface(paramiko.ServerInterface):
         self.server = server
         self.peer = peer
         self.sessions: dict[int, _ChannelSession] = {}
+        self.forwards: dict[int, socket.socket] = {}  # channel id -> connected destination
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -367,6 +444,27 @@ class _Interface(paramiko.ServerInterface):
         if kind == "session":
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_direct_tcpip_request(self, chanid: int, origin: tuple[str, int],
+                                           destination: tuple[str, int]) -> int:
+        """``ssh -L`` / a port forward: loopback destinations only, connected before the
+        channel is confirmed so a closed port fails the open (as with OpenSSH)."""
+        host, port = str(destination[0]), int(destination[1])
+        if not loopback_destination(host):
+            log.info("task ssh: refused forward to %s:%s (only loopback destinations)", host, port)
+            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        target = "127.0.0.1" if host.lower() in ("localhost", "localhost.localdomain") else host.strip("[]")
+        try:
+            sock = socket.create_connection((target, port), timeout=FORWARD_CONNECT_TIMEOUT)
+        except OSError as exc:
+            log.debug("task ssh: forward to %s:%s failed: %s", host, port, exc)
+            return paramiko.OPEN_FAILED_CONNECT_FAILED
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        old = self.forwards.pop(chanid, None)
+        if old is not None:
+            old.close()
+        self.forwards[chanid] = sock
+        return paramiko.OPEN_SUCCEEDED
 
     def _session(self, channel: paramiko.Channel) -> _ChannelSession:
         # channel ids are reused once a channel closes: a new channel gets a new session
@@ -664,11 +762,19 @@ class TaskSshServer:
         # paramiko keeps channels only weakly and closes one when its object is collected:
         # hold every accepted channel until it is closed.
         channels: list[paramiko.Channel] = []
+        interface = transport.server_object
         while transport.is_active() and not self._closed.is_set():
             chan = transport.accept(timeout=1.0)
             if chan is not None:
                 channels.append(chan)
+                dest = interface.forwards.pop(chan.get_id(), None) if interface is not None else None
+                if dest is not None:
+                    threading.Thread(target=_bridge, args=(chan, dest), name="pai-task-ssh-fwd",
+                                     daemon=True).start()
             channels = [c for c in channels if not c.closed]
+        if interface is not None:
+            for sock in interface.forwards.values():
+                sock.close()
         with self._lock:
             self._transports.discard(transport)
 

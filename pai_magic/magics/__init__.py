@@ -43,6 +43,7 @@ MAGICS: list[tuple[str, str]] = [
     ("pai_magic.magics.registry", "RegistryMagics"),
     ("pai_magic.magics.ssh", "SshMagics"),
     ("pai_magic.magics.doctor", "DoctorMagics"),
+    ("pai_magic.magics.kernel", "KernelMagics"),
 ]
 
 

@@ -161,6 +161,12 @@ def kv_view(title: str, pairs: Iterable[tuple[str, Any]], html_values: dict[str,
     return View(text, f"<div style='font-weight:600'>{esc(title)}</div><table>{rows}</table>")
 
 
+def _kind_label(name: str) -> str:
+    from pai_magic.core.kinds import kind_label
+
+    return kind_label(name)
+
+
 def job_table(jobs: Sequence[Any], *, total: int | None = None, now: float | None = None) -> Table:
     """``%pai_jobs``: one row per ``models.JobSummary``."""
     table = Table(["name", "user", "state", "vc", "gpus", "submitted", "duration", "exit code"],
@@ -173,6 +179,10 @@ def job_table(jobs: Sequence[Any], *, total: int | None = None, now: float | Non
             "-" if job.exit_code is None else job.exit_code,
         ])
         table.html_cells[(r, 2)] = state_html(job.state)
+        label = _kind_label(job.name)
+        if label:  # a kernel / notebook-run job pai_magic started: say so beside its name
+            table.rows[-1][0] = f"{job.name} ({label})"
+            table.html_cells[(r, 0)] = f"{esc(job.name)} <span style='color:#6e7781'>({esc(label)})</span>"
     if total is not None and total > len(jobs):
         table.footer = f"{len(jobs)} of {total} jobs shown; use --limit N or --state S to see others."
     return table

