@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pai_magic.cli.storage",
     "pai_magic.cli.registry",
     "pai_magic.cli.ssh",
+    "pai_magic.cli.notebook",
 )
 
 
