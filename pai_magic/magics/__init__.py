@@ -42,6 +42,7 @@ MAGICS: list[tuple[str, str]] = [
     ("pai_magic.magics.help", "HelpMagics"),
     ("pai_magic.magics.registry", "RegistryMagics"),
     ("pai_magic.magics.ssh", "SshMagics"),
+    ("pai_magic.magics.notebook", "NotebookMagics"),
 ]
 
 
