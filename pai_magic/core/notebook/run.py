@@ -385,8 +385,13 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                     failures += 1
                     if failures > 20:
                         why = exc.message.rstrip(".") if isinstance(exc, PaiError) else (str(exc) or type(exc).__name__)
-                        raise PaiError(f"Cannot reach the task of {full} over SSH ({why}); "
-                                       f"the job keeps running: stop it with `pai-magic stop {run.name}`.") from None
+                        if not f.uploaded:  # nobody can ever feed this job: do not let it hold its GPU
+                            _stop_quietly(client, run.name)
+                            raise PaiError(f"Cannot reach the task of {full} over SSH ({why}), so the notebook "
+                                           "could not be uploaded; the job was stopped.") from None
+                        raise PaiError(f"Cannot reach the task of {full} over SSH ({why}); the job keeps "
+                                       f"running: fetch it later with `pai-magic notebook-result {run.name} "
+                                       "--wait`.") from None
                     time.sleep(1.0)
                     continue
             try:
