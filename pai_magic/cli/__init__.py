@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pai_magic.cli.ssh",
     "pai_magic.cli.doctor",
     "pai_magic.cli.kernel",
+    "pai_magic.cli.notebook",
 )
 
 

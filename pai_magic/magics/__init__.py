@@ -44,6 +44,7 @@ MAGICS: list[tuple[str, str]] = [
     ("pai_magic.magics.ssh", "SshMagics"),
     ("pai_magic.magics.doctor", "DoctorMagics"),
     ("pai_magic.magics.kernel", "KernelMagics"),
+    ("pai_magic.magics.notebook", "NotebookMagics"),
 ]
 
 

@@ -1,0 +1,546 @@
+"""Run a notebook as an OpenPAI job and bring the executed copy back.
+
+Where the files live: a job's container disk is gone once the job ends, and OpenPAI has no
+upload API. So the job gets the ssh runtime plugin with the user's key; once its task runs,
+ONE SSH session uploads the parameterised notebook, the stdlib-only runner
+(:mod:`task_runner`) and its settings into ``/tmp/pai-nb/<job>`` and then, on the same
+session, polls the runner's ``status.json`` and fetches the executed notebook every time the
+runner rewrote it (after each cell). Whatever executed is therefore already on this machine
+when a cell fails, when the job is stopped (here or anywhere else) or when time runs out.
+At the end the caller acknowledges the fetch (``.ack``) and the runner exits, ending the job
+(SUCCEEDED, or FAILED with the runner's exit code); a stop asked here interrupts the kernel
+first, fetches the last state, then stops the job (STOPPED). Nobody fetching: the runner
+lingers at most ``linger`` seconds, then ends.
+
+Every run is recorded in :mod:`results` so other faces find the executed copy by job name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pai_magic.core.client import PaiClient
+from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError
+from pai_magic.core.jobs import submit_job
+from pai_magic.core.kinds import NOTEBOOK, kind_stem
+from pai_magic.core.models import JobDetail
+from pai_magic.core.notebook import task_runner
+from pai_magic.core.notebook.params import code_cell_count, inject_parameters, read_notebook
+from pai_magic.core.notebook.results import NotebookResult, find_result, record
+from pai_magic.core.protocol import JobSpec, build_protocol
+from pai_magic.core.protocol.build import unique_job_name
+from pai_magic.core.ssh.connect import SshSession, connect
+from pai_magic.core.ssh.keys import SshKey, ensure_key
+
+REMOTE_ROOT = "/tmp/pai-nb"
+RUNNER_FILE = "pai_nb_runner.py"
+INPUT_FILE = "input.ipynb"
+CONFIG_FILE = "run.json"
+GO_FILE = ".go"
+UPLOAD_WAIT = 600          # seconds the task waits for the notebook before giving up
+FINAL = {"succeeded": "SUCCEEDED", "failed": "FAILED", "stopped": "STOPPED", "timeout": "TIMEOUT",
+         "error": "FAILED"}
+STOP_GRACE = 20.0          # seconds a stop waits for the runner to save before stopping the job
+REST_EVERY = 3.0           # seconds between job-state reads while the SSH session carries progress
+
+ProgressFn = Callable[["RunProgress"], Any]
+
+
+@dataclass
+class NotebookRunSpec:
+    """What a person asks for: the notebook, where to run it, its parameters, what to bring back."""
+
+    notebook: str
+    image: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    gpu: int = 0
+    cpu: int = 1
+    memory_mb: int = 4096
+    virtual_cluster: str = "default"
+    timeout: float | None = None       # the whole run, seconds (the runner enforces it per cell)
+    html: bool = False
+    install_deps: bool = False
+    out_root: str | None = None        # runs land in OUT_ROOT/<job>/; default: <notebook dir>/pai-runs
+    linger: float = 600.0
+    name: str | None = None            # a readable stem; default: the notebook's name
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to submit: its job name, protocol and the files to upload."""
+
+    spec: NotebookRunSpec
+    name: str
+    protocol: dict[str, Any] = field(repr=False)
+    notebook_json: bytes = field(repr=False)
+    out_dir: Path
+    output_name: str
+    total_cells: int
+    key: SshKey | None = field(default=None, repr=False)
+
+    @property
+    def remote_dir(self) -> str:
+        return f"{REMOTE_ROOT}/{self.name}"
+
+    @property
+    def local_notebook(self) -> Path:
+        return self.out_dir / self.output_name
+
+
+@dataclass
+class RunProgress:
+    """One step of a run, for a face's status line."""
+
+    job: str
+    state: str          # SUBMITTED, WAITING, UPLOADING, RUNNING, INSTALLING, then a final state
+    cell: int = 0
+    total: int = 0
+    source: str = ""
+    message: str = ""
+    notebook: str | None = None
+
+    def line(self) -> str:
+        if self.state == "RUNNING" and self.cell:
+            text = f"{self.job}: cell {self.cell} of {self.total}"
+            return text + (f" ({self.source})" if self.source else "")
+        text = f"{self.job}: {self.state.lower()}"
+        return text + (f": {self.message}" if self.message else "")
+
+
+def default_out_root(notebook: Path) -> Path:
+    return notebook.parent / "pai-runs"
+
+
+def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT) -> list[str]:
+    """The job's shell lines: wait for the upload, then run the runner with the image's Python."""
+    d = shlex.quote(remote_dir)
+    ticks = int(upload_wait * 5)
+    return [
+        f"mkdir -p {d} && cd {d}",
+        f"n=0; while [ ! -e {GO_FILE} ]; do n=$((n+1)); if [ $n -gt {ticks} ]; then "
+        f"echo 'pai_magic: no notebook was uploaded within {upload_wait} s; the job ends' >&2; exit 2; fi; "
+        "sleep 0.2; done",
+        'PY=$(command -v python3 || command -v python) || { echo "pai_magic: the image has no Python: use an '
+        'image with Python 3, nbclient and ipykernel (e.g. jupyter/base-notebook)" >&2; exit 3; }',
+        f'"$PY" {RUNNER_FILE} {CONFIG_FILE}',
+    ]
+
+
+def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
+                ssh_key_path: str | None = None) -> PreparedRun:
+    """Read and parameterise the notebook and build its job; nothing touches the network."""
+    path = Path(spec.notebook).expanduser()
+    if not path.is_file():
+        raise NotFoundError(f"Notebook {spec.notebook} does not exist: check the path.")
+    if not (spec.image or "").strip():
+        raise InvalidInputError("A notebook job needs an image with Python, nbclient and ipykernel: give --image.")
+    if spec.timeout is not None and spec.timeout <= 0:
+        raise InvalidInputError(f"--timeout must be more than 0 seconds, got {spec.timeout:g}.")
+    nb = read_notebook(path.read_bytes(), str(path))
+    injected = inject_parameters(nb, spec.parameters)
+    key = key or ensure_key(ssh_key_path)
+    name = unique_job_name(kind_stem(NOTEBOOK, spec.name or path.stem))
+    job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
+                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}"),
+                       gpu=spec.gpu, cpu=spec.cpu, memory_mb=spec.memory_mb, virtual_cluster=spec.virtual_cluster,
+                       ssh_public_key=key.public_line,
+                       description=f"pai_magic notebook run of {path.name}")
+    protocol = build_protocol(job_spec)
+    out_root = Path(spec.out_root).expanduser() if spec.out_root else default_out_root(path.resolve())
+    return PreparedRun(spec=spec, name=name, protocol=protocol,
+                       notebook_json=json.dumps(injected, ensure_ascii=False, indent=1).encode("utf-8"),
+                       out_dir=out_root / name, output_name=path.name, total_cells=code_cell_count(injected),
+                       key=key)
+
+
+def submit_run(client: PaiClient, run: PreparedRun) -> str:
+    """Submit the run's job exactly once (core.jobs.submit_job) and record it; returns user~job."""
+    submit_job(client, run.protocol)
+    full = f"{client.user}~{run.name}"
+    record(_result(run, full, "SUBMITTED"))
+    return full
+
+
+def _result(run: PreparedRun, full: str, state: str, **extra: Any) -> NotebookResult:
+    return NotebookResult(job=full, state=state, out_dir=str(run.out_dir), input=str(run.spec.notebook),
+                          parameters=dict(run.spec.parameters), **extra)
+
+
+def _runner_config(run: PreparedRun) -> dict[str, Any]:
+    return {"notebook": INPUT_FILE, "output": "executed.ipynb", "output_dir": ".", "timeout": run.spec.timeout,
+            "install_deps": bool(run.spec.install_deps), "linger": float(run.spec.linger), "kernel": "python3",
+            "cleanup": True}
+
+
+class _Follower:
+    """The SSH side of one run: upload once, then poll status and fetch snapshots."""
+
+    def __init__(self, client: PaiClient, run: PreparedRun, on_progress: ProgressFn | None) -> None:
+        self.client = client
+        self.run = run
+        self.full = f"{client.user}~{run.name}"
+        self.on_progress = on_progress
+        self.session: SshSession | None = None
+        self.uploaded = False
+        self.seq = -1
+        self.status: dict[str, Any] = {}
+        self.fetched_sig: tuple[int, int] | None = None
+        self.notebook: Path | None = None
+        self.last_line = ""
+
+    # ------------------------------------------------------------------ plumbing
+    def emit(self, state: str, **fields: Any) -> None:
+        progress = RunProgress(job=self.full, state=state, notebook=str(self.notebook) if self.notebook else None,
+                               **fields)
+        line = progress.line()
+        if self.on_progress is not None and line != self.last_line:
+            self.last_line = line
+            self.on_progress(progress)
+
+    def remote(self, name: str) -> str:
+        return f"{self.run.remote_dir}/{name}"
+
+    def open(self) -> SshSession:
+        from pai_magic.core.ssh.tasks import resolve_target
+
+        target, _ = resolve_target(self.client, self.run.name)
+        key = self.run.key or ensure_key(self.client.profile.ssh_key)
+        self.session = connect(target, key)
+        return self.session
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    def sftp(self) -> Any:
+        assert self.session is not None
+        return self.session.sftp()
+
+    def upload(self) -> None:
+        sftp = self.sftp()
+        try:
+            sftp.stat(self.remote(GO_FILE))
+            self.uploaded = True  # an earlier follower already did it
+            return
+        except OSError:
+            pass
+        if not self.run.notebook_json:
+            raise PaiError(f"The notebook of {self.full} was never uploaded (the run that started it ended early): "
+                           f"stop the job with `pai-magic stop {self.run.name}` and run the notebook again.")
+        self.emit("UPLOADING", message=f"{len(self.run.notebook_json) / 1e6:.1f} MB")
+        try:
+            sftp.mkdir(self.run.remote_dir)
+        except OSError:
+            pass  # the job's first line made it
+        import io
+
+        runner_src = Path(task_runner.__file__).read_bytes()
+        config = json.dumps(_runner_config(self.run)).encode()
+        for name, data in ((RUNNER_FILE, runner_src), (INPUT_FILE, self.run.notebook_json), (CONFIG_FILE, config)):
+            sftp.putfo(io.BytesIO(data), self.remote(name), file_size=len(data), confirm=True)
+        sftp.putfo(io.BytesIO(b""), self.remote(GO_FILE + ".tmp"))
+        sftp.posix_rename(self.remote(GO_FILE + ".tmp"), self.remote(GO_FILE))
+        self.uploaded = True
+        record(_result(self.run, self.full, "RUNNING"))
+
+    def touch(self, name: str) -> None:
+        import io
+
+        self.sftp().putfo(io.BytesIO(b""), self.remote(name))
+
+    def poll(self) -> dict[str, Any]:
+        """Read status.json; fetch the executed notebook when the runner rewrote it."""
+        sftp = self.sftp()
+        try:
+            with sftp.open(self.remote(task_runner.STATUS), "rb") as fh:
+                status = json.loads(fh.read().decode("utf-8"))
+        except (OSError, ValueError):
+            status = {}
+        if status and status.get("seq") != self.seq:
+            self.seq = int(status.get("seq") or 0)
+            self.status = status
+            state = str(status.get("state") or "")
+            if state == "running":
+                self.emit("RUNNING", cell=int(status.get("cell") or 0), total=int(status.get("total") or 0),
+                          source=str(status.get("source") or ""), message=str(status.get("message") or ""))
+            elif state == "installing":
+                self.emit("INSTALLING", message=str(status.get("message") or ""))
+            elif state == "error":
+                self.emit("ERROR", message=str(status.get("message") or ""))
+        self.fetch()
+        return self.status
+
+    def fetch(self) -> bool:
+        sftp = self.sftp()
+        remote = self.remote("executed.ipynb")
+        try:
+            st = sftp.stat(remote)
+        except OSError:
+            return False
+        sig = (int(st.st_size or 0), int(st.st_mtime or 0) * 1_000_000_000 + int(self.status.get("snapshots") or 0))
+        if sig == self.fetched_sig:
+            return False
+        target = self.run.local_notebook
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.part")
+        with open(tmp, "wb") as fh:
+            sftp.getfo(remote, fh)
+        if tmp.stat().st_size == 0:
+            tmp.unlink()
+            return False
+        os.replace(tmp, target)
+        self.fetched_sig = sig
+        self.notebook = target
+        return True
+
+
+def _ssh_errors() -> tuple[type[BaseException], ...]:
+    """What a dropped task connection raises (paramiko loaded only once SSH is used)."""
+    import paramiko
+
+    return (OSError, EOFError, PaiError, paramiko.SSHException)
+
+
+def _job_state(client: PaiClient, name: str) -> JobDetail | None:
+    try:
+        return client.get_job(name)
+    except PaiError:
+        return None
+
+
+def _task_running(detail: JobDetail) -> bool:
+    return detail.state == "RUNNING" and any(t.state == "RUNNING" and t.container_ip for t in detail.tasks)
+
+
+def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn | None = None,
+               stop: threading.Event | None = None, poll: float = 0.5,
+               start_timeout: float | None = None, detach_when_running: bool = False) -> NotebookResult:
+    """Upload, follow and fetch until the run ends; returns (and records) its result.
+
+    ``detach_when_running``: return (state RUNNING) as soon as the notebook is uploaded and
+    the runner started; ``notebook-result --wait`` (:func:`attach_run`) fetches it later.
+
+    ``stop`` set by another thread: interrupt the kernel, fetch what ran, stop the job.
+    ``start_timeout``: give up (and stop the job) if the task has not started by then.
+    """
+    f = _Follower(client, run, on_progress)
+    full = f.full
+    started = time.monotonic()
+    run_deadline: float | None = None
+    stop_asked: float | None = None
+    job_stopped = False
+    detail: JobDetail | None = None
+    last_rest = 0.0
+    failures = 0
+    final: str | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if run_deadline is not None and now > run_deadline and stop_asked is None:
+                stop_asked = now  # the runner should have ended itself: a stuck kernel or task
+            if stop is not None and stop.is_set() and stop_asked is None:
+                stop_asked = now
+            if stop_asked is not None:
+                if f.session is not None:
+                    try:
+                        f.touch(task_runner.STOP_FILE)
+                    except _ssh_errors():
+                        f.close()
+                if (now - stop_asked > STOP_GRACE or f.session is None or not f.uploaded) and not job_stopped:
+                    _stop_quietly(client, run.name)
+                    job_stopped = True
+            if f.session is None or now - last_rest >= REST_EVERY:
+                last_rest = now
+                detail = _job_state(client, run.name) or detail
+                if detail is not None and detail.terminal:
+                    break
+            if f.session is None:
+                if detail is None or not _task_running(detail):
+                    f.emit("WAITING" if detail is None or detail.state == "WAITING" else detail.state)
+                    if start_timeout is not None and now - started > start_timeout and not job_stopped:
+                        _stop_quietly(client, run.name)
+                        job_stopped = True
+                        final = "FAILED"
+                        f.status = {"message": f"the task did not start within {start_timeout:g} s; "
+                                               "the job was stopped"}
+                        break
+                    time.sleep(min(2.0, poll * 2))
+                    continue
+                try:
+                    f.open()
+                    if not f.uploaded:
+                        f.upload()
+                        if run.spec.timeout:
+                            run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
+                    failures = 0
+                except _ssh_errors() as exc:
+                    f.close()
+                    failures += 1
+                    if failures > 20:
+                        why = exc.message.rstrip(".") if isinstance(exc, PaiError) else (str(exc) or type(exc).__name__)
+                        if not f.uploaded:  # nobody can ever feed this job: do not let it hold its GPU
+                            _stop_quietly(client, run.name)
+                            raise PaiError(f"Cannot reach the task of {full} over SSH ({why}), so the notebook "
+                                           "could not be uploaded; the job was stopped.") from None
+                        raise PaiError(f"Cannot reach the task of {full} over SSH ({why}); the job keeps "
+                                       f"running: fetch it later with `pai-magic notebook-result {run.name} "
+                                       "--wait`.") from None
+                    time.sleep(1.0)
+                    continue
+            try:
+                status = f.poll()
+            except _ssh_errors():
+                f.close()
+                continue
+            state = str(status.get("state") or "")
+            if detach_when_running and state not in FINAL and f.uploaded:
+                f.close()
+                result = _result(run, full, "RUNNING", message=f"running; the task keeps the result "
+                                 f"{int(run.spec.linger)} s after the run")
+                return record(result)
+            if state in FINAL:
+                final = FINAL[state]
+                if stop_asked is not None and not job_stopped:
+                    _stop_quietly(client, run.name)  # a stop asked here ends the job STOPPED, not FAILED
+                    job_stopped = True
+                else:
+                    try:
+                        f.touch(task_runner.ACK_FILE)
+                    except _ssh_errors():
+                        pass
+                break
+            time.sleep(poll)
+    finally:
+        f.close()
+    if detail is None or not detail.terminal:
+        detail = _settle(client, run.name, 30.0) or detail
+    return _finish(run, f, full, final, detail, stopped_here=stop_asked is not None)
+
+
+def _stop_quietly(client: PaiClient, name: str) -> None:
+    try:
+        client.stop(name)
+    except PaiError:
+        pass
+
+
+def _settle(client: PaiClient, name: str, timeout: float) -> JobDetail | None:
+    from pai_magic.core.jobs import wait_for
+
+    try:
+        return wait_for(client, name, timeout=timeout, poll=1.0, first_poll=0.2)
+    except PaiError:
+        return None
+
+
+def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail: JobDetail | None,
+            stopped_here: bool) -> NotebookResult:
+    status = f.status
+    if final is None:
+        job_state = detail.state if detail is not None else "UNKNOWN"
+        final = {"SUCCEEDED": "SUCCEEDED", "STOPPED": "STOPPED"}.get(job_state, "FAILED")
+        if stopped_here and final != "SUCCEEDED":
+            final = "STOPPED"
+    failed = status.get("failed_cell") if isinstance(status.get("failed_cell"), dict) else None
+    message = str(status.get("message") or "")
+    if final == "FAILED" and failed:
+        message = (f"cell {failed.get('cell')} of {status.get('total')} failed: {failed.get('ename')}: "
+                   f"{failed.get('evalue')}" + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
+    elif final == "FAILED" and not message:
+        diag = detail.diagnostics if detail is not None else ""
+        message = (f"the job ended {detail.state if detail else 'UNKNOWN'} before the notebook ran"
+                   + (f" ({diag})" if diag else "") + f": see `pai-magic logs {run.name} --stderr`")
+    elif final == "STOPPED":
+        message = "the run was stopped" + ("; the cells that ran came back" if f.notebook else "")
+    result = _result(run, full, final, notebook=str(f.notebook) if f.notebook else None, failed_cell=failed,
+                     message=message)
+    if run.spec.html and f.notebook is not None:
+        try:
+            result.html = str(to_html(f.notebook))
+        except PaiError as exc:
+            result.message = (result.message + "; " if result.message else "") + exc.message
+    record(result)
+    f.emit(final, message=message)
+    return result
+
+
+def to_html(notebook: Path) -> Path:
+    """The executed notebook as HTML next to it (nbconvert on this machine, not in the image)."""
+    try:
+        from nbconvert import HTMLExporter
+    except ImportError:
+        raise InvalidInputError("HTML output needs nbconvert on this machine: pip install nbconvert.") from None
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    target = notebook.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def run_notebook(client: PaiClient, spec: NotebookRunSpec, *, on_progress: ProgressFn | None = None,
+                 stop: threading.Event | None = None, poll: float = 0.5,
+                 start_timeout: float | None = None) -> NotebookResult:
+    """Prepare, submit once, follow and fetch: the whole run in one call (blocking)."""
+    run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
+    submit_run(client, run)
+    return follow_run(client, run, on_progress=on_progress, stop=stop, poll=poll, start_timeout=start_timeout)
+
+
+def attach_run(client: PaiClient, name: str) -> PreparedRun:
+    """A run started elsewhere (or without waiting), to follow and fetch with :func:`follow_run`."""
+    from pai_magic.core.client import split_job_name
+
+    user, job = split_job_name(name, client.user)
+    existing = find_result(f"{user}~{job}")
+    if existing is not None:
+        out_dir, notebook = Path(existing.out_dir), existing.input
+    else:
+        out_dir, notebook = Path("pai-runs").resolve() / job, f"{job}.ipynb"
+    spec = NotebookRunSpec(notebook=notebook, image="-", parameters=dict(existing.parameters) if existing else {})
+    return PreparedRun(spec=spec, name=job, protocol={}, notebook_json=b"", out_dir=out_dir,
+                       output_name=Path(notebook).name, total_cells=0)
+
+
+def stop_run(client: PaiClient, name: str, *, grace: float = STOP_GRACE) -> NotebookResult | None:
+    """Stop a notebook run from anywhere: ask the runner to save, fetch the last state, stop the job.
+
+    A run whose task cannot be reached is stopped right away (the last fetched snapshot stays).
+    """
+    from pai_magic.core.client import split_job_name
+
+    user, job = split_job_name(name, client.user)
+    existing = find_result(f"{user}~{job}")
+    try:
+        detail = client.get_job(job, user)
+    except NotFoundError:
+        raise
+    if not detail.terminal and _task_running(detail) and existing is not None:
+        f = _Follower(client, attach_run(client, f"{user}~{job}"), None)
+        f.uploaded = True
+        try:
+            f.open()
+            f.touch(task_runner.STOP_FILE)
+            end = time.monotonic() + grace
+            while time.monotonic() < end:
+                if str(f.poll().get("state") or "") in FINAL:
+                    break
+                time.sleep(0.3)
+            f.fetch()
+        except _ssh_errors():
+            pass
+        finally:
+            f.close()
+        if f.notebook is not None:
+            existing.notebook = str(f.notebook)
+    _stop_quietly(client, job)
+    if existing is not None and not existing.terminal:
+        existing.state = "STOPPED"
+        existing.message = "the run was stopped"
+        record(existing)
+    return existing

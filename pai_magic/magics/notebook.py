@@ -1,0 +1,175 @@
+"""``%pai_run_notebook``: run a notebook as an OpenPAI job (or a sweep of them) from a notebook.
+
+Thin over :mod:`pai_magic.core.notebook`: the line is parsed here, the runs are prepared and
+submitted (once each) while the cell runs, so a bad value or a refused submit is a one-line
+``UsageError`` at once; then each run is followed by a daemon thread and the cell returns. One
+live line per run ("cell 3 of 10 ...") is kept up to date in the cell's output (replaced in
+place in Jupyter, printed on change in a terminal). ``--wait`` blocks until every run ended.
+The returned :class:`NotebookRuns` handle has ``.wait()``, ``.stop()`` and ``.results``.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument
+
+from pai_magic.magics.args import check_var, lazy_magic_arguments, parse_line, parse_memory
+from pai_magic.magics.errors import friendly
+from pai_magic.magics.render import View, esc
+from pai_magic.magics.session import get_session
+from pai_magic.magics.status import publish, rich_frontend
+
+_COLORS = {"SUCCEEDED": "#1a7f37", "FAILED": "#cf222e", "STOPPED": "#9a6700", "TIMEOUT": "#cf222e"}
+
+
+class NotebookRuns:
+    """The runs one ``%pai_run_notebook`` started: live lines, ``wait()``, ``stop()``, ``results``."""
+
+    def __init__(self, shell: Any, client: Any, runs: list[Any], *, rich: bool) -> None:
+        self.shell = shell
+        self.client = client
+        self.runs = runs
+        self.rich = rich
+        self.lines: dict[str, str] = {f"{client.user}~{r.name}": f"{client.user}~{r.name}: submitted" for r in runs}
+        self.states: dict[str, str] = {}
+        self.results: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._display_id = f"pai-magic-nb-{uuid.uuid4().hex}"
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def jobs(self) -> list[str]:
+        return list(self.lines)
+
+    def start(self) -> "NotebookRuns":
+        from pai_magic.core.notebook.run import follow_run
+
+        publish(self.shell, self._view(), display_id=self._display_id if self.rich else None,
+                text_only=not self.rich)
+        for run in self.runs:
+            def follow(run: Any = run) -> None:
+                full = f"{self.client.user}~{run.name}"
+                try:
+                    self.results[full] = follow_run(self.client, run, on_progress=self._progress, stop=self._stop)
+                except Exception as exc:  # noqa: BLE001 - a thread must say why, never die silently
+                    from pai_magic.core.errors import one_line
+
+                    self._set(full, "FAILED", f"{full}: FAILED: {one_line(str(exc))}")
+            thread = threading.Thread(target=follow, name=f"pai-nb-{run.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _progress(self, p: Any) -> None:
+        self._set(p.job, p.state, p.line() + (f" -> {p.notebook}" if p.notebook and p.state in _COLORS else ""))
+
+    def _set(self, job: str, state: str, line: str) -> None:
+        with self._lock:
+            if self.lines.get(job) == line:
+                return
+            self.lines[job] = line
+            self.states[job] = state
+        if self.rich:
+            publish(self.shell, self._view(), display_id=self._display_id, update=True)
+        else:
+            publish(self.shell, View(line), text_only=True)
+
+    def _view(self) -> View:
+        text = "\n".join(self.lines.values())
+        rows = "".join(f"<div style='font-family:monospace;color:{_COLORS.get(self.states.get(j, ''), 'inherit')}'>"
+                       f"{esc(line)}</div>" for j, line in self.lines.items())
+        return View(text, f"<div class='pai-magic-nb-runs'>{rows}</div>")
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until every run ended (or ``timeout`` s); Ctrl-C stops waiting, not the runs."""
+        for thread in self._threads:
+            thread.join(timeout)
+        return dict(self.results)
+
+    def stop(self) -> None:
+        """Interrupt every run's kernel, fetch what ran, stop the jobs (they end STOPPED)."""
+        self._stop.set()
+
+    @property
+    def done(self) -> bool:
+        return all(not t.is_alive() for t in self._threads)
+
+    def __repr__(self) -> str:
+        return self._view().text
+
+    def _repr_html_(self) -> str:
+        return self._view().html
+
+
+@magics_class
+class NotebookMagics(Magics):
+    """Notebooks as cluster jobs."""
+
+    @lazy_magic_arguments()
+    @argument("notebook", help="the .ipynb file to run")
+    @argument("--image", help="Docker image with Python, nbclient and ipykernel (default: PaiMagics.image)")
+    @argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+              help="a parameter (read as papermill does); repeat a NAME to sweep it, one job per value")
+    @argument("--grid", action="store_true", help="sweep every combination of the repeated parameters")
+    @argument("--wait", action="store_true", help="block until every run ended")
+    @argument("--out", metavar="DIR", help="where run folders go (default: pai-runs beside the notebook)")
+    @argument("--html", action="store_true", help="also write the executed notebook as HTML")
+    @argument("--timeout", type=float, metavar="S", help="stop a run after S seconds; what ran comes back")
+    @argument("--gpu", type=int, help="GPUs (default: PaiMagics.gpu or 0)")
+    @argument("--cpu", type=int, help="CPUs (default: PaiMagics.cpu or 1)")
+    @argument("--memory", help="memory, e.g. 8G (default: PaiMagics.memory or 4G)")
+    @argument("--install-deps", action="store_true", help="pip-install nbclient and ipykernel in the task first")
+    @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
+    @line_magic
+    @friendly
+    def pai_run_notebook(self, line: str = "") -> NotebookRuns:
+        """Run a notebook as an OpenPAI job with parameters and get the executed copy back.
+
+        Example: ``%pai_run_notebook train.ipynb --image python:3.11 -p lr 0.1 -p lr 0.01``
+        """
+        from pai_magic.core.notebook import NotebookRunSpec, parse_pairs, sweep_points
+        from pai_magic.core.notebook.sweep import prepare_sweep, submit_sweep
+
+        args = parse_line(self.pai_run_notebook, line)
+        var = check_var(args.var)
+        session = get_session(self.shell)
+        opts = session.options()
+        points = sweep_points(parse_pairs(args.parameter), grid=args.grid)
+        client = session.client()
+        memory = parse_memory(args.memory or getattr(opts, "memory", None) or "4G")
+        spec = NotebookRunSpec(notebook=args.notebook, image=args.image or opts.image,
+                               gpu=args.gpu if args.gpu is not None else (opts.gpu or 0),
+                               cpu=args.cpu if args.cpu is not None else (opts.cpu or 1),
+                               memory_mb=memory or 4096,
+                               virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
+                               timeout=args.timeout, html=args.html, install_deps=args.install_deps,
+                               out_root=args.out)
+        runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
+        submitted = submit_sweep(client, runs)
+        failed = [(r, e) for r, e in submitted if e is not None]
+        ok = [r for r, e in submitted if e is None]
+        if failed and not ok:
+            raise failed[0][1]
+        handle = NotebookRuns(self.shell, client, ok, rich=rich_frontend(self.shell, getattr(opts, "display", "auto")))
+        for run, err in failed:
+            handle.lines[f"{client.user}~{run.name}"] = f"{run.name}: not submitted: {err}"
+        if var and self.shell is not None:
+            self.shell.user_ns[var] = handle
+        handle.start()
+        if args.wait:
+            try:
+                results = handle.wait()
+            except KeyboardInterrupt:
+                raise UsageError("Stopped waiting; the runs continue: call .wait() or .stop() on the handle "
+                                 "(-o VAR keeps it).") from None
+            bad = [r for r in results.values() if r.state != "SUCCEEDED"]
+            if bad:
+                r = bad[0]
+                where = f"; executed notebook: {r.notebook}" if r.notebook else ""
+                raise UsageError(f"{r.job} {r.state}: {r.message}{where}")
+        return handle

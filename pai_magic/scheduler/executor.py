@@ -1,0 +1,148 @@
+"""The ExecutionManager: one Notebook Job = one pai_magic notebook run on OpenPAI.
+
+jupyter-scheduler runs ``process()`` in a spawned process per job (IN_PROGRESS, ``execute``,
+then COMPLETED or FAILED). ``execute`` prepares the run from the staged input (parameters
+from the dialog, read as papermill reads them), submits it once, writes the OpenPAI job name
+beside the input (so Stop can find it), follows it with progress in the job's status message,
+and copies the executed notebook (and HTML) to the staging paths the scheduler downloads
+from. A stop asked through the scheduler arrives as a flag file: the run interrupts the
+kernel, fetches what ran and stops the OpenPAI job; the job then reads STOPPED. Anything that
+goes wrong after the submit stops the OpenPAI job, so nothing keeps a GPU for nobody.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+from jupyter_scheduler.executors import ExecutionManager
+from jupyter_scheduler.models import JobFeature, Status
+from jupyter_scheduler.orm import Job
+from jupyter_scheduler.utils import get_utc_timestamp
+
+from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, read_settings
+
+
+class PaiExecutionManager(ExecutionManager):
+    """Runs the staged notebook on OpenPAI and brings the executed copy into the staging area."""
+
+    stopped = False
+
+    def _update(self, **fields: Any) -> None:
+        with self.db_session() as session:
+            session.query(Job).filter(Job.job_id == self.job_id).update(fields)
+            session.commit()
+
+    def execute(self) -> None:
+        from pai_magic.core.client import PaiClient
+        from pai_magic.core.notebook import NotebookRunSpec, parse_value
+        from pai_magic.core.notebook.run import follow_run, prepare_run, submit_run
+        from pai_magic.core.profiles import load_profile
+
+        job = self.model
+        staging_dir = os.path.dirname(self.staging_paths["input"])
+        settings = read_settings(staging_dir)
+        types = settings.get("compute_types") or DEFAULT_COMPUTE_TYPES
+        compute = types.get(job.compute_type or "", None) or next(iter(types.values()))
+        client = PaiClient(load_profile(settings.get("profile")))
+        params = {k: parse_value(v) if isinstance(v, str) else v for k, v in (job.parameters or {}).items()}
+        spec = NotebookRunSpec(notebook=self.staging_paths["input"], image=job.runtime_environment_name,
+                               parameters=params, gpu=int(compute.get("gpu", 0)), cpu=int(compute.get("cpu", 1)),
+                               memory_mb=int(compute.get("memory_mb", 4096)),
+                               virtual_cluster=client.profile.virtual_cluster,
+                               html="html" in (job.output_formats or []),
+                               install_deps=bool(settings.get("install_deps", False)),
+                               out_root=os.path.join(staging_dir, "pai-runs"), name=Path(job.input_filename).stem,
+                               linger=float(settings.get("linger", 600)))
+        run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
+        full = submit_run(client, run)
+        Path(staging_dir, JOB_FILE).write_text(full, encoding="utf-8")
+        self._update(status_message=f"OpenPAI job {full}: submitted")
+        stop = threading.Event()
+        flag = os.path.join(staging_dir, STOP_FLAG)
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                if os.path.exists(flag):
+                    stop.set()
+                    return
+                done.wait(0.3)
+
+        threading.Thread(target=watch, name="pai-nb-stop-watch", daemon=True).start()
+        last = [0.0]
+
+        def progress(p: Any) -> None:
+            if time.monotonic() - last[0] >= 1.0 or p.state not in ("RUNNING",):
+                last[0] = time.monotonic()
+                try:
+                    self._update(status_message=f"OpenPAI {p.line()}"[:1000])
+                except Exception:  # noqa: BLE001 - progress is best effort; the run goes on
+                    pass
+
+        try:
+            result = follow_run(client, run, on_progress=progress, stop=stop,
+                                start_timeout=settings.get("start_timeout"))
+        except BaseException:
+            try:
+                client.stop(run.name)  # a run we cannot follow must not keep its GPU
+            except Exception:  # noqa: BLE001
+                pass
+            raise
+        finally:
+            done.set()
+        self._collect(result, job)
+        if result.state == "SUCCEEDED":
+            return
+        if result.state == "STOPPED" and stop.is_set():
+            self.stopped = True
+            self._message = f"OpenPAI job {full} stopped; {result.message}"
+            return
+        raise RuntimeError(f"OpenPAI job {full} {result.state}: {result.message}")
+
+    def _collect(self, result: Any, job: Any) -> None:
+        """Copy what came back to the staging paths the Notebook Jobs list downloads from."""
+        if not result.notebook:
+            return
+        if "ipynb" in (job.output_formats or []):
+            shutil.copyfile(result.notebook, self.staging_paths["ipynb"])
+        if "html" in (job.output_formats or []):
+            if result.html:
+                shutil.copyfile(result.html, self.staging_paths["html"])
+            else:
+                from pai_magic.core.notebook.run import to_html
+
+                shutil.copyfile(to_html(Path(result.notebook)), self.staging_paths["html"])
+
+    def on_complete(self) -> None:
+        if self.stopped:
+            self._update(status=Status.STOPPED, status_message=getattr(self, "_message", "stopped"),
+                         end_time=get_utc_timestamp())
+            return
+        super().on_complete()
+
+    def supported_features(cls) -> Dict[JobFeature, bool]:
+        # called as cls.supported_features(cls) by jupyter-scheduler, like its own managers
+        return {
+            JobFeature.job_name: True,
+            JobFeature.output_formats: True,
+            JobFeature.job_definition: False,
+            JobFeature.idempotency_token: False,
+            JobFeature.tags: False,
+            JobFeature.email_notifications: False,
+            JobFeature.timeout_seconds: False,
+            JobFeature.retry_on_timeout: False,
+            JobFeature.max_retries: False,
+            JobFeature.min_retry_interval_millis: False,
+            JobFeature.output_filename_template: False,
+            JobFeature.stop_job: True,
+            JobFeature.delete_job: True,
+        }
+
+    def validate(cls, input_path: str) -> bool:
+        # called as cls.validate(cls, path) by jupyter-scheduler's create_job
+        """Any notebook: the image's python3 kernel runs it, whatever kernel it was saved with."""
+        return True

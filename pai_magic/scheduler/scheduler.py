@@ -1,0 +1,120 @@
+"""The Scheduler: jupyter-scheduler's own (database, staging, downloads) with OpenPAI execution.
+
+Why subclass the default Scheduler rather than write one: its job records, staging and the
+Notebook Jobs list are exactly right; only where a job runs and how it stops change. So this
+class sets :class:`PaiExecutionManager`, adopts the environment manager (the dialog's images
+and compute types), hands its configuration to the execution processes, and replaces Stop:
+the default kills the execution process, which would lose what ran; here the process is
+asked (a flag file) to stop the run itself, which fetches what ran, then stops the OpenPAI job.
+A job whose process is gone (a server restart) has its OpenPAI job stopped directly.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from jupyter_scheduler.models import DescribeJob, Status
+from jupyter_scheduler.orm import Job
+from jupyter_scheduler.scheduler import Scheduler
+from traitlets import Bool, Dict, Float, List, Type, Unicode
+
+from pai_magic.scheduler.environments import DEFAULT_IMAGES, PaiEnvironmentManager
+from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, write_settings
+
+
+class PaiScheduler(Scheduler):
+    """Notebook Jobs on OpenPAI (enable: ``c.SchedulerApp.scheduler_class = "pai_magic.scheduler.PaiScheduler"``)."""
+
+    execution_manager_class = Type(
+        default_value="pai_magic.scheduler.executor.PaiExecutionManager",
+        klass="jupyter_scheduler.executors.ExecutionManager", config=True,
+        help="Runs each job on OpenPAI through pai_magic.core.notebook.")
+    profile = Unicode(None, allow_none=True, config=True,
+                      help="pai_magic profile to use (default: PAI_PROFILE, PAI_URL, or the active one).")
+    images = List(Unicode(), default_value=list(DEFAULT_IMAGES), config=True,
+                  help="Images offered as environments; each needs Python, nbclient and ipykernel "
+                       "(or set install_deps).")
+    compute_types = Dict(default_value=dict(DEFAULT_COMPUTE_TYPES), config=True,
+                         help="Compute type name -> {gpu, cpu, memory_mb}; the first is the default.")
+    install_deps = Bool(False, config=True, help="pip-install nbclient and ipykernel in the task first.")
+    start_timeout = Float(1800.0, config=True,
+                          help="Seconds a job may wait for its task to start before it is stopped and FAILED.")
+    linger = Float(600.0, config=True, help="Seconds a finished task waits for its result to be fetched.")
+
+    def __init__(self, root_dir: str, environments_manager: Any, db_url: str, config: Any = None,
+                 **kwargs: Any) -> None:
+        super().__init__(root_dir=root_dir, environments_manager=environments_manager, db_url=db_url,
+                         config=config, **kwargs)
+        self._adopt(environments_manager)
+        write_settings(self.staging_path, {
+            "profile": self.profile, "compute_types": dict(self.compute_types), "install_deps": self.install_deps,
+            "start_timeout": self.start_timeout, "linger": self.linger})
+
+    def _adopt(self, manager: Any) -> None:
+        """Make the app's environment manager answer with OpenPAI's images and compute types.
+
+        SchedulerApp builds its environment manager before the scheduler and hands the same
+        object to its REST handler; delegating that object's three methods to a
+        :class:`PaiEnvironmentManager` is what lets one config line enable everything.
+        """
+        if isinstance(manager, PaiEnvironmentManager):
+            manager.scheduler = self
+            return
+        ours = PaiEnvironmentManager(self)
+        for name in ("list_environments", "manage_environments_command", "output_formats_mapping"):
+            setattr(manager, name, getattr(ours, name))
+        self._environments = ours
+
+    def _staging_dir(self, job_id: str) -> str | None:
+        with self.db_session() as session:
+            record = session.query(Job).filter(Job.job_id == job_id).one()
+            paths = self.get_staging_paths(DescribeJob.from_orm(record))
+        return os.path.dirname(paths["input"]) if paths else None
+
+    def stop_job(self, job_id: str) -> None:
+        with self.db_session() as session:
+            record = session.query(Job).filter(Job.job_id == job_id).one()
+            status, pid = Status(record.status), record.pid
+        if status not in (Status.IN_PROGRESS, Status.QUEUED, Status.CREATED):
+            return
+        staging = self._staging_dir(job_id)
+        if staging is None:
+            return
+        self._set(job_id, status=Status.STOPPING)
+        Path(staging, STOP_FLAG).touch()
+        if pid and _alive(pid):
+            return  # the execution process stops the run, fetches what ran, and marks the job
+        threading.Thread(target=self._stop_orphan, args=(job_id, staging), daemon=True).start()
+
+    def _stop_orphan(self, job_id: str, staging: str) -> None:
+        """No process follows this job any more: stop the OpenPAI job by its recorded name."""
+        message = "stopped"
+        try:
+            name = Path(staging, JOB_FILE).read_text(encoding="utf-8").strip()
+            from pai_magic.core.client import PaiClient
+            from pai_magic.core.notebook.run import stop_run
+            from pai_magic.core.profiles import load_profile
+
+            with PaiClient(load_profile(self.profile)) as client:
+                stop_run(client, name)
+            message = f"OpenPAI job {name} stopped"
+        except Exception as exc:  # noqa: BLE001 - the record must still leave STOPPING
+            message = f"stopped; the OpenPAI job may still run ({type(exc).__name__}: {exc})"[:1000]
+        self._set(job_id, status=Status.STOPPED, status_message=message)
+
+    def _set(self, job_id: str, **fields: Any) -> None:
+        with self.db_session() as session:
+            session.query(Job).filter(Job.job_id == job_id).update(fields)
+            session.commit()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except Exception:  # noqa: BLE001 - psutil.NoSuchProcess and friends
+        return False

@@ -1,0 +1,42 @@
+"""%pai_run_notebook against the embedded backend: returns at once with a live line per run
+(updated in place), a 2-point sweep ends with two executed copies; --wait on a failing
+notebook raises one line naming the cell."""
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+
+from pai_magic.core.notebook import find_result
+from tests.notebook.conftest import outputs_text, write_notebook
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_non_blocking_sweep_with_live_lines(pai, tmp_path, home):
+    pai.run("%config PaiMagics.display = 'html'")
+    nb = write_notebook(tmp_path / "m.ipynb", "import time; time.sleep(1)\nprint('value', v)", parameters="v = 0")
+    handle = pai.line("pai_run_notebook", f"{nb} --image python:3.11 -p v 1 -p v 2 -o runs")
+    assert pai.shell.user_ns["runs"] is handle and len(handle.jobs) == 2
+    assert not handle.done  # the cell returned while the runs go on
+    results = handle.wait(180)
+    assert sorted(r.state for r in results.values()) == ["SUCCEEDED", "SUCCEEDED"]
+    assert sorted(outputs_text(r.notebook).strip() for r in results.values()) == ["value 1", "value 2"]
+    updates = [i for i in pai.recorder.items if i["transient"].get("display_id", "").startswith("pai-magic-nb-")]
+    assert updates[0]["update"] is False and all(i["update"] for i in updates[1:])
+    texts = [i["data"]["text/plain"] for i in updates]
+    assert any(" of 3" in t for t in texts) and "SUCCEEDED" in texts[-1].upper()
+    for job in handle.jobs:
+        assert find_result(job).state == "SUCCEEDED"
+
+
+def test_wait_on_failing_notebook_names_the_cell(pai, tmp_path, home):
+    nb = write_notebook(tmp_path / "bad.ipynb", "print('ok')", "raise ValueError('bad input')")
+    with pytest.raises(UsageError) as err:
+        pai.line("pai_run_notebook", f"{nb} --image python:3.11 --wait")
+    message = str(err.value)
+    assert "\n" not in message and "cell 2 of 2 failed: ValueError: bad input" in message
+    assert "executed notebook: " in message

@@ -1,0 +1,121 @@
+"""JupyterLab's Notebook Jobs on OpenPAI, through a real Jupyter server with jupyter-scheduler
+and ``c.SchedulerApp.scheduler_class = "pai_magic.scheduler.PaiScheduler"``, the embedded backend
+as the cluster: the environments carry OpenPAI compute types; a job created over the REST API
+reaches COMPLETED and its executed notebook downloads into the Notebook Jobs list; a running job
+stopped over the REST API ends STOPPED, and so does its OpenPAI job; our notebook route answers."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from pai_magic.core.profiles import Profile, save_profile
+from tests.notebook.conftest import outputs_text, write_notebook
+from tests.server.jupyter_process import JupyterProcess
+
+WAIT = 240.0
+SCHEDULER_LINE = {"SchedulerApp": {"scheduler_class": "pai_magic.scheduler.PaiScheduler"}}
+
+
+@pytest.fixture(scope="module")
+def jupyter(local_backend, tmp_path_factory):
+    pytest.importorskip("jupyter_scheduler")
+    root = tmp_path_factory.mktemp("sched")
+    pai_config, pai_data, home = root / "pai-config", root / "pai-data", root / "home"
+    home.mkdir()
+    with mock.patch.dict(os.environ, {"PAI_MAGIC_CONFIG_DIR": str(pai_config)}):
+        save_profile(Profile(name="local", url=local_backend.url, user=local_backend.user,
+                             token=local_backend.token))
+    proc = JupyterProcess(root / "server", pai_config, extra_config=SCHEDULER_LINE,
+                          env={"PAI_MAGIC_DATA_DIR": str(pai_data), "HOME": str(home)})
+    proc.start()
+    proc.notebooks = root / "server" / "notebooks"  # type: ignore[attr-defined]
+    proc.pai_data = pai_data  # type: ignore[attr-defined]
+    yield proc
+    proc.stop()
+
+
+def _job(jupyter, job_id):
+    resp = jupyter.get(f"scheduler/jobs/{job_id}")
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _until(jupyter, job_id, predicate, what):
+    deadline = time.monotonic() + WAIT
+    job = {}
+    while time.monotonic() < deadline:
+        job = _job(jupyter, job_id)
+        if predicate(job):
+            return job
+        time.sleep(0.5)
+    pytest.fail(f"{what} not reached: {job}\n{jupyter.log_tail()}")
+
+
+def _create(jupyter, notebook: str, **extra):
+    body = {"input_uri": notebook, "runtime_environment_name": "python:3.11", "name": Path(notebook).stem,
+            "output_formats": ["ipynb", "html"], "compute_type": "CPU", **extra}
+    resp = jupyter.post("scheduler/jobs", json=body)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["job_id"]
+
+
+def _ended(job) -> bool:
+    """A new job reads STOPPED until its process marks it IN_PROGRESS (start_time set)."""
+    return job["status"] in ("COMPLETED", "FAILED") or (job["status"] == "STOPPED" and bool(job.get("start_time")))
+
+
+def _openpai_job(job) -> str:
+    message = job.get("status_message") or ""
+    assert "OpenPAI" in message, job
+    return next(word for word in message.replace(":", " ").split() if "~pai-nb-" in word)
+
+
+def test_environments_offer_openpai_compute_types(jupyter):
+    envs = jupyter.get("scheduler/runtime_environments").json()
+    assert envs and all(e["compute_types"][:2] == ["CPU", "1 GPU"] for e in envs), envs
+    assert envs[0]["default_compute_type"] == "CPU" and envs[0]["label"].startswith("OpenPAI")
+
+
+def test_job_completes_and_executed_notebook_downloads(jupyter, local_backend):
+    write_notebook(jupyter.notebooks / "sched.ipynb", "print('lr is', lr)", parameters="lr = 1")
+    job_id = _create(jupyter, "sched.ipynb", parameters={"lr": "0.5"})
+    job = _until(jupyter, job_id, _ended, "the end")
+    assert job["status"] == "COMPLETED", job
+    name = _openpai_job(job)
+    assert local_backend.job(name.split("~")[1])["jobStatus"]["state"] == "SUCCEEDED"
+    resp = jupyter.get(f"scheduler/jobs/{job_id}/download_files")
+    assert resp.status_code in (200, 204), resp.text
+    job = _until(jupyter, job_id, lambda j: j.get("downloaded"), "the download")
+    files = {f["file_format"]: f["file_path"] for f in job["job_files"]}
+    executed = jupyter.notebooks / files["ipynb"]
+    assert "lr is 0.5" in outputs_text(executed)
+    assert (jupyter.notebooks / files["html"]).read_text().count("lr is 0.5") >= 1
+    # the sidebar's route finds the same run by its OpenPAI name
+    answer = jupyter.get(f"pai-magic/api/jobs/{name}/notebook")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["state"] == "SUCCEEDED" and body["failed_cell"] is None
+    assert body["absolute_path"].endswith(".ipynb") and "lr is 0.5" in outputs_text(body["absolute_path"])
+    missing = jupyter.get(f"pai-magic/api/jobs/{local_backend.user}~pai-nb-nothing_here/notebook")
+    assert missing.status_code == 404 and missing.json()["error"]
+
+
+def test_stop_a_running_job_stops_the_openpai_job(jupyter, local_backend):
+    write_notebook(jupyter.notebooks / "long.ipynb", "print('first cell ran', flush=True)",
+                   "import time\ntime.sleep(300)")
+    job_id = _create(jupyter, "long.ipynb")
+    job = _until(jupyter, job_id, lambda j: "cell 2 of 2" in (j.get("status_message") or ""), "cell 2 running")
+    name = _openpai_job(job)
+    resp = jupyter.request("PATCH", f"scheduler/jobs/{job_id}", json={"status": "STOPPED"})
+    assert resp.status_code in (200, 204), resp.text
+    job = _until(jupyter, job_id, _ended, "STOPPED")
+    assert job["status"] == "STOPPED", job
+    assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "STOPPED"
+    jupyter.get(f"scheduler/jobs/{job_id}/download_files")
+    job = _until(jupyter, job_id, lambda j: j.get("downloaded"), "the download")
+    ipynb = next(f["file_path"] for f in job["job_files"] if f["file_format"] == "ipynb")
+    assert "first cell ran" in outputs_text(jupyter.notebooks / ipynb)
