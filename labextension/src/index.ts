@@ -1,7 +1,9 @@
 /**
  * pai-magic: a left sidebar to log into an OpenPAI cluster (or the embedded local
- * backend), follow jobs, stop them and copy SSH commands, all through the pai_magic
- * server extension, so it works with no kernel running.
+ * backend), find and follow jobs, stop and clone them, submit new ones, browse the
+ * registry's images and the cluster's storages, all through the pai_magic server
+ * extension, so it works with no kernel running. A task's shell opens in a JupyterLab
+ * terminal running the CLI's `pai-magic ssh`.
  */
 import {
   ILayoutRestorer,
@@ -20,6 +22,30 @@ function readOptions(settings: ISettingRegistry.ISettings): ISidebarOptions {
     refreshInterval: settings.get('refreshInterval').composite as number,
     jobLimit: settings.get('jobLimit').composite as number
   };
+}
+
+/**
+ * A new JupyterLab terminal with `command` typed into it (the terminal plugin's own
+ * command makes it, so it is tracked, restored and themed like any other terminal).
+ */
+async function openTerminal(app: JupyterFrontEnd, command: string): Promise<void> {
+  const widget: any = await app.commands.execute('terminal:create-new');
+  const session = widget?.content?.session;
+  if (!session) {
+    return;
+  }
+  const send = () => session.send({ type: 'stdin', content: [`${command}\r`] });
+  if (session.connectionStatus === 'connected') {
+    send();
+    return;
+  }
+  const onStatus = (_: unknown, status: string) => {
+    if (status === 'connected') {
+      session.connectionStatusChanged.disconnect(onStatus);
+      send();
+    }
+  };
+  session.connectionStatusChanged.connect(onStatus);
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -42,6 +68,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         console.warn('pai-magic: settings not loaded, using defaults', error);
       }
     }
+    options.openTerminal = (command: string) => void openTerminal(app, command);
+    options.openFile = (path: string) =>
+      void app.commands.execute('docmanager:open', { path });
     const sidebar = new PaiSidebar(options);
     sidebar.title.icon = paiIcon;
     app.shell.add(sidebar, 'left', { rank: 850 });

@@ -12,7 +12,9 @@ export class PaiRequestError extends Error {
     message: string,
     readonly status: number,
     /** The OpenPAI error code the server passed on (NoTaskLogError ...), if any. */
-    readonly code: string | null = null
+    readonly code: string | null = null,
+    /** The form field the message is about (spec key or query argument), if any. */
+    readonly field: string | null = null
   ) {
     super(message);
     this.name = 'PaiRequestError';
@@ -49,7 +51,8 @@ export async function requestAPI<T>(
         ? data.error
         : `The pai_magic server extension answered ${response.status}; is it enabled (jupyter server extension list)?`;
     const code = data && typeof data.code === 'string' ? data.code : null;
-    throw new PaiRequestError(message, response.status, code);
+    const field = data && typeof data.field === 'string' ? data.field : null;
+    throw new PaiRequestError(message, response.status, code, field);
   }
   return data as T;
 }

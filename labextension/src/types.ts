@@ -12,6 +12,9 @@ export interface IStatus {
 export interface IJob {
   name: string;
   user: string;
+  /** 'kernel', 'notebook' or null (pai_magic.core.kinds); older servers leave it out. */
+  kind?: string | null;
+  kindLabel?: string;
   state: string;
   virtualCluster: string | null;
   gpus: number;
@@ -29,6 +32,8 @@ export interface ITask {
   ports: { [name: string]: number[] };
   exitCode: number | null;
   diagnostics: string | null;
+  retries?: number;
+  attemptId?: number;
 }
 
 export interface IJobDetail extends Omit<IJob, 'gpus'> {
@@ -40,7 +45,102 @@ export interface IJobDetail extends Omit<IJob, 'gpus'> {
 export interface IJobList {
   jobs: IJob[];
   total: number | null;
+  offset?: number;
+  limit?: number | null;
 }
+
+/** The submit form's fields: the spec keys pai_magic/server/submit.py accepts. */
+export interface IJobSpec {
+  name?: string;
+  image: string;
+  commands: string[];
+  virtualCluster?: string;
+  gpu?: number;
+  cpu?: number;
+  memoryMB?: number;
+  instances?: number;
+  retry?: number;
+  ssh?: boolean;
+  keepAlive?: boolean;
+  storages?: string[];
+}
+
+export interface IJobConfig {
+  name: string;
+  user: string;
+  yaml: string;
+  spec: IJobSpec | null;
+  specMessage: string | null;
+}
+
+export interface IProtocol {
+  yaml: string;
+  spec: IJobSpec | null;
+  specMessage: string | null;
+}
+
+export interface IProfiles {
+  active: string | null;
+  profiles: { name: string; url: string; user: string | null; loggedIn: boolean }[];
+}
+
+export interface IImageList {
+  registry: string;
+  repositories: { repository: string; tags: string[] }[];
+}
+
+export interface IImageTag {
+  tag: string;
+  reference: string;
+  digest: string | null;
+  size: number | null;
+  created: string | null;
+  platforms: string[];
+  error: string | null;
+}
+
+export interface IImageTags {
+  registry: string;
+  repository: string;
+  tags: IImageTag[];
+}
+
+export interface IStorage {
+  name: string;
+  type: string;
+  server: string | null;
+  path: string | null;
+  readOnly: boolean;
+  default: boolean;
+  mountPath: string;
+  mountCommand: string | null;
+  mounted: boolean;
+  mountpoint: string | null;
+  mountedBy: string | null;
+  usage: {
+    total: number | null;
+    used: number | null;
+    free: number | null;
+    fractionUsed: number | null;
+    warn: boolean;
+    message: string;
+  } | null;
+}
+
+/** GET jobs/<name>/notebook (the notebook-runs route): where the executed notebook is. */
+export interface INotebookRun {
+  path: string | null;
+}
+
+export const JOB_STATES = [
+  'WAITING',
+  'RUNNING',
+  'STOPPING',
+  'SUCCEEDED',
+  'FAILED',
+  'STOPPED',
+  'UNKNOWN'
+];
 
 export interface ISshInfo {
   name: string;

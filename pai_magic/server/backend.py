@@ -31,8 +31,33 @@ class PaiBackend(LoggingConfigurable):
     def start_local(self) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.start_local")
 
-    def list_jobs(self, *, state: str | None, limit: int | None) -> dict[str, Any]:
+    def list_jobs(self, *, state: str | None, limit: int | None, offset: int = 0, keyword: str | None = None,
+                  user: str | None = "", vc: str | None = None) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.list_jobs")
+
+    def job_config(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.job_config")
+
+    def protocol(self, kind: str, payload: Any) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.protocol")
+
+    def profiles(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.profiles")
+
+    def select_profile(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.select_profile")
+
+    def logout(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.logout")
+
+    def images(self, pattern: str | None) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.images")
+
+    def image_tags(self, repository: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.image_tags")
+
+    def storages(self) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__}.storages")
 
     def get_job(self, name: str) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.get_job")
@@ -85,6 +110,8 @@ class CoreBackend(PaiBackend):
         super().__init__(**kwargs)
         self._clients = ClientForProfile()
         self._session_profile: str | None = None  # set by a login through this server
+        self._registry_client: Any = None  # one per registry, so its digest cache is kept
+        self._registry_key: tuple[Any, ...] | None = None
 
     # ---- profile and client ---------------------------------------------------------------
 
@@ -104,6 +131,8 @@ class CoreBackend(PaiBackend):
         from pai_magic.local.connect import stop_started
 
         self._clients.close()
+        if self._registry_client is not None:
+            self._registry_client.close()
         stop_started()
 
     # ---- endpoints ------------------------------------------------------------------------
@@ -139,15 +168,22 @@ class CoreBackend(PaiBackend):
         self._session_profile = prof.name
         return _status_of(prof)
 
-    def list_jobs(self, *, state: str | None, limit: int | None) -> dict[str, Any]:
+    def list_jobs(self, *, state: str | None, limit: int | None, offset: int = 0, keyword: str | None = None,
+                  user: str | None = "", vc: str | None = None) -> dict[str, Any]:
+        """One page of jobs; ``user`` "" means the logged-in user's, None everyone's."""
         client = self._client()
-        if state is None:  # what the sidebar polls: the machine-wide shared list (core.polling)
+        if state is None and not offset and not keyword and not vc and user == "":
+            # the sidebar's default poll: the machine-wide shared list (core.polling)
             from pai_magic.core.polling import shared_list
 
             lst = shared_list(client).get(limit=limit or 20)
-            return {"jobs": [serialize.job_row(j) for j in lst.items[:limit]], "total": lst.total}
-        page = client.list_jobs(username=client.user or None, state=state, limit=limit)
-        return {"jobs": [serialize.job_row(j) for j in page.items], "total": page.total}
+            return {"jobs": [serialize.job_row(j) for j in lst.items[:limit]], "total": lst.total,
+                    "offset": 0, "limit": limit}
+        username = (client.user or None) if user == "" else user
+        page = client.list_jobs(username=username, state=state, vc=vc, keyword=keyword,
+                                offset=offset, limit=limit)
+        return {"jobs": [serialize.job_row(j) for j in page.items], "total": page.total,
+                "offset": offset, "limit": limit}
 
     def get_job(self, name: str) -> dict[str, Any]:
         return serialize.job_detail(self._client().get_job(name))
@@ -160,6 +196,98 @@ class CoreBackend(PaiBackend):
         job = protocol_from_request(kind, payload, client.profile)
         name = submit_job(client, job)
         return {"name": name, "user": client.user}
+
+    def job_config(self, name: str) -> dict[str, Any]:
+        """The job's protocol as YAML (secrets masked) and, when the form can hold it, as a spec."""
+        from pai_magic.core.protocol import dump_protocol
+        from pai_magic.core.protocol.build import mask_secrets
+        from pai_magic.server.clone import spec_of_protocol
+
+        client = self._client()
+        job = mask_secrets(client.job_config(name))
+        spec, why = spec_of_protocol(job)
+        user, _, bare = name.rpartition("~")
+        return {"name": bare, "user": user or client.user, "yaml": dump_protocol(job),
+                "spec": spec, "specMessage": why}
+
+    def protocol(self, kind: str, payload: Any) -> dict[str, Any]:
+        """Form -> YAML (export) or YAML -> form (import), without submitting anything."""
+        from pai_magic.core.protocol import dump_protocol, parse_protocol
+        from pai_magic.core.protocol.build import mask_secrets
+        from pai_magic.core.protocol.validate import validate_protocol
+        from pai_magic.server.clone import spec_of_protocol
+        from pai_magic.server.submit import protocol_from_request
+
+        if kind == "spec":
+            built = protocol_from_request("spec", payload, self._profile())
+            job = built if isinstance(built, dict) else parse_protocol(built)
+        else:
+            job = validate_protocol(parse_protocol(payload))
+        spec, why = spec_of_protocol(job)
+        return {"yaml": dump_protocol(mask_secrets(job)), "spec": spec, "specMessage": why}
+
+    def profiles(self) -> dict[str, Any]:
+        from pai_magic.core.profiles import active_profile_name, list_profiles
+
+        active = self._session_profile or self.profile or active_profile_name()
+        return {"active": active,
+                "profiles": [{"name": p.name, "url": p.url, "user": p.user or None, "loggedIn": bool(p.token)}
+                             for p in list_profiles()]}
+
+    def select_profile(self, name: str) -> dict[str, Any]:
+        from pai_magic.core.profiles import select_profile
+
+        prof = select_profile(name)
+        self._session_profile = prof.name
+        return _status_of(prof)
+
+    def logout(self) -> dict[str, Any]:
+        """Forget the token of the current profile (URL and user stay, for the next login)."""
+        from pai_magic.core.profiles import update_profile
+
+        prof = self._profile()
+        if prof.token:
+            prof = update_profile(prof.name, token="")
+        return _status_of(prof, f"Logged out of {prof.url}: log in below.")
+
+    def _registry(self):
+        from pai_magic.core.registry.client import RegistryClient
+
+        prof = None
+        try:
+            prof = self._profile()
+        except PaiError:
+            pass
+        key = (getattr(prof, "registry_url", None), getattr(prof, "registry_user", None))
+        if self._registry_client is None or self._registry_key != key:
+            client = RegistryClient.from_profile(prof)
+            if self._registry_client is not None:
+                self._registry_client.close()
+            self._registry_client, self._registry_key = client, key
+        return self._registry_client
+
+    def images(self, pattern: str | None) -> dict[str, Any]:
+        reg = self._registry()
+        listing = reg.list_images(pattern)
+        return {"registry": reg.host, "repositories": [
+            {"repository": item.repository, "tags": list(item.tags)} for item in listing]}
+
+    def image_tags(self, repository: str) -> dict[str, Any]:
+        from pai_magic.core.registry.details import image_details
+        from pai_magic.core.registry.models import RepositoryTags
+
+        reg = self._registry()
+        reg.ref(repository)  # a bad name is a one-line 400, not a registry error
+        listing = [RepositoryTags(repository, reg.tags(repository, missing_ok=False))]
+        return {"registry": reg.host, "repository": repository,
+                "tags": serialize.image_tags(reg.host, image_details(reg, listing))}
+
+    def storages(self) -> dict[str, Any]:
+        from pai_magic.core.storage.info import list_storages
+        from pai_magic.core.storage.listing import list_mounts
+
+        infos = list_storages(self._client())
+        return {"storages": [serialize.storage_row(info, list_mounts()) for info in infos]}
 
     def stop(self, name: str) -> dict[str, Any]:
         client = self._client()

@@ -1,6 +1,7 @@
 """HTTP handlers of ``/pai-magic/api/...``: parse, call ONE backend method, answer JSON.
 
-Every answer is JSON. Errors are ``{"error": "<one line>"}`` with a real status: the
+Every answer is JSON. Errors are ``{"error": "<one line>", "field": <the form field at fault
+or null>}`` with a real status: the
 PaiError's own ``status`` (400 bad input, 401 login needed, 404 no such job, 409 name used,
 502 cluster unreachable ...), 400 for a malformed request, 404 for an unknown route under
 the prefix, 500 (with the detail only in the server log) for a bug. Request bodies may hold a
@@ -21,6 +22,7 @@ from pai_magic.core.models import JOB_STATES
 
 # "job" for the logged-in user's job, "user~job" for anyone's (the way OpenPAI URLs name jobs).
 JOB_NAME_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+~)?[A-Za-z0-9_-]+$")
+USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TASK_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:/(\d+))?$")
 LOG_STREAMS = ("stdout", "stderr", "all")
 MAX_LIMIT = 1000
@@ -50,7 +52,7 @@ class PaiApiHandler(APIHandler):
             return {}
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # UnicodeDecodeError is one
             raise InvalidInputError("The request body is not JSON: send a JSON object.") from None
         if not isinstance(data, dict):
             raise InvalidInputError("The request body must be a JSON object, e.g. {\"name\": \"...\"}.")
@@ -85,9 +87,10 @@ class PaiApiHandler(APIHandler):
                 text = f"{self.request.method} is not allowed here: see pai_magic/server/openapi.yaml."
             else:
                 text = exc.log_message or self._reason or f"HTTP {status_code}"
-            body = {"error": one_line(text % exc.args if exc.args and exc.log_message else text)}
+            body = {"error": one_line(text % exc.args if exc.args and exc.log_message else text), "field": None}
         else:
-            body = {"error": "Internal error in the pai_magic server extension: see the Jupyter server log."}
+            body = {"error": "Internal error in the pai_magic server extension: see the Jupyter server log.",
+                    "field": None}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body))
@@ -101,6 +104,11 @@ class PaiApiHandler(APIHandler):
                 self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)
+
+
+def bad_input(message: str, field: str | None) -> InvalidInputError:
+    """An InvalidInputError naming the request field (query argument or body key) at fault."""
+    return InvalidInputError(message, field=field)
 
 
 def check_job_name(name: str) -> str:
@@ -152,9 +160,23 @@ class JobsHandler(PaiApiHandler):
     async def get(self) -> None:
         state = (self.get_query_argument("state", "") or "").strip().upper() or None
         if state is not None and state not in JOB_STATES:
-            raise InvalidInputError(f"?state={state} is not a job state: use one of {', '.join(JOB_STATES)}.")
+            raise bad_input(f"{state} is not a job state: choose one of {', '.join(JOB_STATES)}.", "state")
         limit = self.query_int("limit", 20, 1, MAX_LIMIT)
-        self.reply(await self.call(self.backend.list_jobs, state=state, limit=limit))
+        offset = self.query_int("offset", 0, 0, 10**9) or 0
+        keyword = (self.get_query_argument("keyword", "") or "").strip() or None
+        if keyword is not None and len(keyword) > 200:
+            raise bad_input("The search text is too long: give at most 200 characters of a job name.", "keyword")
+        # ?user= absent: the logged-in user's jobs; "*": everyone's; a name: that user's
+        user_arg = (self.get_query_argument("user", "") or "").strip()
+        if user_arg and user_arg != "*" and not USER_RE.match(user_arg):
+            raise bad_input(f"{user_arg!r} is not a user name: use letters, digits, '_', '.', '-' "
+                            "(or * for all).", "user")
+        user: str | None = None if user_arg == "*" else user_arg
+        vc = (self.get_query_argument("vc", "") or "").strip() or None
+        if vc is not None and not USER_RE.match(vc):
+            raise bad_input(f"{vc!r} is not a virtual cluster name: use letters, digits, '_', '.', '-'.", "vc")
+        self.reply(await self.call(self.backend.list_jobs, state=state, limit=limit, offset=offset,
+                                   keyword=keyword, user=user, vc=vc))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -165,7 +187,8 @@ class JobsHandler(PaiApiHandler):
         kinds = [k for k in ("spec", "yaml", "protocol") if k in body]
         if len(kinds) != 1:
             raise InvalidInputError(
-                "Send exactly one of `spec` (image, commands ...), `yaml` (a protocol document) or `protocol` (its JSON).")
+                "Send exactly one of `spec` (image, commands ...), `yaml` (a protocol document) "
+                "or `protocol` (its JSON).")
         unknown = sorted(set(body) - {"spec", "yaml", "protocol"})
         if unknown:
             raise InvalidInputError(f"Unknown field(s) {', '.join(unknown)}: send `spec`, `yaml` or `protocol`.")
@@ -218,12 +241,78 @@ class SshHandler(PaiApiHandler):
         self.reply(await self.call(self.backend.ssh_info, check_job_name(name)))
 
 
+class ConfigHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        self.reply(await self.call(self.backend.job_config, check_job_name(name)))
+
+
+class ProtocolHandler(PaiApiHandler):
+    """The form as YAML (export) or a YAML document as the form (import); submits nothing."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        kinds = [k for k in ("spec", "yaml") if k in body]
+        if len(kinds) != 1 or set(body) - {"spec", "yaml"}:
+            raise InvalidInputError("Send exactly one of `spec` (the form) or `yaml` (a protocol document).")
+        kind = kinds[0]
+        payload = body[kind]
+        if kind == "yaml" and (not isinstance(payload, str) or not payload.strip()):
+            raise bad_input("The YAML is empty: paste or load an OpenPAI protocol v2 document.", "yaml")
+        if kind == "spec" and not isinstance(payload, dict):
+            raise InvalidInputError("`spec` must be a JSON object.")
+        self.reply(await self.call(self.backend.protocol, kind, payload))
+
+
+class ProfilesHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.backend.profiles))
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        name = _text(self.json_body(), "profile")
+        if not name:
+            raise bad_input("Choose a profile to switch to: send {\"profile\": NAME}.", "profile")
+        self.reply(await self.call(self.backend.select_profile, name))
+
+
+class LogoutHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        self.json_body()
+        self.reply(await self.call(self.backend.logout))
+
+
+class ImagesHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        pattern = (self.get_query_argument("filter", "") or "").strip() or None
+        self.reply(await self.call(self.backend.images, pattern))
+
+
+class ImageTagsHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        repository = (self.get_query_argument("repository", "") or "").strip()
+        if not repository:
+            raise bad_input("Give the repository, e.g. ?repository=team/train.", "repository")
+        self.reply(await self.call(self.backend.image_tags, repository))
+
+
+class StoragesHandler(PaiApiHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.backend.storages))
+
+
 class NotFoundHandler(PaiApiHandler):
     """Unknown routes under the prefix answer JSON too, so the sidebar can show one line."""
 
     def _missing(self, *args: Any) -> None:
         self.reply({"error": f"No pai_magic endpoint {self.request.method} {self.request.path}: "
-                             "see pai_magic/server/openapi.yaml."}, status=404)
+                             "see pai_magic/server/openapi.yaml.", "field": None}, status=404)
 
     get = post = put = delete = patch = _missing
 
@@ -248,5 +337,12 @@ def route_table(prefix: str) -> list[tuple[str, type]]:
         (rf"{prefix}/jobs/{job}/stop", StopHandler),
         (rf"{prefix}/jobs/{job}/logs", LogsHandler),
         (rf"{prefix}/jobs/{job}/ssh", SshHandler),
+        (rf"{prefix}/jobs/{job}/config", ConfigHandler),
+        (rf"{prefix}/protocol", ProtocolHandler),
+        (rf"{prefix}/profiles", ProfilesHandler),
+        (rf"{prefix}/logout", LogoutHandler),
+        (rf"{prefix}/images", ImagesHandler),
+        (rf"{prefix}/images/tags", ImageTagsHandler),
+        (rf"{prefix}/storages", StoragesHandler),
         (rf"{prefix}(?:/.*)?", NotFoundHandler),
     ]
