@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pai_magic.cli.common import emit, parse_memory_mb, profile_name, table
+from pai_magic.cli.common import emit, profile_name, table
+from pai_magic.core.jobform import parse_memory_mb
 from pai_magic.cli.examples import add_examples
 from pai_magic.core.errors import InvalidInputError
 

@@ -10,7 +10,8 @@ import argparse
 import sys
 from typing import Any
 
-from pai_magic.cli.common import client_for, emit, parse_memory_mb, wants_json
+from pai_magic.cli.common import client_for, emit, wants_json
+from pai_magic.core.jobform import parse_memory_mb
 from pai_magic.core.errors import NotFoundError
 
 
