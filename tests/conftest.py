@@ -2,6 +2,8 @@
 are started by fixtures in tests/fixtures/ (one module per service)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 # Tests run as root and their jobs write into the test's private (0700) tmp folders and run the
