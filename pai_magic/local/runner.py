@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pai_magic.local import segments
-from pai_magic.local.jobuser import JobUsers
+from pai_magic.local.jobuser import JobUsers, unpassable_parent
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
@@ -470,6 +470,9 @@ class Runner:
             target.mkdir(parents=True, exist_ok=True)
             if self.job_users.active and target.stat().st_uid == os.geteuid():
                 os.chmod(target, 0o777)  # a team storage: every job user reads and writes it
+            blocked = unpassable_parent(self.data_dir) if self.job_users.active else ""
+            if blocked:
+                self.store.add_event(job, uid, role, idx, "Warning", "StorageUnreachable", blocked)
             raw = str(st["mountPath"])
             if segments.mount_path_error(raw):  # jobs stored before the check existed
                 continue
