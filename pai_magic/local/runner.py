@@ -670,6 +670,12 @@ class Runner:
                 except OSError:
                     pass
             _killpg(proc.popen.pid, signal.SIGKILL)
+            # a backstop for what escaped the shim (a task that killed its shim): anything still
+            # carrying this task's marker goes too
+            try:
+                kill_marked_processes({proc.uid}, timeout=2.0)
+            except OSError as exc:
+                log.debug("embedded backend: marker scan for %s failed: %s", proc.uid, exc)
             if proc.ssh is not None:
                 # closing waits for SSH sessions to end: keep that off the task's bookkeeping
                 threading.Thread(target=_close_quietly, args=(proc.ssh,), name="pai-task-ssh-close",

@@ -594,3 +594,13 @@ def _owner(proc_dir: Path) -> int:
         return proc_dir.stat().st_uid
     except OSError:
         return -1
+
+
+def test_a_task_that_kills_its_own_parent_still_leaves_nothing_behind(backend, tmp_path):
+    b = backend
+    pidfile = tmp_path / "pids"
+    name = unique_job_name("parricide")
+    cmds = [f"setsid sleep 305 >/dev/null 2>&1 & echo $! >> {pidfile}", "kill -9 $PPID", "sleep 1"]
+    assert b.submit(simple_job(name, cmds)).status_code == 202
+    b.wait(name, timeout=30)
+    assert gone(pids_in(pidfile, 1))
