@@ -294,8 +294,10 @@ class Runner:
                 return  # a retry will finish that work; sweeping now could race it
         for job in self.store.active_jobs():
             name = job["name"]
-            if name in self._launching:
-                continue
+            with self._rt_lock:
+                known = name in self._runtimes
+            if name in self._launching or not known:
+                continue  # being started, or never run by this backend (seeded into the store)
             rt = self._rt(name)
             with rt.lock:
                 if rt.procs:
