@@ -94,6 +94,7 @@ class LocalBackend:
         self.public_url = ""  # set by the server once bound: used for log links
         # the HTTP handlers run every request's work here, off the event loop (handlers.py)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")
+        self.submit_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pai-local-submit")
         self.logins = LoginThrottle()
         # the protocol validator imports jsonschema, which takes about a second to build its
         # format grammars: do it now, off the request path, so the first submit is not slow
@@ -109,6 +110,7 @@ class LocalBackend:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.submit_executor.shutdown(wait=False, cancel_futures=True)
         self.runner.shutdown()
         self.store.close()
 
