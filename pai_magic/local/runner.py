@@ -486,6 +486,7 @@ class Runner:
                 continue
             mount = Path(raw) if Path(raw).is_absolute() else workdir / raw
             try:
+                self._check_real_parent(mount, workdir)
                 if mount.is_symlink():
                     current = Path(os.readlink(mount))
                     if current == target:
@@ -505,6 +506,17 @@ class Runner:
                 self.store.add_event(job, uid, role, idx, "Warning", "StorageNotLinked",
                                      f"storage {st['name']} is not linked at {mount} ({exc}); "
                                      f"use ${storage_env_name(st['name'])}")
+
+    def _check_real_parent(self, mount: Path, workdir: Path) -> None:
+        """The folder the link goes into, links resolved, must still be the task's folder or a
+        mount root: a task may have replaced a part of the way by a link to elsewhere."""
+        existing = mount.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        real = Path(os.path.realpath(existing))
+        roots = [Path(os.path.realpath(r)) for r in (*self.mount_roots, workdir)]
+        if not any(segments.inside(root, real) for root in roots):
+            raise PermissionError(f"{mount}: the way there leads out of the allowed folders (to {real})")
 
     def _created_list(self, job: str) -> Path:
         return self.job_dir(job) / "created-mounts.json"

@@ -604,3 +604,18 @@ def test_a_task_that_kills_its_own_parent_still_leaves_nothing_behind(backend, t
     assert b.submit(simple_job(name, cmds)).status_code == 202
     b.wait(name, timeout=30)
     assert gone(pids_in(pidfile, 1))
+
+
+def test_a_link_on_the_way_to_a_mount_path_cannot_lead_the_backend_elsewhere(backend, mount_root, tmp_path):
+    b = backend
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (mount_root / "detour").symlink_to(elsewhere)
+    name = unique_job_name("detour")
+    job = simple_job(name, ["true"], extras={"storages": [{"name": "default",
+                                                           "mountPath": str(mount_root / "detour" / "x")}]})
+    assert b.submit(job).status_code == 202
+    assert b.wait(name)["jobStatus"]["state"] == "SUCCEEDED"
+    assert list(elsewhere.iterdir()) == []
+    events = requests.get(f"{b.api}/jobs/{b.user}~{name}/events", headers=b.headers(), timeout=T).json()
+    assert any("leads out of" in e["message"] for e in events["data"]), events
