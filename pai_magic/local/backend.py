@@ -732,22 +732,24 @@ class LocalBackend:
         if query.get("tail-mode") == "true":
             range_header = f"bytes=-{TAIL_BYTES}"
         with open(path, "rb") as fh:
-            data = fh.read()
-        size = len(data)
-        match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", range_header or "")
-        if not match or (not match.group(1) and not match.group(2)):
-            return 200, data, {}
-        first, last = match.group(1), match.group(2)
-        if first:
-            start = int(first)
-            end = min(int(last), size - 1) if last else size - 1
-        else:  # a suffix: the last N bytes
-            start, end = max(0, size - int(last)), size - 1
-        if start >= size or start > end:
-            if not first and size == 0:
-                return 200, b"", {}
-            return 416, b"", {"Content-Range": f"bytes */{size}"}
-        return 206, data[start:end + 1], {"Content-Range": f"bytes {start}-{end}/{size}"}
+            size = os.fstat(fh.fileno()).st_size
+            match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", range_header or "")
+            if not match or (not match.group(1) and not match.group(2)):
+                return 200, fh.read(), {}
+            first, last = match.group(1), match.group(2)
+            if first:
+                start = int(first)
+                end = min(int(last), size - 1) if last else size - 1
+            else:  # a suffix: the last N bytes
+                start, end = max(0, size - int(last)), size - 1
+            if start >= size or start > end:
+                if not first and size == 0:
+                    return 200, b"", {}
+                return 416, b"", {"Content-Range": f"bytes */{size}"}
+            fh.seek(start)  # only the asked part is read: a tail of a big log stays cheap
+            data = fh.read(end + 1 - start)
+        end = start + len(data) - 1
+        return 206, data, {"Content-Range": f"bytes {start}-{end}/{size}"}
 
     def events(self, framework: str, type_: str | None) -> dict[str, Any]:
         self._job_row(framework)
