@@ -207,7 +207,8 @@ class Runner:
             if never_started and job["execution_type"] != "STOP":
                 self.launch(name)
                 continue
-            self._mark_lost(name, tasks, job)
+            # retried if it cannot be written yet (a full disk must not stop the backend starting)
+            self._retrying(f"recovering {name}", self._mark_lost, name, tasks, job)
 
     def shutdown(self) -> None:
         """Graceful backend stop: end every task and record the jobs as interrupted."""
@@ -225,8 +226,11 @@ class Runner:
             for proc in list(rt.procs.values()):
                 if proc.thread is not None:
                     proc.thread.join(timeout=5)
-        for job in self.store.active_jobs():
-            self._mark_lost(job["name"], self.store.get_tasks(job["name"]), job)
+        try:
+            for job in self.store.active_jobs():
+                self._mark_lost(job["name"], self.store.get_tasks(job["name"]), job)
+        except Exception as exc:  # the next start recovers these jobs
+            log.warning("embedded backend: could not record the interrupted jobs: %s", exc)
 
     # -- internals -------------------------------------------------------------------------
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
