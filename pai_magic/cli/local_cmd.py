@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--user", help="user to create (default: your login name)")
     p.add_argument("--password-env", metavar="VAR",
                    help="environment variable holding the user's password (default: generated and kept 0600)")
+    p.add_argument("--mount-root", action="append", default=[], metavar="DIR",
+                   help="a folder under which jobs may have storages linked at an absolute mountPath (repeatable)")
+    p.add_argument("--job-user", default=None, metavar="per-user|ACCOUNT|root",
+                   help="when run as root, who jobs run as (default per-user: one unprivileged uid per user; "
+                        "also PAI_LOCAL_JOB_USER)")
     p.add_argument("--write-profile", action="store_true",
                    help="log in and save an active profile for this backend")
     p.add_argument("--profile", metavar="NAME", default=None, help="name of that profile (default: local)")
@@ -126,7 +131,8 @@ def run_local(args: argparse.Namespace) -> int:
         os.environ[ENV_VAR] = args.rate_limit  # read where the server is built, like a config value
     try:
         serve(args.host, args.port, data_dir, user=args.user, password=password, on_ready=announce,
-              scrub_env=scrub)
+              scrub_env=scrub, mount_roots=tuple(Path(d) for d in getattr(args, "mount_root", []) or []),
+              job_user=getattr(args, "job_user", None))
     except ValueError as exc:
         raise InvalidInputError(f"Cannot start the backend: {' '.join(str(exc).split())}.") from None
     except OSError as exc:

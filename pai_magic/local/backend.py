@@ -94,6 +94,7 @@ class LocalBackend:
         self.public_url = ""  # set by the server once bound: used for log links
         # the HTTP handlers run every request's work here, off the event loop (handlers.py)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")
+        self.submit_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pai-local-submit")
         self.logins = LoginThrottle()
         # the protocol validator imports jsonschema, which takes about a second to build its
         # format grammars: do it now, off the request path, so the first submit is not slow
@@ -109,6 +110,7 @@ class LocalBackend:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.submit_executor.shutdown(wait=False, cancel_futures=True)
         self.runner.shutdown()
         self.store.close()
 
@@ -730,22 +732,24 @@ class LocalBackend:
         if query.get("tail-mode") == "true":
             range_header = f"bytes=-{TAIL_BYTES}"
         with open(path, "rb") as fh:
-            data = fh.read()
-        size = len(data)
-        match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", range_header or "")
-        if not match or (not match.group(1) and not match.group(2)):
-            return 200, data, {}
-        first, last = match.group(1), match.group(2)
-        if first:
-            start = int(first)
-            end = min(int(last), size - 1) if last else size - 1
-        else:  # a suffix: the last N bytes
-            start, end = max(0, size - int(last)), size - 1
-        if start >= size or start > end:
-            if not first and size == 0:
-                return 200, b"", {}
-            return 416, b"", {"Content-Range": f"bytes */{size}"}
-        return 206, data[start:end + 1], {"Content-Range": f"bytes {start}-{end}/{size}"}
+            size = os.fstat(fh.fileno()).st_size
+            match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", range_header or "")
+            if not match or (not match.group(1) and not match.group(2)):
+                return 200, fh.read(), {}
+            first, last = match.group(1), match.group(2)
+            if first:
+                start = int(first)
+                end = min(int(last), size - 1) if last else size - 1
+            else:  # a suffix: the last N bytes
+                start, end = max(0, size - int(last)), size - 1
+            if start >= size or start > end:
+                if not first and size == 0:
+                    return 200, b"", {}
+                return 416, b"", {"Content-Range": f"bytes */{size}"}
+            fh.seek(start)  # only the asked part is read: a tail of a big log stays cheap
+            data = fh.read(end + 1 - start)
+        end = start + len(data) - 1
+        return 206, data, {"Content-Range": f"bytes {start}-{end}/{size}"}
 
     def events(self, framework: str, type_: str | None) -> dict[str, Any]:
         self._job_row(framework)

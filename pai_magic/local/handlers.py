@@ -66,13 +66,13 @@ class BaseHandler(tornado.web.RequestHandler):
         return b"".join(self._chunks)
 
     # -- helpers ---------------------------------------------------------------------------
-    async def run(self, fn: Callable[[], Any]) -> Any:
+    async def run(self, fn: Callable[[], Any], executor: Any = None) -> Any:
         """``fn()`` on the backend's executor (off the event loop)."""
-        return await tornado.ioloop.IOLoop.current().run_in_executor(self.backend.executor, fn)
+        return await tornado.ioloop.IOLoop.current().run_in_executor(executor or self.backend.executor, fn)
 
-    async def reply(self, fn: Callable[[], Any], status: int = 200) -> None:
+    async def reply(self, fn: Callable[[], Any], status: int = 200, executor: Any = None) -> None:
         """Compute ``fn()`` and its JSON text off the loop, then send it."""
-        text = await self.run(lambda: json.dumps(fn(), separators=(",", ":")))
+        text = await self.run(lambda: json.dumps(fn(), separators=(",", ":")), executor)
         self.set_status(status)
         self.finish(text)
 
@@ -250,7 +250,9 @@ class JobsHandler(BaseHandler):
             caller = self.caller()
             return self.backend.submit(caller, self.raw_body().decode("utf-8", "replace"))
 
-        await self.reply(submit, 202)
+        # submits (YAML parsing, validation) have their own threads: a flood of them waits there
+        # instead of in front of everyone's reads
+        await self.reply(submit, 202, self.backend.submit_executor)
 
 
 class JobHandler(BaseHandler):

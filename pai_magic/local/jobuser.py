@@ -98,10 +98,17 @@ def lock_down(data_dir: Path) -> None:
     for child in (data_dir / "storages").iterdir():
         if child.is_dir() and not child.is_symlink():
             os.chmod(child, 0o777)
+    blocked = unpassable_parent(data_dir)
+    if blocked:
+        log.warning("embedded backend: %s", blocked)
+
+
+def unpassable_parent(data_dir: Path) -> str:
+    """Why jobs under other uids cannot reach the data folder (a parent they may not pass), or ""."""
     for parent in data_dir.resolve().parents:
-        if not os.stat(parent).st_mode & 0o001:
-            log.warning("embedded backend: jobs run under their own uids but cannot pass %s (mode %o): "
-                        "their storages ($PAI_STORAGE_<NAME>_PATH) will not open; use a data dir under a "
-                        "folder others may pass (e.g. /srv) or --job-user root", parent,
-                        os.stat(parent).st_mode & 0o777)
-            break
+        mode = os.stat(parent).st_mode
+        if not mode & 0o001:
+            return (f"jobs run under their own uids but cannot pass {parent} (mode {mode & 0o777:o}): storages "
+                    f"($PAI_STORAGE_<NAME>_PATH) will not open; put the data dir under a folder others may pass "
+                    f"(e.g. /srv) or start the backend with --job-user root")
+    return ""

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pai_magic.local import segments
-from pai_magic.local.jobuser import JobUsers
+from pai_magic.local.jobuser import JobUsers, unpassable_parent
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
@@ -207,7 +207,8 @@ class Runner:
             if never_started and job["execution_type"] != "STOP":
                 self.launch(name)
                 continue
-            self._mark_lost(name, tasks, job)
+            # retried if it cannot be written yet (a full disk must not stop the backend starting)
+            self._retrying(f"recovering {name}", self._mark_lost, name, tasks, job)
 
     def shutdown(self) -> None:
         """Graceful backend stop: end every task and record the jobs as interrupted."""
@@ -225,8 +226,11 @@ class Runner:
             for proc in list(rt.procs.values()):
                 if proc.thread is not None:
                     proc.thread.join(timeout=5)
-        for job in self.store.active_jobs():
-            self._mark_lost(job["name"], self.store.get_tasks(job["name"]), job)
+        try:
+            for job in self.store.active_jobs():
+                self._mark_lost(job["name"], self.store.get_tasks(job["name"]), job)
+        except Exception as exc:  # the next start recovers these jobs
+            log.warning("embedded backend: could not record the interrupted jobs: %s", exc)
 
     # -- internals -------------------------------------------------------------------------
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
@@ -294,8 +298,10 @@ class Runner:
                 return  # a retry will finish that work; sweeping now could race it
         for job in self.store.active_jobs():
             name = job["name"]
-            if name in self._launching:
-                continue
+            with self._rt_lock:
+                known = name in self._runtimes
+            if name in self._launching or not known:
+                continue  # being started, or never run by this backend (seeded into the store)
             rt = self._rt(name)
             with rt.lock:
                 if rt.procs:
@@ -470,6 +476,9 @@ class Runner:
             target.mkdir(parents=True, exist_ok=True)
             if self.job_users.active and target.stat().st_uid == os.geteuid():
                 os.chmod(target, 0o777)  # a team storage: every job user reads and writes it
+            blocked = unpassable_parent(self.data_dir) if self.job_users.active else ""
+            if blocked:
+                self.store.add_event(job, uid, role, idx, "Warning", "StorageUnreachable", blocked)
             raw = str(st["mountPath"])
             if segments.mount_path_error(raw):  # jobs stored before the check existed
                 continue
@@ -481,6 +490,7 @@ class Runner:
                 continue
             mount = Path(raw) if Path(raw).is_absolute() else workdir / raw
             try:
+                self._check_real_parent(mount, workdir)
                 if mount.is_symlink():
                     current = Path(os.readlink(mount))
                     if current == target:
@@ -500,6 +510,17 @@ class Runner:
                 self.store.add_event(job, uid, role, idx, "Warning", "StorageNotLinked",
                                      f"storage {st['name']} is not linked at {mount} ({exc}); "
                                      f"use ${storage_env_name(st['name'])}")
+
+    def _check_real_parent(self, mount: Path, workdir: Path) -> None:
+        """The folder the link goes into, links resolved, must still be the task's folder or a
+        mount root: a task may have replaced a part of the way by a link to elsewhere."""
+        existing = mount.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        real = Path(os.path.realpath(existing))
+        roots = [Path(os.path.realpath(r)) for r in (*self.mount_roots, workdir)]
+        if not any(segments.inside(root, real) for root in roots):
+            raise PermissionError(f"{mount}: the way there leads out of the allowed folders (to {real})")
 
     def _created_list(self, job: str) -> Path:
         return self.job_dir(job) / "created-mounts.json"
@@ -667,6 +688,12 @@ class Runner:
                 except OSError:
                     pass
             _killpg(proc.popen.pid, signal.SIGKILL)
+            # a backstop for what escaped the shim (a task that killed its shim): anything still
+            # carrying this task's marker goes too
+            try:
+                kill_marked_processes({proc.uid}, timeout=2.0)
+            except OSError as exc:
+                log.debug("embedded backend: marker scan for %s failed: %s", proc.uid, exc)
             if proc.ssh is not None:
                 # closing waits for SSH sessions to end: keep that off the task's bookkeeping
                 threading.Thread(target=_close_quietly, args=(proc.ssh,), name="pai-task-ssh-close",
