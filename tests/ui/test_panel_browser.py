@@ -72,7 +72,8 @@ def _overflowing_inputs(page) -> list[str]:
     """Visible inputs of the panel whose right edge passes the panel's (clipped)."""
     return page.evaluate("""() => {
         const panel = document.querySelector('.pai-magic-panel');
-        const right = panel.getBoundingClientRect().right;
+        const area = panel.closest('.jp-OutputArea-output') || panel;
+        const right = Math.min(panel.getBoundingClientRect().right, area.getBoundingClientRect().right);
         return [...panel.querySelectorAll('input, textarea, select, button')]
             .filter(el => el.offsetParent !== null && el.getBoundingClientRect().width > 0)
             .filter(el => el.getBoundingClientRect().right > right + 1)
@@ -111,9 +112,11 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
         Path(shots).mkdir(parents=True, exist_ok=True)
         panel.screenshot(path=str(Path(shots) / "panel.png"))
     assert _overflowing_inputs(page) == []
-    for tab in ("Submit", "Images", "Storage", "Login"):
-        panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
-        page.wait_for_timeout(300)
-        assert _overflowing_inputs(page) == [], tab
-        if shots and tab == "Submit":
-            panel.screenshot(path=str(Path(shots) / "panel-submit.png"))
+    for width in (1100, 640):  # a wide notebook, and a narrow one (a side-by-side view)
+        page.set_viewport_size({"width": width, "height": 1000})
+        for tab in ("Jobs", "Submit", "Images", "Storage", "Login"):
+            panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
+            page.wait_for_function("() => document.querySelector('.pai-magic-panel').getBoundingClientRect().width > 0")
+            assert _overflowing_inputs(page) == [], (width, tab)
+            if shots and tab == "Submit" and width == 1100:
+                panel.screenshot(path=str(Path(shots) / "panel-submit.png"))
