@@ -114,7 +114,7 @@ class _JobRow:
 
     def __init__(self, index: int, on_open: Callable[[int], None], on_stop: Callable[[int], None]) -> None:
         self.name = W.Button(description="", layout=W.Layout(flex="1 1 auto", min_width="0", width="auto"))
-        self.name.add_class("pai-magic-job-name")
+        self.name.add_class("pai-panel-job-name")
         # kind, state and age in one HTML: three models fewer per row
         self.status = W.HTML("", layout=W.Layout(flex="0 0 auto"))
         self.stop = W.Button(description="Stop", button_style="warning", layout=W.Layout(width="60px", display="none"))
@@ -122,13 +122,13 @@ class _JobRow:
         self.stop.on_click(lambda _b: on_stop(index))
         self.box = W.HBox([self.name, self.status, self.stop],
                           layout=W.Layout(display="none", width="100%", align_items="center"))
-        self.box.add_class("pai-magic-job")
+        self.box.add_class("pai-panel-job")
 
     def show(self, job: Any) -> None:
         _set(self.name, "description", job.name)
         _set(self.name, "tooltip", f"{job.full_name}: open its tasks and logs")
         label = kind_label(job.name)
-        kind = (f"<span class='pai-magic-kind' style='opacity:.75;font-size:smaller'>{esc(label)}</span> "
+        kind = (f"<span class='pai-panel-kind' style='opacity:.75;font-size:smaller'>{esc(label)}</span> "
                 if label else "")
         _set(self.status, "value", f"{kind}{state_badge(job.state)} <span style='opacity:.7;font-size:smaller;"
                                    f"white-space:nowrap'>{esc(when(job.submission_time))}</span>")
@@ -211,7 +211,7 @@ class PaiPanel:
             return W.Layout(width="auto", max_width="100%")
 
         # job names read like a list (left-aligned, ellipsized, full name on hover)
-        self.title = W.HTML("<style>.pai-magic-panel .pai-magic-job-name{text-align:left;justify-content:flex-start;"
+        self.title = W.HTML("<style>.pai-panel .pai-panel-job-name{text-align:left;justify-content:flex-start;"
                             "overflow:hidden;text-overflow:ellipsis;white-space:nowrap}</style><b>OpenPAI</b>")
         self.cluster_label = W.HTML("Not logged in")
         self.error = W.HTML("")
@@ -267,7 +267,7 @@ class PaiPanel:
              self.log_box],
             layout=W.Layout(display="none", width="100%", border="1px solid var(--jp-border-color2, #ccc)",
                             padding="4px"))
-        self.detail_box.add_class("pai-magic-detail")
+        self.detail_box.add_class("pai-panel-detail")
         # the detail first: opening a job never puts it below the fold of a long list
         self.jobs_tab = W.VBox(
             [W.HBox([self.search, self.state_filter, self.vc_filter, self.all_users, self.refresh_button],
@@ -342,7 +342,7 @@ class PaiPanel:
                           titles=("Jobs", "Submit", "Images", "Storage", "Login"), layout=W.Layout(width="100%"))
         self.widget = W.VBox([self.title, self.cluster_label, self.error, self.tabs],
                              layout=W.Layout(width="100%", max_width="900px"))
-        self.widget.add_class("pai-magic-panel")
+        self.widget.add_class("pai-panel")
         self._list_profiles()
 
     # ---- errors ------------------------------------------------------------------------------
@@ -550,7 +550,7 @@ class PaiPanel:
             else:
                 row.hide()
         label = page_label(self.offset, len(self.jobs), self.total)
-        _set(self.page_info, "value", f"<span class='pai-magic-page'>{esc(label)}</span>")
+        _set(self.page_info, "value", f"<span class='pai-panel-page'>{esc(label)}</span>")
         _set(self.prev_button, "disabled", self.offset == 0)
         _set(self.next_button, "disabled", not page.has_more)
         filtered = self.search.value.strip() or self.state_filter.value != _ALL
@@ -642,7 +642,7 @@ class PaiPanel:
         exit_text = f", exit code {detail.exit_code}" if detail.exit_code is not None else ""
         diag = note_html(detail.diagnostics) if detail.diagnostics else ""
         _set(self.detail, "value",
-             f"<div class='pai-magic-detail-title' style='font-weight:bold;overflow-wrap:anywhere'>"
+             f"<div class='pai-panel-detail-title' style='font-weight:bold;overflow-wrap:anywhere'>"
              f"{esc(detail.full_name)}{kind}</div><div>{state_badge(detail.state)}{esc(exit_text)}</div>"
              f"{diag}{self._notebook_link(detail.full_name)}")
         _set(self.detail_stop.layout, "display", "none" if detail.terminal or detail.state == "STOPPING" else None)
@@ -680,7 +680,7 @@ class PaiPanel:
         except ValueError:
             rel = path
         target = rel if not rel.startswith("..") else path
-        return (f"<div class='pai-magic-notebook'>Executed notebook: <a href='{esc(target)}' target='_blank' "
+        return (f"<div class='pai-panel-notebook'>Executed notebook: <a href='{esc(target)}' target='_blank' "
                 f"rel='noopener'>{esc(os.path.basename(path))}</a> <code style='opacity:.7'>{esc(path)}</code></div>")
 
     def _render_ssh(self, client: Any, name: str, detail: Any) -> None:
@@ -742,9 +742,9 @@ class PaiPanel:
     def _show_log(self, lines: list[str], message: str, task: str = "") -> None:
         self.log_lines, self.log_message = lines, message
         title = f"<b>Log of {esc(task)}</b>" if task else "<b>Log</b>"
-        text = (f"<pre class='pai-magic-log-text' style='max-height:20em;overflow:auto;white-space:pre-wrap;"
+        text = (f"<pre class='pai-panel-log-text' style='max-height:20em;overflow:auto;white-space:pre-wrap;"
                 f"overflow-wrap:anywhere'>{esc(chr(10).join(lines))}</pre>") if lines else ""
-        _set(self.log_box, "value", f"<div class='pai-magic-log'>{title}{note_html(message)}{text}</div>")
+        _set(self.log_box, "value", f"<div class='pai-panel-log'>{title}{note_html(message)}{text}</div>")
 
     # ---- submit tab ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ STATE_COLORS = {
 # wrapped, never clipped: the end of the line says what to do next
 ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f); white-space: normal; overflow-wrap: anywhere;"
 NOTE_STYLE = "opacity:.8; white-space: normal; overflow-wrap: anywhere;"
-_TABLE = ("<table class='pai-magic-table' style='border-collapse:collapse;width:100%;font-size:smaller;"
+_TABLE = ("<table class='pai-panel-table' style='border-collapse:collapse;width:100%;font-size:smaller;"
           "table-layout:auto'>")
 _CELL = "style='padding:1px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere'"
 
@@ -29,16 +29,16 @@ def esc(value: Any) -> str:
 def state_badge(state: str) -> str:
     """The state in words on its colour (colour alone is not enough to read it)."""
     color = STATE_COLORS.get(state, "#616161")
-    return (f'<span class="pai-magic-state" data-state="{esc(state)}" style="background:{color};color:#fff;'
+    return (f'<span class="pai-panel-state" data-state="{esc(state)}" style="background:{color};color:#fff;'
             f'border-radius:3px;padding:0 4px;font-size:smaller;white-space:nowrap">{esc(state)}</span>')
 
 
 def error_html(message: str | None) -> str:
-    return f'<div class="pai-magic-error" style="{ERROR_STYLE}">{esc(message)}</div>' if message else ""
+    return f'<div class="pai-panel-error" style="{ERROR_STYLE}">{esc(message)}</div>' if message else ""
 
 
 def note_html(message: str | None) -> str:
-    return f'<div class="pai-magic-note" style="{NOTE_STYLE}">{esc(message)}</div>' if message else ""
+    return f'<div class="pai-panel-note" style="{NOTE_STYLE}">{esc(message)}</div>' if message else ""
 
 
 def table_html(headers: Iterable[str], rows: Iterable[Iterable[Any]], *, raw_columns: Iterable[int] = ()) -> str:
@@ -55,9 +55,9 @@ def copy_button_html(line: str, label: str = "", kind: str = "") -> str:
     """A line of SSH info with a button that copies it (navigator.clipboard in the page). The
     panel reassigns this HTML only when its text changes, so "Copied" stays after a refresh."""
     quoted = esc(line)
-    head = (f'<div class="pai-magic-ssh-label" style="opacity:.75;font-size:smaller">{esc(label)}</div>'
+    head = (f'<div class="pai-panel-ssh-label" style="opacity:.75;font-size:smaller">{esc(label)}</div>'
             if label else "")
-    return (f'{head}<div class="pai-magic-ssh-line" data-kind="{esc(kind)}" style="overflow-wrap:anywhere">'
+    return (f'{head}<div class="pai-panel-ssh-line" data-kind="{esc(kind)}" style="overflow-wrap:anywhere">'
             f'<code>{quoted}</code> <button class="jupyter-button" data-line="{quoted}" '
             f'onclick="navigator.clipboard.writeText(this.dataset.line);this.textContent=\'Copied\'">'
             f'Copy</button></div>')

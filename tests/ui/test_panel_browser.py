@@ -71,7 +71,7 @@ def page(tmp_path):
 def _overflowing_inputs(page) -> list[str]:
     """Visible inputs of the panel whose right edge passes the panel's (clipped)."""
     return page.evaluate("""() => {
-        const panel = document.querySelector('.pai-magic-panel');
+        const panel = document.querySelector('.pai-panel');
         const area = panel.closest('.jp-OutputArea-output') || panel;
         const right = Math.min(panel.getBoundingClientRect().right, area.getBoundingClientRect().right);
         return [...panel.querySelectorAll('input, textarea, select, button')]
@@ -91,20 +91,20 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
         return k && k.status === 'idle';
     }""", timeout=90_000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    panel = page.locator(".pai-magic-panel")
+    panel = page.locator(".pai-panel")
     panel.wait_for(state="visible", timeout=90_000)
-    rows = panel.locator(".pai-magic-job:visible")
+    rows = panel.locator(".pai-panel-job:visible")
     rows.first.wait_for(state="visible", timeout=60_000)
     assert rows.count() >= 4
     text = panel.inner_text()
     assert "kernel" in text and "notebook run" in text and " of " in text, text
     assert _overflowing_inputs(page) == []
     # opening a job shows its detail (tasks, log) in view, above the list
-    panel.locator(".pai-magic-job-name", has_text="train_resnet50").first.click()
-    detail = panel.locator(".pai-magic-detail")
+    panel.locator(".pai-panel-job-name", has_text="train_resnet50").first.click()
+    detail = panel.locator(".pai-panel-detail")
     detail.locator("table").wait_for(state="visible", timeout=60_000)
-    panel.locator(".pai-magic-log-text").wait_for(state="visible", timeout=60_000)
-    assert "hi" in panel.locator(".pai-magic-log-text").inner_text()
+    panel.locator(".pai-panel-log-text").wait_for(state="visible", timeout=60_000)
+    assert "hi" in panel.locator(".pai-panel-log-text").inner_text()
     top = detail.evaluate("el => el.getBoundingClientRect().top")
     assert 0 <= top < page.evaluate("window.innerHeight"), top
     shots = os.environ.get("PAI_MAGIC_SCREENSHOTS")
@@ -116,7 +116,7 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
         page.set_viewport_size({"width": width, "height": 1000})
         for tab in ("Jobs", "Submit", "Images", "Storage", "Login"):
             panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
-            page.wait_for_function("() => document.querySelector('.pai-magic-panel').getBoundingClientRect().width > 0")
+            page.wait_for_function("() => document.querySelector('.pai-panel').getBoundingClientRect().width > 0")
             assert _overflowing_inputs(page) == [], (width, tab)
             if shots and tab == "Submit" and width == 1100:
                 panel.screenshot(path=str(Path(shots) / "panel-submit.png"))
