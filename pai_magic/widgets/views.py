@@ -17,9 +17,10 @@ STATE_COLORS = {
 # wrapped, never clipped: the end of the line says what to do next
 ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f); white-space: normal; overflow-wrap: anywhere;"
 NOTE_STYLE = "opacity:.8; white-space: normal; overflow-wrap: anywhere;"
-_TABLE = ("<table class='pai-panel-table' style='border-collapse:collapse;width:100%;font-size:smaller;"
-          "table-layout:auto'>")
-_CELL = "style='padding:1px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere'"
+# a narrow output scrolls the table sideways instead of breaking words ("ta sk") mid-token
+_TABLE = ("<div style='overflow-x:auto;max-width:100%'><table class='pai-panel-table' style='border-collapse:collapse;"
+          "width:100%;font-size:smaller;table-layout:auto'>")
+_CELL = "style='padding:1px 6px;text-align:left;vertical-align:top;white-space:nowrap'"
 
 
 def esc(value: Any) -> str:
@@ -48,7 +49,7 @@ def table_html(headers: Iterable[str], rows: Iterable[Iterable[Any]], *, raw_col
     body = "".join(
         "<tr>" + "".join(f"<td {_CELL}>{cell if i in raw else esc(cell)}</td>" for i, cell in enumerate(row)) + "</tr>"
         for row in rows)
-    return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def copy_button_html(line: str, label: str = "", kind: str = "") -> str:
