@@ -894,31 +894,10 @@ class PaiPanel:
 
     # ---- storage tab -----------------------------------------------------------------------------
 
-    def storage_rows(self) -> list[dict[str, Any]]:
-        """The cluster's storages, where each is mounted on this machine, and its usage."""
-        from pai_magic.core.storage.info import list_storages
-        from pai_magic.core.storage.listing import list_mounts
-        from pai_magic.core.storage.mounttable import same_source
-        from pai_magic.core.storage.usage import human_bytes, share_usage
-
-        storages = list_storages(self._client())
-        mounts = [m for m in list_mounts() if m.mounted]
-        rows = []
-        for s in storages:
-            mount = next((m for m in mounts if m.storage == s.name
-                          or (s.source and same_source(m.source, s.source))), None)
-            usage = ""
-            if mount is not None:
-                try:
-                    u = share_usage(mount.mountpoint)
-                    usage = f"{human_bytes(u.used)} of {human_bytes(u.total)} ({u.fraction_used:.0%})"
-                except PaiError as err:
-                    usage = str(err)
-            rows.append({"name": s.name, "type": s.type, "source": s.source, "default": s.default,
-                         "mounted": mount.mountpoint if mount else "", "usage": usage})
-        return rows
-
     def load_storages(self) -> None:
-        rows = self._guard(self.storage_rows, where=self.storage_status)
+        """The cluster's storages, where each is mounted on this machine, and its usage."""
+        from pai_magic.core.storage.overview import storage_overview
+
+        rows = self._guard(lambda: storage_overview(self._client()), where=self.storage_status)
         if rows is not None:
             _set(self.storage_table, "value", storages_html(rows))

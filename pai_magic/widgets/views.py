@@ -95,13 +95,13 @@ def task_table_html(tasks: Iterable[Any]) -> str:
     return table_html(("task", "state", "IP", "ports", "exit", "attempt"), rows, raw_columns=range(6))
 
 
-def storages_html(rows: list[dict[str, Any]]) -> str:
-    """The cluster's storages with where (and whether) each is mounted here and its usage."""
+def storages_html(rows: list[Any]) -> str:
+    """The cluster's storages (``StorageOverview``) with where each is mounted here and its usage."""
     if not rows:
         return note_html("The cluster has no storage for you.")
     return table_html(("storage", "type", "source", "default", "mounted here", "usage"),
-                      [(r["name"], r.get("type") or "-", r.get("source") or "-", "yes" if r.get("default") else "",
-                        r.get("mounted") or "not mounted", r.get("usage") or "-") for r in rows])
+                      [(r.name, r.type or "-", r.source or "-", "yes" if r.default else "",
+                        r.mountpoint or "not mounted", r.usage or "-") for r in rows])
 
 
 def image_details_html(details: Iterable[Any]) -> str:
