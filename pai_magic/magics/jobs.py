@@ -40,19 +40,14 @@ _STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "
 def split_job_ref(text: str) -> tuple[str, str | None]:
     """``NAME`` or ``USER~NAME`` (as the portal and the REST URLs write it) -> (name, user)."""
     text = (text or "").strip()
-    head, sep, name = text.partition("~")
-    user: str | None = head
+    owner, sep, name = text.partition("~")
+    user: str | None = owner if sep else None
     if not sep:
-        name, user = head, None
+        name = owner
     if not name or not _JOB_NAME_RE.match(name) or (user is not None and not _JOB_NAME_RE.match(user or "")):
         raise UsageError(f"{text!r} is not a job name: job names use letters, digits, '_' and '-' "
                          "(USER~NAME for another user's job); %pai_jobs lists yours.")
     return name, user
-
-
-def _store(shell: Any, var: str, value: Any) -> None:
-    """``-o VAR``: put ``value`` in the notebook's namespace."""
-    shell.user_ns[var] = value
 
 
 def looks_like_protocol(cell: str) -> bool:
@@ -115,8 +110,8 @@ class PaiMagics(Magics):
     @argument("--storage", action="append", metavar="NAME[:PATH]",
               help="mount a cluster storage (repeatable), e.g. --storage confignfs:/data")
     @argument("--sync", metavar="LOCAL_DIR[:STORAGE]",
-              help="upload a folder to your folder on a storage first (only changes move); "
-                   "the job starts in it, e.g. --sync .")
+              help="upload a folder to your folder on a storage first (only changes move); the job starts in it, "
+                   "e.g. --sync .")
     @argument("--ssh", action="store_true", help="add the ssh runtime plugin with your public key")
     @argument("--keep-alive", action="store_true", help="end the commands with `sleep infinity` (for SSH)")
     @argument("--retry", type=int, help="retries on failure, e.g. --retry 2")
@@ -168,7 +163,7 @@ class PaiMagics(Magics):
             detail = client.get_job(name, user=user)
         handle = JobHandle(detail.name or name, detail.user or user or session.profile().user, session=session)
         if var:
-            _store(self.shell, var, handle)
+            self.shell.user_ns[var] = handle
         return job_detail_view(detail, now=time.time())
 
     @friendly
@@ -193,7 +188,7 @@ class PaiMagics(Magics):
             masked = mask_secrets(job)
             text = dump_protocol(masked)
             if var:
-                _store(self.shell, var, masked)
+                self.shell.user_ns[var] = masked
             return View(text, f"<pre>{esc(text)}</pre>")
 
         name = job["name"]
@@ -206,7 +201,7 @@ class PaiMagics(Magics):
 
         handle = JobHandle(submitted or name, session.profile().user, session=session)
         if var:
-            _store(self.shell, var, handle)
+            self.shell.user_ns[var] = handle
         wait = opts.wait if args.wait is None else args.wait
         if wait:
             handle.display_status()  # marks the handle shown in this cell: the result adds no 2nd line
