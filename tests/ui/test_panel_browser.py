@@ -83,7 +83,10 @@ def _overflowing_inputs(page) -> list[str]:
 
 _LOW_CONTRAST_JS = """() => {
     const lum = (rgb) => {
-        const [r, g, b] = rgb.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+        const [r, g, b] = rgb.map(v => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+        });
         return 0.2126 * r + 0.7152 * g + 0.0722 * b;
     };
     const parse = (text) => (text.match(/[0-9.]+/g) || []).map(Number);
