@@ -421,6 +421,8 @@ class PaiPanel:
         if self._closed:
             return False
         with self._lock:
+            if self._closed:  # closed while this refresh waited for the lock
+                return False
             try:
                 prof = self._profile()
                 self._show_profile(prof)
