@@ -49,7 +49,7 @@ class lazy_magic_arguments:  # noqa: N801 - used like IPython's ``magic_argument
 
 def magic_parser(magic_func: Callable[..., Any]) -> argparse.ArgumentParser:
     """The magic's parser, built (and its ``__doc__`` completed) on first use."""
-    func: Any = getattr(magic_func, "__func__", magic_func)
+    func = getattr(magic_func, "__func__", magic_func)
     parser = func.__dict__.get("parser")
     if parser is None:
         parser = construct_parser(func)  # also replaces __doc__ with the full help text

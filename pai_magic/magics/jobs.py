@@ -49,11 +49,6 @@ def split_job_ref(text: str) -> tuple[str, str | None]:
     return name, user
 
 
-def _store(shell: Any, var: str, value: Any) -> None:
-    """``-o VAR``: put ``value`` in the notebook's namespace."""
-    shell.user_ns[var] = value
-
-
 def looks_like_protocol(cell: str) -> bool:
     """A cell that declares ``protocolVersion:`` or ``taskRoles:`` at the start of a line is
     a job document; anything else is shell commands."""
@@ -79,8 +74,8 @@ class PaiMagics(PaiOptions, Magics):
     @argument("--storage", action="append", metavar="NAME[:PATH]",
               help="mount a cluster storage (repeatable), e.g. --storage confignfs:/data")
     @argument("--sync", metavar="LOCAL_DIR[:STORAGE]",
-              help="upload a folder to your folder on a storage first (only changes move); "
-                   "the job starts in it, e.g. --sync .")
+              help="upload a folder to your folder on a storage first (only changes move); the job starts in it, "
+                   "e.g. --sync .")
     @argument("--ssh", action="store_true", help="add the ssh runtime plugin with your public key")
     @argument("--keep-alive", action="store_true", help="end the commands with `sleep infinity` (for SSH)")
     @argument("--retry", type=int, help="retries on failure, e.g. --retry 2")
@@ -132,7 +127,7 @@ class PaiMagics(PaiOptions, Magics):
             detail = client.get_job(name, user=user)
         handle = JobHandle(detail.name or name, detail.user or user or session.profile().user, session=session)
         if var:
-            _store(self.shell, var, handle)
+            self.shell.user_ns[var] = handle
         return job_detail_view(detail, now=time.time())
 
     @friendly
@@ -157,7 +152,7 @@ class PaiMagics(PaiOptions, Magics):
             masked = mask_secrets(job)
             text = dump_protocol(masked)
             if var:
-                _store(self.shell, var, masked)
+                self.shell.user_ns[var] = masked
             return View(text, f"<pre>{esc(text)}</pre>")
 
         name = job["name"]
@@ -170,7 +165,7 @@ class PaiMagics(PaiOptions, Magics):
 
         handle = JobHandle(submitted or name, session.profile().user, session=session)
         if var:
-            _store(self.shell, var, handle)
+            self.shell.user_ns[var] = handle
         wait = opts.wait if args.wait is None else args.wait
         if wait:
             handle.display_status()  # marks the handle shown in this cell: the result adds no 2nd line

@@ -75,7 +75,10 @@ class PaiApiHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         body: dict[str, Any]
         if isinstance(exc, PaiError):
-            body = {"error": str(exc), "field": exc.field}  # field: the form field to show it at
+            # the form field the message is about (the core's validation names it), so the
+            # sidebar shows the line next to that field; null when it is about no one field
+            field = getattr(exc, "field", None)
+            body = {"error": str(exc), "field": field if isinstance(field, str) and field else None}
             if exc.code:
                 body["code"] = exc.code
             if exc.details:

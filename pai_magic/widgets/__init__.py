@@ -1,4 +1,5 @@
-"""ipywidgets face of pai_magic: ``PaiPanel()`` shows login, jobs, submit, stop and SSH info.
+"""ipywidgets face of pai_magic: ``PaiPanel()`` shows jobs (search, filters, paging, tasks, logs,
+SSH, stop, clone), a submit form with YAML import/export, registry images, storages and login.
 
 Imported only when asked for (``from pai_magic.widgets import PaiPanel``), so that
 ``%load_ext pai_magic`` never pays for ipywidgets.

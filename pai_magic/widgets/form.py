@@ -61,7 +61,7 @@ class SubmitForm:
         self.errors: dict[str | None, W.HTML] = {key: W.HTML("") for key in self.inputs}
         self.errors[None] = W.HTML("")
         for html_widget in self.errors.values():
-            html_widget.add_class("pai-magic-field-error")
+            html_widget.add_class("pai-panel-field-error")
         fields = []
         for key, widget in self.inputs.items():
             if key != "yaml":
@@ -75,7 +75,7 @@ class SubmitForm:
         self.box = W.VBox(fields + [W.HBox([self.submit_button]), self.errors[None], self.result,
                                     self.yaml_accordion],
                           layout=W.Layout(width="100%", overflow="hidden"))
-        self.box.add_class("pai-magic-form")
+        self.box.add_class("pai-panel-form")
 
     # ---- values ----------------------------------------------------------------------------
 

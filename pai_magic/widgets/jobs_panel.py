@@ -25,10 +25,6 @@ Usage::
 """
 from __future__ import annotations
 
-import html
-import logging
-import os
-import re
 import threading
 from typing import Any, Callable
 
@@ -37,76 +33,18 @@ import ipywidgets as W
 from pai_magic.core.errors import AuthError, InvalidInputError, PaiError
 from pai_magic.core.kinds import kind_label
 from pai_magic.core.models import JOB_STATES, is_terminal
+from pai_magic.widgets.common import guarded, one_line, owned_widgets, text_of, widget_count
+from pai_magic.widgets.common import set_if_changed as _set
 from pai_magic.widgets.form import SubmitForm
+from pai_magic.widgets.job_detail import JobDetail
 from pai_magic.widgets.poller import shared_poller
-from pai_magic.widgets.views import (
-    ERROR_STYLE,
-    copy_button_html,
-    error_html,
-    esc,
-    image_details_html,
-    note_html,
-    page_label,
-    state_badge,
-    storages_html,
-    task_table_html,
-    when,
-)
-
-log = logging.getLogger("pai_magic.widgets")
+from pai_magic.widgets.resource_tabs import ImagesTab, StorageTab
+from pai_magic.widgets.views import ERROR_STYLE, error_html, esc, note_html, page_label, state_badge, when
 
 __all__ = ["PaiPanel", "ERROR_STYLE", "one_line", "widget_count", "owned_widgets"]
 
-LOG_LINES = 40
-LOG_TAIL_CHARS = 16384
-MAX_IMAGE_OPTIONS = 500
 TAB_JOBS, TAB_SUBMIT, TAB_IMAGES, TAB_STORAGE, TAB_LOGIN = range(5)
 _ALL = "all states"
-
-
-def one_line(exc: BaseException) -> str:
-    """A PaiError's own sentence; anything else is a bug, logged with its traceback."""
-    if isinstance(exc, PaiError):
-        return str(exc)
-    log.error("pai_magic panel: unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
-    return f"Internal error ({type(exc).__name__}): see the kernel log, and please report it."
-
-
-def widget_count() -> int:
-    """How many widget models exist in this kernel (each costs the front end a model)."""
-    from ipywidgets.widgets import widget as widget_module
-
-    instances = getattr(widget_module, "_instances", None)
-    if instances is None:  # ipywidgets 7
-        instances = W.Widget.widgets
-    return len(instances)
-
-
-def owned_widgets(root: W.Widget) -> list[W.Widget]:
-    """``root`` and every widget reachable from its traits (children, layout, style ...)."""
-    seen: dict[int, W.Widget] = {}
-    stack = [root]
-    while stack:
-        widget = stack.pop()
-        if id(widget) in seen:
-            continue
-        seen[id(widget)] = widget
-        for name in widget.keys:
-            value = getattr(widget, name, None)
-            items = value if isinstance(value, (list, tuple)) else (value,)
-            stack.extend(v for v in items if isinstance(v, W.Widget))
-    return list(seen.values())
-
-
-def _text_of(markup: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", markup))
-
-
-def _set(widget: Any, name: str, value: Any) -> None:
-    """Assign only a changed value: an equal HTML value re-sent would re-render it (and reset
-    a "Copied" button the person just clicked)."""
-    if getattr(widget, name) != value:
-        setattr(widget, name, value)
 
 
 class _JobRow:
@@ -114,7 +52,7 @@ class _JobRow:
 
     def __init__(self, index: int, on_open: Callable[[int], None], on_stop: Callable[[int], None]) -> None:
         self.name = W.Button(description="", layout=W.Layout(flex="1 1 auto", min_width="0", width="auto"))
-        self.name.add_class("pai-magic-job-name")
+        self.name.add_class("pai-panel-job-name")
         # kind, state and age in one HTML: three models fewer per row
         self.status = W.HTML("", layout=W.Layout(flex="0 0 auto"))
         self.stop = W.Button(description="Stop", button_style="warning", layout=W.Layout(width="60px", display="none"))
@@ -122,13 +60,13 @@ class _JobRow:
         self.stop.on_click(lambda _b: on_stop(index))
         self.box = W.HBox([self.name, self.status, self.stop],
                           layout=W.Layout(display="none", width="100%", align_items="center"))
-        self.box.add_class("pai-magic-job")
+        self.box.add_class("pai-panel-job")
 
     def show(self, job: Any) -> None:
         _set(self.name, "description", job.name)
         _set(self.name, "tooltip", f"{job.full_name}: open its tasks and logs")
         label = kind_label(job.name)
-        kind = (f"<span class='pai-magic-kind' style='opacity:.75;font-size:smaller'>{esc(label)}</span> "
+        kind = (f"<span class='pai-panel-kind' style='opacity:.75;font-size:smaller'>{esc(label)}</span> "
                 if label else "")
         _set(self.status, "value", f"{kind}{state_badge(job.state)} <span style='opacity:.7;font-size:smaller;"
                                    f"white-space:nowrap'>{esc(when(job.submission_time))}</span>")
@@ -163,14 +101,7 @@ class PaiPanel:
         self.jobs: list[Any] = []            # the page shown
         self.job_states: dict[str, str] = {}
         self.selected: str | None = None     # user~name of the open job
-        self.ssh_lines: list[str] = []
-        self.ssh_labels: list[str] = []
-        self.log_lines: list[str] = []
-        self.log_message = ""
-        self._log_final_key: tuple[str, str, str] | None = None
         self._vcs_loaded_for: str | None = None
-        self._images: dict[str, tuple[str, str]] = {}   # option -> (repository, tag)
-        self._registry_host: str | None = None
         self.last_submitted: str | None = None
         self.refreshes = 0
         self._closed = False
@@ -211,7 +142,7 @@ class PaiPanel:
             return W.Layout(width="auto", max_width="100%")
 
         # job names read like a list (left-aligned, ellipsized, full name on hover)
-        self.title = W.HTML("<style>.pai-magic-panel .pai-magic-job-name{text-align:left;justify-content:flex-start;"
+        self.title = W.HTML("<style>.pai-panel .pai-panel-job-name{text-align:left;justify-content:flex-start;"
                             "overflow:hidden;text-overflow:ellipsis;white-space:nowrap}</style><b>OpenPAI</b>")
         self.cluster_label = W.HTML("Not logged in")
         self.error = W.HTML("")
@@ -239,35 +170,17 @@ class PaiPanel:
         self.prev_button.on_click(lambda _b: self.page(-1))
         self.next_button.on_click(lambda _b: self.page(+1))
 
-        self.detail = W.HTML("")
-        self.detail_stop = W.Button(description="Stop", button_style="warning", icon="stop")
-        self.clone_button = W.Button(description="Clone", icon="copy", tooltip="Fill the submit form from this job")
-        self.close_detail_button = W.Button(description="Close", tooltip="Close the job's detail")
-        self.detail_stop.on_click(lambda _b: self.stop(self.selected) if self.selected else None)
-        self.clone_button.on_click(lambda _b: self.clone(self.selected) if self.selected else None)
-        self.close_detail_button.on_click(lambda _b: self.close_detail())
-        self.tasks = W.HTML("")
-        self.ssh_box = W.HTML("")
-        self.ssh_text = W.Textarea(layout=W.Layout(width="auto", height="60px", display="none"), disabled=True)
-        self.log_task = W.Dropdown(options=[], description="Log of", style={"description_width": "50px"},
-                                   layout=W.Layout(width="auto", flex="1 1 auto"))
-        self.log_stream = W.ToggleButtons(options=["stdout", "stderr", "all"], value="stdout",
-                                          style={"button_width": "72px"})
-        self.log_follow = W.Checkbox(True, description="follow", indent=False, layout=W.Layout(width="auto"))
-        self.log_task.observe(self._on_log_choice, names="value")
-        self.log_stream.observe(self._on_log_choice, names="value")
-        self.log_follow.observe(self._on_log_choice, names="value")
-        self.log_box = W.HTML("")
-        self.detail_box = W.VBox(
-            [self.detail, W.HBox([self.detail_stop, self.clone_button, self.close_detail_button],
-                                 layout=W.Layout(flex_flow="row wrap")),
-             self.tasks, self.ssh_box, self.ssh_text,
-             W.HBox([self.log_task, self.log_stream, self.log_follow],
-                    layout=W.Layout(flex_flow="row wrap", align_items="center")),
-             self.log_box],
-            layout=W.Layout(display="none", width="100%", border="1px solid var(--jp-border-color2, #ccc)",
-                            padding="4px"))
-        self.detail_box.add_class("pai-magic-detail")
+        self.job_detail = JobDetail(
+            on_stop=lambda: self.stop(self.selected) if self.selected else None,
+            on_clone=lambda: self.clone(self.selected) if self.selected else None,
+            on_close=self.close_detail,
+            on_log_choice=lambda: self.select(self.selected) if self.selected else None)
+        d = self.job_detail
+        self.detail, self.tasks, self.ssh_box, self.ssh_text, self.log_box = (
+            d.header, d.tasks, d.ssh_box, d.ssh_text, d.log_box)
+        self.log_task, self.log_stream, self.log_follow = d.log_task, d.log_stream, d.log_follow
+        self.detail_stop, self.clone_button, self.close_detail_button = d.stop_button, d.clone_button, d.close_button
+        self.detail_box = d.box
         # the detail first: opening a job never puts it below the fold of a long list
         self.jobs_tab = W.VBox(
             [W.HBox([self.search, self.state_filter, self.vc_filter, self.all_users, self.refresh_button],
@@ -289,30 +202,15 @@ class PaiPanel:
             self.form.name, self.form.image, self.form.commands, self.form.gpu, self.form.ssh)
         self.submit_button = self.form.submit_button
 
-        # -- images tab
-        self.images_filter = W.Text(placeholder="filter repositories, e.g. team/*", continuous_update=False,
-                                    layout=W.Layout(flex="1 1 auto", width="auto", min_width="0"))
-        self.images_button = W.Button(description="List images", icon="list")
-        self.images_list = W.Select(options=[], rows=8, layout=full())
-        self.image_detail = W.HTML("")
-        self.use_image_button = W.Button(description="Use this image", icon="arrow-right", disabled=True,
-                                         tooltip="Put this image into the submit form")
-        self.images_status = W.HTML("")
-        self.images_button.on_click(lambda _b: self.load_images())
-        self.images_filter.observe(lambda _c: self.load_images(), names="value")
-        self.images_list.observe(self._on_image_pick, names="value")
-        self.use_image_button.on_click(lambda _b: self.use_image())
-        self.images_tab = W.VBox([W.HBox([self.images_filter, self.images_button], layout=W.Layout(width="100%")),
-                                  self.images_status, self.images_list, self.image_detail, self.use_image_button],
-                                 layout=W.Layout(width="100%"))
-
-        # -- storage tab
-        self.storage_button = W.Button(description="Show storages", icon="hdd-o")
-        self.storage_table = W.HTML("")
-        self.storage_status = W.HTML("")
-        self.storage_button.on_click(lambda _b: self.load_storages())
-        self.storage_tab = W.VBox([self.storage_button, self.storage_status, self.storage_table],
-                                  layout=W.Layout(width="100%"))
+        # -- images and storage tabs
+        self.images = ImagesTab(self._profile_or_none, self.use_image)
+        self.images_filter, self.images_button, self.images_list = (
+            self.images.filter, self.images.list_button, self.images.list)
+        self.image_detail, self.use_image_button, self.images_status = (
+            self.images.detail, self.images.use_button, self.images.status)
+        self.storage = StorageTab(self._client)
+        self.storage_button, self.storage_table, self.storage_status = (
+            self.storage.button, self.storage.table, self.storage.status)
 
         # -- login tab
         self.url = W.Text(placeholder="http://10.0.0.1 or http://127.0.0.1:PORT", description="Cluster URL",
@@ -338,11 +236,11 @@ class PaiPanel:
                                  W.HBox([self.switch_button, self.logout_button])],
                                 layout=W.Layout(width="100%"))
 
-        self.tabs = W.Tab(children=[self.jobs_tab, self.form.box, self.images_tab, self.storage_tab, self.login_tab],
+        self.tabs = W.Tab(children=[self.jobs_tab, self.form.box, self.images.box, self.storage.box, self.login_tab],
                           titles=("Jobs", "Submit", "Images", "Storage", "Login"), layout=W.Layout(width="100%"))
         self.widget = W.VBox([self.title, self.cluster_label, self.error, self.tabs],
                              layout=W.Layout(width="100%", max_width="900px"))
-        self.widget.add_class("pai-magic-panel")
+        self.widget.add_class("pai-panel")
         self._list_profiles()
 
     # ---- errors ------------------------------------------------------------------------------
@@ -354,18 +252,28 @@ class PaiPanel:
     @property
     def error_text(self) -> str:
         """The red line as plain text ('' when there is none)."""
-        return _text_of(self.error.value)
+        return text_of(self.error.value)
 
     def _guard(self, fn: Callable[[], Any], *, where: W.HTML | None = None) -> Any:
         """Run a callback; a failure becomes the red line (or ``where``'s line) and None."""
-        target = where if where is not None else self.error
-        try:
-            result = fn()
-        except Exception as exc:  # noqa: BLE001 - a widget callback must never raise into the front end
-            _set(target, "value", error_html(one_line(exc)))
-            return None
-        _set(target, "value", "")
-        return result
+        return guarded(fn, where if where is not None else self.error)
+
+    # the open job's state, read by tests and by code that drives the panel
+    @property
+    def log_lines(self) -> list[str]:
+        return self.job_detail.log_lines
+
+    @property
+    def log_message(self) -> str:
+        return self.job_detail.log_message
+
+    @property
+    def ssh_lines(self) -> list[str]:
+        return self.job_detail.ssh_lines
+
+    @property
+    def ssh_labels(self) -> list[str]:
+        return self.job_detail.ssh_labels
 
     # ---- profile and client --------------------------------------------------------------------
 
@@ -513,6 +421,8 @@ class PaiPanel:
         if self._closed:
             return False
         with self._lock:
+            if self._closed:  # closed while this refresh waited for the lock
+                return False
             try:
                 prof = self._profile()
                 self._show_profile(prof)
@@ -524,7 +434,7 @@ class PaiPanel:
                 self._render_jobs(page)
                 self._load_virtual_clusters(client, prof)
                 if self.selected:
-                    self._render_detail(client, self.selected)
+                    self.job_detail.render(client, self.selected)
             except AuthError as exc:
                 from pai_magic.core.profiles import NO_PROFILE_HINT
 
@@ -550,7 +460,7 @@ class PaiPanel:
             else:
                 row.hide()
         label = page_label(self.offset, len(self.jobs), self.total)
-        _set(self.page_info, "value", f"<span class='pai-magic-page'>{esc(label)}</span>")
+        _set(self.page_info, "value", f"<span class='pai-panel-page'>{esc(label)}</span>")
         _set(self.prev_button, "disabled", self.offset == 0)
         _set(self.next_button, "disabled", not page.has_more)
         filtered = self.search.value.strip() or self.state_filter.value != _ALL
@@ -592,20 +502,15 @@ class PaiPanel:
         Each refresh re-reads them until :meth:`close_detail`."""
         with self._lock:
             if name != self.selected:
-                self._log_final_key = None
+                self.job_detail.log_final_key = None
             self.selected = name
-            self._guard(lambda: self._render_detail(self._client(), name))
+            self._guard(lambda: self.job_detail.render(self._client(), name))
 
     def close_detail(self) -> None:
         """Close the detail: refreshes then read only the list (no detail, SSH or log)."""
         with self._lock:
             self.selected = None
-            self._log_final_key = None
-            for widget in (self.detail, self.ssh_box, self.log_box, self.tasks):
-                _set(widget, "value", "")
-            self.ssh_lines, self.ssh_labels, self.log_lines, self.log_message = [], [], [], ""
-            _set(self.ssh_text.layout, "display", "none")
-            _set(self.detail_box.layout, "display", "none")
+            self.job_detail.clear()
 
     def stop(self, name: str) -> None:
         def work() -> bool:
@@ -629,122 +534,6 @@ class PaiPanel:
                 self.form.fill(form)
                 self.form.show_result(f"Filled from {name}: change what you need, then Submit.")
                 self.tabs.selected_index = TAB_SUBMIT
-
-    def _on_log_choice(self, _change: Any) -> None:
-        if self.selected and not getattr(self, "_updating_tasks", False):
-            self._log_final_key = None
-            self.select(self.selected)
-
-    def _render_detail(self, client: Any, name: str) -> None:
-        detail = client.get_job(name)
-        label = kind_label(detail.name)
-        kind = f" <span style='opacity:.75'>({esc(label)})</span>" if label else ""
-        exit_text = f", exit code {detail.exit_code}" if detail.exit_code is not None else ""
-        diag = note_html(detail.diagnostics) if detail.diagnostics else ""
-        _set(self.detail, "value",
-             f"<div class='pai-magic-detail-title' style='font-weight:bold;overflow-wrap:anywhere'>"
-             f"{esc(detail.full_name)}{kind}</div><div>{state_badge(detail.state)}{esc(exit_text)}</div>"
-             f"{diag}{self._notebook_link(detail.full_name)}")
-        _set(self.detail_stop.layout, "display", "none" if detail.terminal or detail.state == "STOPPING" else None)
-        _set(self.detail_box.layout, "display", None)
-        _set(self.tasks, "value", task_table_html(detail.tasks))
-        self._render_ssh(client, name, detail)
-        self._updating_tasks = True
-        try:
-            options = [f"{t.role}/{t.index}" for t in detail.tasks]
-            if list(self.log_task.options) != options:
-                current = self.log_task.value
-                self.log_task.options = options
-                self.log_task.value = current if current in options else (options[0] if options else None)
-        finally:
-            self._updating_tasks = False
-        self._render_log(client, name, detail)
-
-    @staticmethod
-    def _notebook_link(full_name: str) -> str:
-        """A notebook run's executed copy (from the notebook-run index, when that module exists)."""
-        try:
-            from pai_magic.core.notebook.results import find_result
-        except ImportError:
-            return ""
-        try:
-            result = find_result(full_name)
-        except Exception:  # noqa: BLE001 - a broken index must not hide the job
-            log.debug("pai_magic panel: notebook result lookup failed", exc_info=True)
-            return ""
-        path = getattr(result, "notebook", None) if result is not None else None
-        if not path:
-            return ""
-        try:
-            rel = os.path.relpath(path)
-        except ValueError:
-            rel = path
-        target = rel if not rel.startswith("..") else path
-        return (f"<div class='pai-magic-notebook'>Executed notebook: <a href='{esc(target)}' target='_blank' "
-                f"rel='noopener'>{esc(os.path.basename(path))}</a> <code style='opacity:.7'>{esc(path)}</code></div>")
-
-    def _render_ssh(self, client: Any, name: str, detail: Any) -> None:
-        lines: list[str] = []
-        labels: list[str] = []
-        body = ""
-        if detail.state == "RUNNING":
-            from pai_magic.core.ssh.info import SSH_LINE_LABELS, ssh_info
-
-            info = ssh_info(client, name)
-            lines = [c["line"] for c in info.commands]
-            labels = [f"{c['task']}: {SSH_LINE_LABELS[c['kind']]}" for c in info.commands]
-            body = "".join(copy_button_html(c["line"], label, c["kind"]) for c, label in zip(info.commands, labels))
-            if info.message:
-                body = note_html(info.message) + body
-            body = f"<b>SSH</b>{body}"
-        self.ssh_lines, self.ssh_labels = lines, labels
-        _set(self.ssh_box, "value", body)
-        _set(self.ssh_text, "value", "\n".join(lines))
-        _set(self.ssh_text.layout, "display", None if lines else "none")
-
-    def _render_log(self, client: Any, name: str, detail: Any) -> None:
-        """The last lines of the chosen task's log; re-read on each refresh while the job runs
-        and "follow" is on; a finished job's log is read once."""
-        from pai_magic.core.errors import NotFoundError
-
-        stream = self.log_stream.value
-        if not detail.tasks:
-            self._show_log([], "No log yet: the job has no task yet.")
-            return
-        choice = self.log_task.value or f"{detail.tasks[0].role}/{detail.tasks[0].index}"
-        role, _, index = choice.rpartition("/")
-        key = (name, choice, stream)
-        terminal = is_terminal(detail.state)
-        if self._log_final_key == key and (terminal or not self.log_follow.value):
-            return
-        try:
-            # tail mode: the log-manager sends only the last 16 KiB, not the whole file each refresh
-            chunk = client.task_log_text(name, role, int(index), stream=stream, detail=detail, tail=True)
-        except NotFoundError as exc:
-            if exc.code != "NoTaskLogError":
-                raise
-            self._show_log([], f"No {stream} log: {choice} never started." if terminal
-                           else f"No log yet: {choice} has not started; it shows here once it runs.", choice)
-            if terminal:
-                self._log_final_key = key
-            return
-        self._log_final_key = key
-        text = chunk.text[-LOG_TAIL_CHARS:]
-        if not text:
-            self._show_log([], f"{choice} wrote nothing to {stream}." if terminal else f"Nothing on {stream} yet.",
-                           choice)
-            return
-        lines = text[:-1].split("\n") if text.endswith("\n") else text.split("\n")
-        shown = lines[-LOG_LINES:]
-        cut = len(shown) < len(lines) or len(chunk.text) >= LOG_TAIL_CHARS
-        self._show_log(shown, f"Last {len(shown)} lines of {stream}." if cut else "", choice)
-
-    def _show_log(self, lines: list[str], message: str, task: str = "") -> None:
-        self.log_lines, self.log_message = lines, message
-        title = f"<b>Log of {esc(task)}</b>" if task else "<b>Log</b>"
-        text = (f"<pre class='pai-magic-log-text' style='max-height:20em;overflow:auto;white-space:pre-wrap;"
-                f"overflow-wrap:anywhere'>{esc(chr(10).join(lines))}</pre>") if lines else ""
-        _set(self.log_box, "value", f"<div class='pai-magic-log'>{title}{note_html(message)}{text}</div>")
 
     # ---- submit tab ------------------------------------------------------------------------------
 
@@ -774,7 +563,7 @@ class PaiPanel:
             self.last_submitted = name
             prof = self._profile_or_none()
             self.selected = f"{prof.user}~{name}" if prof is not None and prof.user else name
-            self._log_final_key = None
+            self.job_detail.log_final_key = None
             self.form.commands.value = ""
             self.tabs.selected_index = TAB_JOBS
             self.refresh()
@@ -837,88 +626,19 @@ class PaiPanel:
         self.form.fill(form)
         self.form.show_result("Form filled from the YAML job.")
 
-    # ---- images tab ------------------------------------------------------------------------------
+    # ---- images and storage tabs -----------------------------------------------------------------
 
     def load_images(self) -> None:
-        """The registry's repositories and tags (the profile's registry, else PAI_REGISTRY)."""
-        def work() -> Any:
-            from pai_magic.core.registry.client import RegistryClient
+        self.images.load()
 
-            with RegistryClient.from_profile(self._profile_or_none(), workers=4) as client:
-                listing = client.list_images(self.images_filter.value.strip() or None)
-                return client.host, listing
-
-        _set(self.images_status, "value", note_html("Reading the registry..."))
-        found = self._guard(work, where=self.images_status)
-        if found is None:
+    def use_image(self, reference: str | None = None) -> None:
+        """Put an image reference (default: the one picked in the Images tab) into the form."""
+        if reference is None:
+            self.images.use()
             return
-        host, listing = found
-        self._registry_host = host
-        pairs = [(item.repository, tag) for item in listing for tag in sorted(item.tags)]
-        self._images = {f"{repo}:{tag}": (repo, tag) for repo, tag in pairs[:MAX_IMAGE_OPTIONS]}
-        self.images_list.options = list(self._images)
-        more = f" (first {MAX_IMAGE_OPTIONS} shown)" if len(pairs) > MAX_IMAGE_OPTIONS else ""
-        _set(self.images_status, "value", note_html(
-            f"{len(pairs)} image tag(s) in {host}{more}: pick one for its size, date and platforms."
-            if pairs else f"No image in {host} yet: push one with %pai_image_push or `pai-magic push`."))
-        _set(self.use_image_button, "disabled", True)
-        _set(self.image_detail, "value", "")
-
-    def _on_image_pick(self, change: Any) -> None:
-        choice = change.get("new")
-        if not choice or choice not in self._images:
-            _set(self.use_image_button, "disabled", True)
-            return
-        repo, tag = self._images[choice]
-
-        def work() -> Any:
-            from pai_magic.core.registry.client import RegistryClient
-            from pai_magic.core.registry.details import tag_details
-
-            with RegistryClient.from_profile(self._profile_or_none(), workers=2) as client:
-                return tag_details(client, repo, tag)
-
-        details = self._guard(work, where=self.images_status)
-        _set(self.image_detail, "value", image_details_html(details or []))
-        _set(self.use_image_button, "disabled", False)
-
-    def use_image(self) -> None:
-        """Put the picked image, with its registry host, into the submit form."""
-        choice = self.images_list.value
-        if not choice or choice not in self._images:
-            return
-        repo, tag = self._images[choice]
-        self.form.image.value = f"{self._registry_host}/{repo}:{tag}" if self._registry_host else f"{repo}:{tag}"
-        self.form.show_result(f"Image set to {self.form.image.value}.")
+        self.form.image.value = reference
+        self.form.show_result(f"Image set to {reference}.")
         self.tabs.selected_index = TAB_SUBMIT
 
-    # ---- storage tab -----------------------------------------------------------------------------
-
-    def storage_rows(self) -> list[dict[str, Any]]:
-        """The cluster's storages, where each is mounted on this machine, and its usage."""
-        from pai_magic.core.storage.info import list_storages
-        from pai_magic.core.storage.listing import list_mounts
-        from pai_magic.core.storage.mounttable import same_source
-        from pai_magic.core.storage.usage import human_bytes, share_usage
-
-        storages = list_storages(self._client())
-        mounts = [m for m in list_mounts() if m.mounted]
-        rows = []
-        for s in storages:
-            mount = next((m for m in mounts if m.storage == s.name
-                          or (s.source and same_source(m.source, s.source))), None)
-            usage = ""
-            if mount is not None:
-                try:
-                    u = share_usage(mount.mountpoint)
-                    usage = f"{human_bytes(u.used)} of {human_bytes(u.total)} ({u.fraction_used:.0%})"
-                except PaiError as err:
-                    usage = str(err)
-            rows.append({"name": s.name, "type": s.type, "source": s.source, "default": s.default,
-                         "mounted": mount.mountpoint if mount else "", "usage": usage})
-        return rows
-
     def load_storages(self) -> None:
-        rows = self._guard(self.storage_rows, where=self.storage_status)
-        if rows is not None:
-            _set(self.storage_table, "value", storages_html(rows))
+        self.storage.load()

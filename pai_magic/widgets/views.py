@@ -17,9 +17,10 @@ STATE_COLORS = {
 # wrapped, never clipped: the end of the line says what to do next
 ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f); white-space: normal; overflow-wrap: anywhere;"
 NOTE_STYLE = "opacity:.8; white-space: normal; overflow-wrap: anywhere;"
-_TABLE = ("<table class='pai-magic-table' style='border-collapse:collapse;width:100%;font-size:smaller;"
-          "table-layout:auto'>")
-_CELL = "style='padding:1px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere'"
+# a narrow output scrolls the table sideways instead of breaking words ("ta sk") mid-token
+_TABLE = ("<div style='overflow-x:auto;max-width:100%'><table class='pai-panel-table' style='border-collapse:collapse;"
+          "width:100%;font-size:smaller;table-layout:auto'>")
+_CELL = "style='padding:1px 6px;text-align:left;vertical-align:top;white-space:nowrap'"
 
 
 def esc(value: Any) -> str:
@@ -29,16 +30,16 @@ def esc(value: Any) -> str:
 def state_badge(state: str) -> str:
     """The state in words on its colour (colour alone is not enough to read it)."""
     color = STATE_COLORS.get(state, "#616161")
-    return (f'<span class="pai-magic-state" data-state="{esc(state)}" style="background:{color};color:#fff;'
+    return (f'<span class="pai-panel-state" data-state="{esc(state)}" style="background:{color};color:#fff;'
             f'border-radius:3px;padding:0 4px;font-size:smaller;white-space:nowrap">{esc(state)}</span>')
 
 
 def error_html(message: str | None) -> str:
-    return f'<div class="pai-magic-error" style="{ERROR_STYLE}">{esc(message)}</div>' if message else ""
+    return f'<div class="pai-panel-error" style="{ERROR_STYLE}">{esc(message)}</div>' if message else ""
 
 
 def note_html(message: str | None) -> str:
-    return f'<div class="pai-magic-note" style="{NOTE_STYLE}">{esc(message)}</div>' if message else ""
+    return f'<div class="pai-panel-note" style="{NOTE_STYLE}">{esc(message)}</div>' if message else ""
 
 
 def table_html(headers: Iterable[str], rows: Iterable[Iterable[Any]], *, raw_columns: Iterable[int] = ()) -> str:
@@ -48,16 +49,16 @@ def table_html(headers: Iterable[str], rows: Iterable[Iterable[Any]], *, raw_col
     body = "".join(
         "<tr>" + "".join(f"<td {_CELL}>{cell if i in raw else esc(cell)}</td>" for i, cell in enumerate(row)) + "</tr>"
         for row in rows)
-    return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"{_TABLE}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def copy_button_html(line: str, label: str = "", kind: str = "") -> str:
     """A line of SSH info with a button that copies it (navigator.clipboard in the page). The
     panel reassigns this HTML only when its text changes, so "Copied" stays after a refresh."""
     quoted = esc(line)
-    head = (f'<div class="pai-magic-ssh-label" style="opacity:.75;font-size:smaller">{esc(label)}</div>'
+    head = (f'<div class="pai-panel-ssh-label" style="opacity:.75;font-size:smaller">{esc(label)}</div>'
             if label else "")
-    return (f'{head}<div class="pai-magic-ssh-line" data-kind="{esc(kind)}" style="overflow-wrap:anywhere">'
+    return (f'{head}<div class="pai-panel-ssh-line" data-kind="{esc(kind)}" style="overflow-wrap:anywhere">'
             f'<code>{quoted}</code> <button class="jupyter-button" data-line="{quoted}" '
             f'onclick="navigator.clipboard.writeText(this.dataset.line);this.textContent=\'Copied\'">'
             f'Copy</button></div>')
@@ -94,13 +95,13 @@ def task_table_html(tasks: Iterable[Any]) -> str:
     return table_html(("task", "state", "IP", "ports", "exit", "attempt"), rows, raw_columns=range(6))
 
 
-def storages_html(rows: list[dict[str, Any]]) -> str:
-    """The cluster's storages with where (and whether) each is mounted here and its usage."""
+def storages_html(rows: list[Any]) -> str:
+    """The cluster's storages (``StorageOverview``) with where each is mounted here and its usage."""
     if not rows:
         return note_html("The cluster has no storage for you.")
     return table_html(("storage", "type", "source", "default", "mounted here", "usage"),
-                      [(r["name"], r.get("type") or "-", r.get("source") or "-", "yes" if r.get("default") else "",
-                        r.get("mounted") or "not mounted", r.get("usage") or "-") for r in rows])
+                      [(r.name, r.type or "-", r.source or "-", "yes" if r.default else "",
+                        r.mountpoint or "not mounted", r.usage or "-") for r in rows])
 
 
 def image_details_html(details: Iterable[Any]) -> str:

@@ -71,13 +71,51 @@ def page(tmp_path):
 def _overflowing_inputs(page) -> list[str]:
     """Visible inputs of the panel whose right edge passes the panel's (clipped)."""
     return page.evaluate("""() => {
-        const panel = document.querySelector('.pai-magic-panel');
-        const right = panel.getBoundingClientRect().right;
+        const panel = document.querySelector('.pai-panel');
+        const area = panel.closest('.jp-OutputArea-output') || panel;
+        const right = Math.min(panel.getBoundingClientRect().right, area.getBoundingClientRect().right);
         return [...panel.querySelectorAll('input, textarea, select, button')]
             .filter(el => el.offsetParent !== null && el.getBoundingClientRect().width > 0)
             .filter(el => el.getBoundingClientRect().right > right + 1)
             .map(el => (el.name || el.placeholder || el.textContent || el.tagName).slice(0, 40));
     }""")
+
+
+_LOW_CONTRAST_JS = """() => {
+    const lum = (rgb) => {
+        const [r, g, b] = rgb.map(v => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const parse = (text) => (text.match(/[0-9.]+/g) || []).map(Number);
+    const background = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+            const c = parse(getComputedStyle(e).backgroundColor);
+            if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const bad = [];
+    const panel = document.querySelector('.pai-panel');
+    for (const el of panel.querySelectorAll('*')) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own || el.offsetParent === null) continue;
+        // the text's own alpha and every opacity up to the panel fade it toward the background
+        const c = parse(getComputedStyle(el).color);
+        let alpha = c.length >= 4 ? c[3] : 1;
+        for (let e = el; e && e !== panel.parentElement; e = e.parentElement) {
+            alpha *= Number(getComputedStyle(e).opacity);
+        }
+        const bg = background(el);
+        const fg = c.slice(0, 3).map((v, i) => bg[i] + (v - bg[i]) * alpha);
+        const [a, b] = [lum(fg), lum(bg)];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 3) bad.push(el.textContent.trim().slice(0, 30) + ' ' + ratio.toFixed(2));
+    }
+    return bad;
+}"""
 
 
 def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
@@ -90,20 +128,20 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
         return k && k.status === 'idle';
     }""", timeout=90_000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    panel = page.locator(".pai-magic-panel")
+    panel = page.locator(".pai-panel")
     panel.wait_for(state="visible", timeout=90_000)
-    rows = panel.locator(".pai-magic-job:visible")
+    rows = panel.locator(".pai-panel-job:visible")
     rows.first.wait_for(state="visible", timeout=60_000)
     assert rows.count() >= 4
     text = panel.inner_text()
     assert "kernel" in text and "notebook run" in text and " of " in text, text
     assert _overflowing_inputs(page) == []
     # opening a job shows its detail (tasks, log) in view, above the list
-    panel.locator(".pai-magic-job-name", has_text="train_resnet50").first.click()
-    detail = panel.locator(".pai-magic-detail")
+    panel.locator(".pai-panel-job-name", has_text="train_resnet50").first.click()
+    detail = panel.locator(".pai-panel-detail")
     detail.locator("table").wait_for(state="visible", timeout=60_000)
-    panel.locator(".pai-magic-log-text").wait_for(state="visible", timeout=60_000)
-    assert "hi" in panel.locator(".pai-magic-log-text").inner_text()
+    panel.locator(".pai-panel-log-text").wait_for(state="visible", timeout=60_000)
+    assert "hi" in panel.locator(".pai-panel-log-text").inner_text()
     top = detail.evaluate("el => el.getBoundingClientRect().top")
     assert 0 <= top < page.evaluate("window.innerHeight"), top
     shots = os.environ.get("PAI_MAGIC_SCREENSHOTS")
@@ -111,9 +149,21 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
         Path(shots).mkdir(parents=True, exist_ok=True)
         panel.screenshot(path=str(Path(shots) / "panel.png"))
     assert _overflowing_inputs(page) == []
-    for tab in ("Submit", "Images", "Storage", "Login"):
-        panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
-        page.wait_for_timeout(300)
-        assert _overflowing_inputs(page) == [], tab
-        if shots and tab == "Submit":
-            panel.screenshot(path=str(Path(shots) / "panel-submit.png"))
+    # JupyterLab's dark theme: every text of the panel stays readable (contrast >= 3)
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=60_000)
+    page.wait_for_timeout(500)  # the theme's stylesheet applies after the attribute
+    assert page.evaluate(_LOW_CONTRAST_JS) == []
+    if shots:
+        panel.screenshot(path=str(Path(shots) / "panel-dark.png"))
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+    page.wait_for_selector("body[data-jp-theme-light='true']", state="attached", timeout=60_000)
+    assert page.evaluate(_LOW_CONTRAST_JS) == []
+    for width in (1100, 640):  # a wide notebook, and a narrow one (a side-by-side view)
+        page.set_viewport_size({"width": width, "height": 1000})
+        for tab in ("Jobs", "Submit", "Images", "Storage", "Login"):
+            panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
+            page.wait_for_function("() => document.querySelector('.pai-panel').getBoundingClientRect().width > 0")
+            assert _overflowing_inputs(page) == [], (width, tab)
+            if shots and tab == "Submit" and width == 1100:
+                panel.screenshot(path=str(Path(shots) / "panel-submit.png"))

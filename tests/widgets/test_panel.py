@@ -3,6 +3,7 @@ browser needed, buttons are clicked through ipywidgets' own ``Button.click()``."
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -363,18 +364,41 @@ def test_images_from_a_real_registry_into_the_form(registry, tmp_path, monkeypat
     assert p.form.image.value == f"{registry.host}/team/panel:v1" and p.tabs.selected_index == 1
 
 
-def test_storages_are_listed_with_mount_state(logged_in):
+def test_storages_are_listed_with_mount_state_and_usage(logged_in, tmp_path):
+    """A storage pai_magic mounted (here a real 8 MB tmpfs stands for the share, recorded as
+    the storage's mount) shows its mount point and usage; the others say "not mounted"."""
+    import subprocess
+
     from pai_magic.core.client import PaiClient
     from pai_magic.core.profiles import load_profile
+    from pai_magic.core.storage.overview import storage_overview
+    from pai_magic.core.storage.state import MountRecord, add_record
+    from tests.fixtures.services import need
 
     with PaiClient(load_profile()) as client:
         names = [s["name"] for s in client.storages()]
-    p = logged_in
-    p.storage_button.click()
-    assert p.storage_status.value == "", p.storage_status.value
-    for name in names:
-        assert name in p.storage_table.value
-    assert ("not mounted" in p.storage_table.value) or not names
+    need(bool(names), "the embedded backend has no storage")
+    need(os.geteuid() == 0, "mounting a tmpfs needs root")
+    mountpoint = tmp_path / "share"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint)], check=True)
+    try:
+        (mountpoint / "data.bin").write_bytes(b"x" * (2 << 20))
+        add_record(MountRecord(mountpoint=str(mountpoint), kind="nfs", source="127.0.0.1:/nowhere",
+                               storage=names[0]))
+        p = logged_in
+        p.storage_button.click()
+        assert p.storage_status.value == "", p.storage_status.value
+        table = p.storage_table.value
+        for name in names:
+            assert name in table
+        assert str(mountpoint) in table and "of 8.0 MiB" in table, table
+        assert table.count("not mounted") == len(names) - 1
+        with PaiClient(load_profile()) as client:
+            row = next(r for r in storage_overview(client) if r.name == names[0])
+        assert row.mountpoint == str(mountpoint) and row.total == 8 << 20 and row.used >= 2 << 20
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=False)
 
 
 def test_kernel_and_notebook_jobs_are_labelled(logged_in):
