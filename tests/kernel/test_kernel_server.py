@@ -39,7 +39,8 @@ def install_spec(jp_root: Path, name: str, **settings: Any) -> None:
     (target / "kernel.json").write_text(json.dumps(spec))
 
 
-def start_server(root: Path, backend: Any, **extra: Any) -> JupyterProcess:
+def save_profile_for(root: Path, backend: Any) -> Path:
+    """A pai_magic config dir for a Jupyter process under ``root``, with profile "lab"."""
     from pai_magic.core.profiles import Profile, save_profile
 
     cfg = root / "pai-config"
@@ -52,9 +53,12 @@ def start_server(root: Path, backend: Any, **extra: Any) -> JupyterProcess:
             os.environ.pop("PAI_MAGIC_CONFIG_DIR", None)
         else:
             os.environ["PAI_MAGIC_CONFIG_DIR"] = old
-    root.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def start_server(root: Path, backend: Any, **extra: Any) -> JupyterProcess:
+    cfg = save_profile_for(root, backend)
     jp = JupyterProcess(root, cfg, extra_config=extra)
-    (root / "jupyter-data").mkdir(parents=True, exist_ok=True)
     install_spec(root, "pai-test", lease_seconds=30)
     install_spec(root, "pai-nokernel", python=f"{sys.executable} -S")
     install_spec(root, "pai-short-lease", lease_seconds=6)
