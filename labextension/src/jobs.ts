@@ -117,7 +117,7 @@ export class JobsView {
       ['all', 'All users']
     ]);
     this._scope.setAttribute('aria-label', 'Whose jobs');
-    this._vc = textInput('vc', 'virtual cluster');
+    this._vc = textInput('vc', 'VC');
     this._vc.setAttribute('aria-label', 'Filter by virtual cluster');
     filters.appendChild(this._keyword);
     const row = el('div', 'pai-magic-filter-row');

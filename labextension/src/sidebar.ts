@@ -115,12 +115,16 @@ export class PaiSidebar extends Widget {
     this._profileSelect.addEventListener('change', () => void this._switchProfile());
     // a profile saved meanwhile (CLI login, another tab) shows up when the list is opened
     this._profileSelect.addEventListener('focus', () => void this._refreshProfiles());
-    header.appendChild(this._profileSelect);
     this._logoutButton = button('Log out', 'pai-magic-logout');
     this._logoutButton.name = 'logout';
     this._logoutButton.addEventListener('click', () => void this._logout());
     header.appendChild(this._logoutButton);
     root.appendChild(header);
+
+    this._profileRow = el('label', 'pai-magic-profile-row');
+    this._profileRow.appendChild(el('span', 'pai-magic-field-label', 'Cluster'));
+    this._profileRow.appendChild(this._profileSelect);
+    root.appendChild(this._profileRow);
 
     this._clusterLine = el('div', 'pai-magic-cluster', 'Not logged in');
     this._clusterLine.dataset.testid = 'pai-magic-cluster';
@@ -467,7 +471,7 @@ export class PaiSidebar extends Widget {
       if (active) {
         select.value = active;
       }
-      select.hidden = data.profiles.length === 0;
+      this._profileRow.hidden = data.profiles.length === 0;
     } catch {
       // profiles are a convenience: the status line still says where we are
     }
@@ -535,6 +539,7 @@ export class PaiSidebar extends Widget {
   private _clusterLine!: HTMLDivElement;
   private _errorLine!: HTMLDivElement;
   private _profileSelect!: HTMLSelectElement;
+  private _profileRow!: HTMLLabelElement;
   private _logoutButton!: HTMLButtonElement;
   private _loginForm!: HTMLFormElement;
   private _loginError!: HTMLDivElement;

@@ -290,8 +290,11 @@ def test_switch_cluster_and_log_out(page, sidebar, lab, local_backend):
 
 
 def _shot(page, sidebar, name: str, tmp: Path) -> None:
+    """The left area (icons and sidebar), from the top of the sidebar, the way a person sees it."""
     target = Path(os.environ.get("PAI_MAGIC_SCREENSHOT_DIR") or tmp)
     target.mkdir(parents=True, exist_ok=True)
+    sidebar.evaluate("el => { el.scrollTop = 0; }")
+    page.wait_for_timeout(200)
     box = page.locator("#jp-left-stack").bounding_box() or sidebar.bounding_box()
     page.screenshot(path=str(target / name), clip={"x": 0, "y": 0, "width": box["x"] + box["width"] + 2,
                                                    "height": page.viewport_size["height"]})
@@ -299,6 +302,7 @@ def _shot(page, sidebar, name: str, tmp: Path) -> None:
 
 def test_layout_widened_and_dark_theme_readable(page, sidebar, lab, seeded, tmp_path):
     prefix, names = seeded
+    page.set_viewport_size({"width": 1400, "height": 1250})  # the whole sidebar in the screenshots
     search_jobs(sidebar, f"{prefix}-")
     page.wait_for_function("() => document.querySelectorAll('tr.pai-magic-job').length > 0")
     sidebar.locator("tr.pai-magic-job").first.click()
