@@ -92,8 +92,8 @@ export class JobDetailView {
       this._resetLog('Loading...');
     }
     this.node.hidden = false;
+    this._scrollPending = true;
     await this.refresh();
-    this.node.scrollIntoView({ block: 'start' });
   }
 
   hide(): void {
@@ -120,6 +120,12 @@ export class JobDetailView {
     this._renderHead(full, detail);
     this._renderTasks(full, detail);
     this._renderSsh(ssh);
+    if (this._scrollPending) {
+      // at once, before the log is read: the person looks at it now, and a scroll that
+      // came later would move what they are about to click
+      this._scrollPending = false;
+      this.node.scrollIntoView({ block: 'start' });
+    }
     if (detail.kind === 'notebook') {
       await this._refreshNotebook(full, detail);
     }
@@ -268,15 +274,21 @@ export class JobDetailView {
       if (name === this._task) {
         row.classList.add('pai-magic-selected');
       }
-      row.insertCell().appendChild(ellipsized('pai-magic-task-name', name));
-      row.insertCell().appendChild(stateBadge(task.state));
-      row.insertCell().textContent = task.containerIp ?? '';
-      const ports = row.insertCell();
-      ports.appendChild(ellipsized('pai-magic-ports', portsText(task)));
-      row.insertCell().textContent = task.exitCode === null ? '' : String(task.exitCode);
-      row.insertCell().textContent = String(task.retries ?? 0);
-      const actions = row.insertCell();
-      actions.className = 'pai-magic-actions';
+      // data-label: the column's name, shown before the value when the narrow
+      // layout stacks a row's cells (base.css, container query)
+      const cell = (label: string, cls: string) => {
+        const node = row.insertCell();
+        node.dataset.label = label;
+        node.className = cls;
+        return node;
+      };
+      cell('Task', 'pai-magic-task-cell').appendChild(ellipsized('pai-magic-task-name', name));
+      cell('State', 'pai-magic-task-state').appendChild(stateBadge(task.state));
+      cell('IP', 'pai-magic-task-ip').textContent = task.containerIp ?? '';
+      cell('Ports', 'pai-magic-task-ports').appendChild(ellipsized('pai-magic-ports', portsText(task)));
+      cell('Exit', 'pai-magic-task-exit').textContent = task.exitCode === null ? '' : String(task.exitCode);
+      cell('Attempt', 'pai-magic-task-attempt').textContent = String(task.retries ?? 0);
+      const actions = cell('', 'pai-magic-actions');
       const logs = button('Log', 'pai-magic-task-log');
       logs.title = `Show the log of ${name}`;
       logs.addEventListener('click', () => {
@@ -477,6 +489,7 @@ export class JobDetailView {
   }
 
   private _full: string | null = null;
+  private _scrollPending = false;
   private _task: string | null = null;
   private _last: IJobDetail | null = null;
   private _shownKeys: { [part: string]: string } = {};

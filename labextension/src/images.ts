@@ -45,11 +45,16 @@ export class ImagesView {
 
   async refresh(): Promise<void> {
     const filter = this._filter.value.trim();
+    const seq = ++this._seq;
     this._registry.textContent = 'Listing the registry...';
     try {
       const data = await requestAPI<IImageList>(
         `images${filter ? `?filter=${encodeURIComponent(filter)}` : ''}`
       );
+      if (seq !== this._seq) {
+        return; // a newer listing was asked for meanwhile
+      }
+      this._repos.dataset.filter = filter;
       this._showError(null);
       this._loaded = true;
       this._registry.textContent = `${data.repositories.length} repositories in ${data.registry}`;
@@ -66,8 +71,10 @@ export class ImagesView {
         this._repos.appendChild(el('li', 'pai-magic-empty', 'No repositories.'));
       }
     } catch (error) {
-      this._registry.textContent = '';
-      this._showError((error as Error).message);
+      if (seq === this._seq) {
+        this._registry.textContent = '';
+        this._showError((error as Error).message);
+      }
     }
   }
 
@@ -142,4 +149,5 @@ export class ImagesView {
   private _repos: HTMLUListElement;
   private _tags: HTMLDivElement;
   private _loaded = false;
+  private _seq = 0;
 }

@@ -57,21 +57,24 @@ export class JobsView {
     const params = new URLSearchParams();
     params.set('limit', String(this._options.pageSize));
     params.set('offset', String(this._offset));
-    const keyword = this._keyword.value.trim();
-    if (keyword) {
-      params.set('keyword', keyword);
+    const f = this._applied;
+    if (f.keyword) {
+      params.set('keyword', f.keyword);
     }
-    if (this._state.value) {
-      params.set('state', this._state.value);
+    if (f.state) {
+      params.set('state', f.state);
     }
-    if (this._scope.value === 'all') {
+    if (f.scope === 'all') {
       params.set('user', '*');
     }
-    const vc = this._vc.value.trim();
-    if (vc) {
-      params.set('vc', vc);
+    if (f.vc) {
+      params.set('vc', f.vc);
     }
+    const seq = ++this._seq;
     const list = await requestAPI<IJobList>(`jobs?${params.toString()}`);
+    if (seq !== this._seq) {
+      return; // a newer request (another page or filter) was sent meanwhile
+    }
     if (list.total !== null && list.total > 0 && this._offset >= list.total) {
       // the filter shrank the list under the page we were on: go to its last page
       this._offset = Math.max(0, Math.floor((list.total - 1) / this._options.pageSize) * this._options.pageSize);
@@ -83,6 +86,20 @@ export class JobsView {
   clear(): void {
     this._body.textContent = '';
     this._pageLabel.textContent = '';
+  }
+
+  /**
+   * Take the filter fields' values: a tick reads these, never the fields themselves, so a
+   * poll between a keystroke and the (debounced) search cannot show a page of one filter
+   * with the paging of another.
+   */
+  private _applyFilters(): void {
+    this._applied = {
+      keyword: this._keyword.value.trim(),
+      state: this._state.value,
+      scope: this._scope.value,
+      vc: this._vc.value.trim()
+    };
   }
 
   // ---- building ----------------------------------------------------------------------------
@@ -100,7 +117,7 @@ export class JobsView {
       ['all', 'All users']
     ]);
     this._scope.setAttribute('aria-label', 'Whose jobs');
-    this._vc = textInput('vc', 'virtual cluster');
+    this._vc = textInput('vc', 'VC');
     this._vc.setAttribute('aria-label', 'Filter by virtual cluster');
     filters.appendChild(this._keyword);
     const row = el('div', 'pai-magic-filter-row');
@@ -110,6 +127,7 @@ export class JobsView {
     filters.appendChild(row);
     const restart = () => {
       this._offset = 0;
+      this._applyFilters();
       this._options.changed();
     };
     filters.addEventListener('submit', event => {
@@ -118,8 +136,21 @@ export class JobsView {
     });
     this._keyword.addEventListener('input', () => {
       window.clearTimeout(this._typing);
-      this._typing = window.setTimeout(restart, 350);
+      this._typing = window.setTimeout(() => {
+        this._typing = 0;
+        restart();
+      }, 350);
     });
+    // a page asked for while a search is still being typed: the search wins (page 1)
+    const typed = () => {
+      if (!this._typing) {
+        return false;
+      }
+      window.clearTimeout(this._typing);
+      this._typing = 0;
+      restart();
+      return true;
+    };
     for (const node of [this._state, this._scope]) {
       node.addEventListener('change', restart);
     }
@@ -141,10 +172,16 @@ export class JobsView {
     this._pageLabel = el('span', 'pai-magic-page-label');
     this._pageLabel.setAttribute('aria-live', 'polite');
     this._prev.addEventListener('click', () => {
+      if (typed()) {
+        return;
+      }
       this._offset = Math.max(0, this._offset - this._options.pageSize);
       this._options.changed();
     });
     this._next.addEventListener('click', () => {
+      if (typed()) {
+        return;
+      }
       this._offset += this._options.pageSize;
       this._options.changed();
     });
@@ -181,6 +218,9 @@ export class JobsView {
       ? `${first}\u2013${last} of ${total}`
       : `0 of ${total}`;
     this._pageLabel.dataset.total = String(total);
+    // the filters this page was read with (tests wait on them; nothing else reads them)
+    this._table.dataset.keyword = this._applied.keyword;
+    this._table.dataset.stateFilter = this._applied.state;
     this._prev.disabled = this._offset === 0;
     this._next.disabled = last >= total;
     if (focusedName) {
@@ -189,7 +229,8 @@ export class JobsView {
   }
 
   private _filtered(): boolean {
-    return !!(this._keyword.value.trim() || this._state.value || this._vc.value.trim() || this._scope.value === 'all');
+    const f = this._applied;
+    return !!(f.keyword || f.state || f.vc || f.scope === 'all');
   }
 
   private _row(job: IJob): HTMLTableRowElement {
@@ -206,7 +247,7 @@ export class JobsView {
     }
     const nameCell = row.insertCell();
     nameCell.className = 'pai-magic-name-cell';
-    const who = this._scope.value === 'all' ? `${job.user}~` : '';
+    const who = this._applied.scope === 'all' ? `${job.user}~` : '';
     nameCell.appendChild(
       ellipsized(
         'pai-magic-job-name',
@@ -253,6 +294,8 @@ export class JobsView {
   private _next!: HTMLButtonElement;
   private _pageLabel!: HTMLSpanElement;
   private _offset = 0;
+  private _applied = { keyword: '', state: '', scope: 'mine', vc: '' };
+  private _seq = 0;
   private _typing = 0;
   private _selected: string | null = null;
 }

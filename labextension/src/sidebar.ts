@@ -113,12 +113,18 @@ export class PaiSidebar extends Widget {
     this._profileSelect.setAttribute('aria-label', 'Switch cluster (profile)');
     this._profileSelect.title = 'Switch cluster: the saved profiles';
     this._profileSelect.addEventListener('change', () => void this._switchProfile());
-    header.appendChild(this._profileSelect);
+    // a profile saved meanwhile (CLI login, another tab) shows up when the list is opened
+    this._profileSelect.addEventListener('focus', () => void this._refreshProfiles());
     this._logoutButton = button('Log out', 'pai-magic-logout');
     this._logoutButton.name = 'logout';
     this._logoutButton.addEventListener('click', () => void this._logout());
     header.appendChild(this._logoutButton);
     root.appendChild(header);
+
+    this._profileRow = el('label', 'pai-magic-profile-row');
+    this._profileRow.appendChild(el('span', 'pai-magic-field-label', 'Cluster'));
+    this._profileRow.appendChild(this._profileSelect);
+    root.appendChild(this._profileRow);
 
     this._clusterLine = el('div', 'pai-magic-cluster', 'Not logged in');
     this._clusterLine.dataset.testid = 'pai-magic-cluster';
@@ -145,7 +151,7 @@ export class PaiSidebar extends Widget {
       pageSize,
       select: job => this._select(job),
       stop: (job, node) => void this._stop(fullName(job), node),
-      changed: () => void this._poll.refresh()
+      changed: () => this._refreshNow()
     });
     this._detail = new JobDetailView({
       stop: (full, node) => void this._stop(full, node),
@@ -158,7 +164,7 @@ export class PaiSidebar extends Widget {
       submitted: name => {
         this._pendingSelect = name;
         this._showTab('jobs');
-        void this._poll.refresh();
+        this._refreshNow();
       }
     });
     this._images = new ImagesView(reference => {
@@ -264,7 +270,7 @@ export class PaiSidebar extends Widget {
       void this._storage.refresh();
     }
     if (tab === 'jobs' && this._started) {
-      void this._poll.refresh();
+      this._refreshNow();
     }
   }
 
@@ -362,7 +368,7 @@ export class PaiSidebar extends Widget {
     if (status.loggedIn) {
       this._loginForm.hidden = true;
     }
-    void this._poll.refresh();
+    this._refreshNow();
   }
 
   private async _stop(full: string, node: HTMLButtonElement): Promise<void> {
@@ -370,7 +376,7 @@ export class PaiSidebar extends Widget {
     try {
       await postAPI(`jobs/${encodeURIComponent(full)}/stop`, {});
       this._showError(null);
-      void this._poll.refresh();
+      this._refreshNow();
     } catch (error) {
       node.disabled = false;
       this._showError((error as Error).message);
@@ -399,6 +405,15 @@ export class PaiSidebar extends Widget {
   }
 
   // ---- polling -------------------------------------------------------------------------------
+
+  /**
+   * A refresh the user asked for (a filter, a page, a submit): run at once, outside the
+   * poll (lumino drops a refresh asked while one is running); a late answer of an older
+   * request never overwrites a newer one (JobsView keeps a sequence number).
+   */
+  private _refreshNow(): void {
+    this._tick().catch(() => undefined);
+  }
 
   private async _tick(): Promise<void> {
     try {
@@ -456,7 +471,7 @@ export class PaiSidebar extends Widget {
       if (active) {
         select.value = active;
       }
-      select.hidden = data.profiles.length < 2;
+      this._profileRow.hidden = data.profiles.length === 0;
     } catch {
       // profiles are a convenience: the status line still says where we are
     }
@@ -524,6 +539,7 @@ export class PaiSidebar extends Widget {
   private _clusterLine!: HTMLDivElement;
   private _errorLine!: HTMLDivElement;
   private _profileSelect!: HTMLSelectElement;
+  private _profileRow!: HTMLLabelElement;
   private _logoutButton!: HTMLButtonElement;
   private _loginForm!: HTMLFormElement;
   private _loginError!: HTMLDivElement;

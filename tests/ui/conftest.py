@@ -1,0 +1,118 @@
+"""One JupyterLab and one Chromium per test module (Chromium on a shared 2-core machine is
+slow): real `jupyter lab` with the built labextension and the server extension, Debian's
+Chromium driven by Playwright, the embedded OpenPAI backend as the cluster."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.fixtures.services import need, need_binary
+from tests.server.jupyter_process import REPO, JupyterProcess
+
+LABEXT = REPO / "pai_magic" / "labextension"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+JOB_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, local_backend):
+    need((LABEXT / "package.json").exists(),
+         "the labextension is not built: run scripts/build-labextension")
+    root = tmp_path_factory.mktemp("lab")
+    proc = JupyterProcess(root / "lab", root / "pai-config", lab=True, labextension_dir=LABEXT)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory, lab):
+    chromium = need_binary("chromium", "chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - depends on the machine
+        need(False, "playwright is not installed (pip install playwright)")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(profile), executable_path=chromium or "/usr/bin/chromium",
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
+        pg = context.pages[0] if context.pages else context.new_page()
+        pg.set_default_timeout(60_000)
+        try:
+            yield pg
+        finally:
+            try:
+                pg.screenshot(path=str(profile / "last.png"))
+            except Exception:  # noqa: BLE001 - only a debugging aid
+                pass
+            context.close()
+
+
+def open_sidebar(page, lab: JupyterProcess):
+    page.goto(f"{lab.url}lab?token={lab.token}")
+    tab = page.locator('.jp-SideBar [data-id="pai-magic-sidebar"]')
+    tab.wait_for(state="visible", timeout=90_000)
+    sidebar = page.locator("#pai-magic-sidebar")
+    sidebar.wait_for(state="attached")
+    page.wait_for_timeout(1_000)  # the layout restorer may still be opening the panel it had
+    for _ in range(3):
+        if sidebar.is_visible():
+            break
+        tab.click()
+        try:
+            sidebar.wait_for(state="visible", timeout=5_000)
+        except Exception:  # noqa: BLE001 - clicked while the restorer toggled it: try again
+            continue
+    sidebar.wait_for(state="visible")
+    return sidebar
+
+
+def login(page, sidebar, backend) -> None:
+    cluster = sidebar.locator('[data-testid="pai-magic-cluster"]')
+    page.wait_for_function("el => el.dataset.loggedIn !== 'unknown'", arg=cluster.element_handle())
+    if cluster.get_attribute("data-logged-in") == "true":
+        return
+    form = sidebar.locator("form.pai-magic-login")
+    form.locator('input[name="url"]').fill(backend.url)
+    form.locator('input[name="user"]').fill(backend.user)
+    form.locator('input[name="password"]').fill(backend.password)
+    form.locator('button[name="login"]').click()
+    page.wait_for_function("el => el.dataset.loggedIn === 'true'", arg=cluster.element_handle())
+
+
+def show_tab(sidebar, name: str):
+    sidebar.locator(f'button.pai-magic-tab[data-tab="{name}"]').click()
+    panel = sidebar.locator(f'[data-panel="{name}"]')
+    panel.wait_for(state="visible")
+    return panel
+
+
+def submit_form(sidebar, stem: str, command: str, image: str = "ubuntu:22.04", **fields) -> None:
+    form = show_tab(sidebar, "submit")
+    form.locator('input[name="name"]').fill(stem)
+    form.locator('input[name="image"]').fill(image)
+    form.locator('textarea[name="commands"]').fill(command)
+    for name, value in fields.items():
+        box = form.locator(f'input[name="{name}"]')
+        if isinstance(value, bool):
+            box.set_checked(value)
+        else:
+            box.fill(str(value))
+    form.locator('button[name="submit"]').click()
+
+
+def search_jobs(sidebar, keyword: str) -> None:
+    """Type a search and wait until the list shows a page read with it."""
+    jobs = show_tab(sidebar, "jobs")
+    jobs.locator('input[name="keyword"]').fill(keyword)
+    jobs.locator('input[name="keyword"]').press("Enter")
+    sidebar.locator(f'table.pai-magic-jobs[data-keyword="{keyword}"]').wait_for(state="attached", timeout=60_000)
+
+
+def job_row(sidebar, stem: str, state: str | None = None):
+    extra = f'[data-state="{state}"]' if state else ""
+    return sidebar.locator(f'tr.pai-magic-job[data-job-name^="{stem}_"]{extra}')
