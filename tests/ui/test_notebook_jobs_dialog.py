@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.services import need, need_binary
 from tests.server.jupyter_process import JupyterProcess
-from tests.ui.test_sidebar import CHROMIUM_ARGS
+from tests.ui.conftest import CHROMIUM_ARGS
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.services import need, need_binary
 from tests.server.jupyter_process import REPO, JupyterProcess
-from tests.ui.test_sidebar import CHROMIUM_ARGS
+from tests.ui.conftest import CHROMIUM_ARGS
 
 LABEXT = REPO / "pai_magic" / "labextension"
 
