@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any, Dict
 
@@ -73,15 +72,14 @@ class PaiExecutionManager(ExecutionManager):
                 done.wait(0.3)
 
         threading.Thread(target=watch, name="pai-nb-stop-watch", daemon=True).start()
-        last = [0.0]
 
         def progress(p: Any) -> None:
-            if time.monotonic() - last[0] >= 1.0 or p.state not in ("RUNNING",):
-                last[0] = time.monotonic()
-                try:
-                    self._update(status_message=f"OpenPAI {p.line()}"[:1000])
-                except Exception:  # noqa: BLE001 - progress is best effort; the run goes on
-                    pass
+            # called only when the line changed (at most once per poll): no throttling, which
+            # would drop the last change ("cell 2 of 2") of a cell that then runs for hours
+            try:
+                self._update(status_message=f"OpenPAI {p.line()}"[:1000])
+            except Exception:  # noqa: BLE001 - progress is best effort; the run goes on
+                pass
 
         try:
             result = follow_run(client, run, on_progress=progress, stop=stop,

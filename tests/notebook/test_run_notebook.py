@@ -17,7 +17,7 @@ from tests.notebook.conftest import outputs_text, write_notebook
 IMAGE = "python:3.11"
 
 
-def test_parameters_injected_and_visible(nb_client, tmp_path):
+def test_parameters_injected_and_visible(nb_client, local_backend, tmp_path):
     nb = write_notebook(tmp_path / "params.ipynb", "print('lr is', lr, type(lr).__name__, '| tag', tag)",
                         parameters="lr = 1.0\ntag = 'default'")
     seen = []
@@ -32,7 +32,7 @@ def test_parameters_injected_and_visible(nb_client, tmp_path):
     assert executed["cells"].index(injected[0]) == 1  # right after the `parameters` cell, as papermill does
     assert "lr is 0.01 float | tag run-a" in outputs_text(result.notebook)
     assert any(p.state == "RUNNING" and p.total == 3 for p in seen), [p.line() for p in seen]
-    assert nb_client.get_job(result.job).state == "SUCCEEDED"
+    assert local_backend.wait(result.job.split("~")[1])["jobStatus"]["state"] == "SUCCEEDED"
     found = find_result(result.job)
     assert found is not None and found.notebook == result.notebook and found.state == "SUCCEEDED"
 
@@ -53,7 +53,7 @@ def test_failing_cell_cli_exits_one_line_naming_the_cell(cli_env, tmp_path, caps
     job = path.split("/")[-2]
     result = find_result(f"{cli_env.user}~{job}")
     assert result.state == "FAILED" and result.failed_cell["cell"] == 4 and result.failed_cell["index"] == 3
-    assert cli_env.job(job)["jobStatus"]["state"] == "FAILED"
+    assert cli_env.wait(job)["jobStatus"]["state"] == "FAILED"
 
 
 def _follow_until_cell(client, nb, tmp_path, cell, stop=None):
@@ -74,7 +74,7 @@ def _follow_until_cell(client, nb, tmp_path, cell, stop=None):
     return run, reached, thread, box
 
 
-def test_stop_mid_run_brings_back_what_ran(nb_client, tmp_path):
+def test_stop_mid_run_brings_back_what_ran(nb_client, local_backend, tmp_path):
     """One run stopped through pai_magic (kernel interrupted, last state fetched, job STOPPED) and one
     stopped elsewhere (a bare REST stop, as the portal does): both bring back the cells that ran."""
     nb = write_notebook(tmp_path / "long.ipynb", "print('before the long cell', flush=True)",
@@ -94,8 +94,8 @@ def test_stop_mid_run_brings_back_what_ran(nb_client, tmp_path):
     assert "before the long cell" in text_a and "long cell started" in text_a and "KeyboardInterrupt" in text_a
     assert "after" not in text_a.replace("after the", "")
     assert "before the long cell" in outputs_text(b.notebook)
-    assert nb_client.get_job(mine.name).state == "STOPPED"
-    assert nb_client.get_job(other.name).state == "STOPPED"
+    assert local_backend.wait(mine.name)["jobStatus"]["state"] == "STOPPED"
+    assert local_backend.wait(other.name)["jobStatus"]["state"] == "STOPPED"
 
 
 def test_sweep_of_three_points_three_jobs_three_results(nb_client, tmp_path):

@@ -120,12 +120,12 @@ def default_out_root(notebook: Path) -> Path:
 def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT) -> list[str]:
     """The job's shell lines: wait for the upload, then run the runner with the image's Python."""
     d = shlex.quote(remote_dir)
-    ticks = int(upload_wait * 5)
+    ticks = int(upload_wait * 10)
     return [
         f"mkdir -p {d} && cd {d}",
         f"n=0; while [ ! -e {GO_FILE} ]; do n=$((n+1)); if [ $n -gt {ticks} ]; then "
         f"echo 'pai_magic: no notebook was uploaded within {upload_wait} s; the job ends' >&2; exit 2; fi; "
-        "sleep 0.2; done",
+        "sleep 0.1; done",
         'PY=$(command -v python3 || command -v python) || { echo "pai_magic: the image has no Python: use an '
         'image with Python 3, nbclient and ipykernel (e.g. jupyter/base-notebook)" >&2; exit 3; }',
         f'"$PY" {RUNNER_FILE} {CONFIG_FILE}',
@@ -320,7 +320,7 @@ def _task_running(detail: JobDetail) -> bool:
 
 
 def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn | None = None,
-               stop: threading.Event | None = None, poll: float = 0.5,
+               stop: threading.Event | None = None, poll: float = 0.25,
                start_timeout: float | None = None, detach_when_running: bool = False) -> NotebookResult:
     """Upload, follow and fetch until the run ends; returns (and records) its result.
 
@@ -339,6 +339,7 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
     detail: JobDetail | None = None
     last_rest = 0.0
     failures = 0
+    wait_interval = 0.1
     final: str | None = None
     try:
         while True:
@@ -371,7 +372,8 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                         f.status = {"message": f"the task did not start within {start_timeout:g} s; "
                                                "the job was stopped"}
                         break
-                    time.sleep(min(2.0, poll * 2))
+                    time.sleep(wait_interval)
+                    wait_interval = min(2.0, wait_interval * 1.5)  # a task usually starts in a second or two
                     continue
                 try:
                     f.open()
@@ -419,8 +421,8 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
             time.sleep(poll)
     finally:
         f.close()
-    if detail is None or not detail.terminal:
-        detail = _settle(client, run.name, 30.0) or detail
+    if final is None and (detail is None or not detail.terminal):
+        detail = _settle(client, run.name, 30.0) or detail  # no word from the runner: the job's end says it
     return _finish(run, f, full, final, detail, stopped_here=stop_asked is not None)
 
 
@@ -484,7 +486,7 @@ def to_html(notebook: Path) -> Path:
 
 
 def run_notebook(client: PaiClient, spec: NotebookRunSpec, *, on_progress: ProgressFn | None = None,
-                 stop: threading.Event | None = None, poll: float = 0.5,
+                 stop: threading.Event | None = None, poll: float = 0.25,
                  start_timeout: float | None = None) -> NotebookResult:
     """Prepare, submit once, follow and fetch: the whole run in one call (blocking)."""
     run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)

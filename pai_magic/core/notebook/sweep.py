@@ -45,7 +45,7 @@ def submit_sweep(client: PaiClient, runs: list[PreparedRun]) -> list[tuple[Prepa
 
 def run_sweep(client: PaiClient, spec: NotebookRunSpec, points: list[dict[str, Any]], *,
               on_progress: ProgressFn | None = None, stop: threading.Event | None = None,
-              parallel: int = 8, poll: float = 0.5) -> list[NotebookResult]:
+              parallel: int = 8, poll: float = 0.25) -> list[NotebookResult]:
     """Submit every point once, follow them together; one result per point, in point order."""
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     submitted = submit_sweep(client, runs)

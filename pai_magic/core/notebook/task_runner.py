@@ -163,6 +163,9 @@ class Run:
 
     # ---------------------------------------------------------------- run
     def execute(self) -> str:
+        # jsonschema (under nbformat) imports rfc3987_syntax when installed, which compiles
+        # grammars for 1-2 s; nothing here validates IRIs, so hide it (a fresh process).
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
         import nbformat
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
