@@ -127,7 +127,7 @@ class NotebookMagics(Magics):
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
     @friendly
-    def pai_run_notebook(self, line: str = "") -> NotebookRuns:
+    def pai_run_notebook(self, line: str = "") -> NotebookRuns | None:
         """Run a notebook as an OpenPAI job with parameters and get the executed copy back.
 
         Example: ``%pai_run_notebook train.ipynb --image python:3.11 -p lr 0.1 -p lr 0.01``
@@ -172,4 +172,6 @@ class NotebookMagics(Magics):
                 r = bad[0]
                 where = f"; executed notebook: {r.notebook}" if r.notebook else ""
                 raise UsageError(f"{r.job} {r.state}: {r.message}{where}")
-        return handle
+        # with -o the live lines above are the cell's only output (a returned handle would show
+        # a second, frozen copy of them); without it the handle is the cell's value
+        return None if var else handle

@@ -19,8 +19,9 @@ def home(tmp_path, monkeypatch):
 def test_non_blocking_sweep_with_live_lines(pai, tmp_path, home):
     pai.run("%config PaiMagics.display = 'html'")
     nb = write_notebook(tmp_path / "m.ipynb", "import time; time.sleep(1)\nprint('value', v)", parameters="v = 0")
-    handle = pai.line("pai_run_notebook", f"{nb} --image python:3.11 -p v 1 -p v 2 -o runs")
-    assert pai.shell.user_ns["runs"] is handle and len(handle.jobs) == 2
+    assert pai.line("pai_run_notebook", f"{nb} --image python:3.11 -p v 1 -p v 2 -o runs") is None
+    handle = pai.shell.user_ns["runs"]
+    assert len(handle.jobs) == 2
     assert not handle.done  # the cell returned while the runs go on
     results = handle.wait(180)
     assert sorted(r.state for r in results.values()) == ["SUCCEEDED", "SUCCEEDED"]
