@@ -12,6 +12,7 @@ from pathlib import Path
 from pai_magic.cli import main as cli_main
 from pai_magic.core.notebook import NotebookRunSpec, find_result, parse_pairs, run_notebook, run_sweep, sweep_points
 from pai_magic.core.notebook.run import follow_run, prepare_run, submit_run
+from tests.integration.test_cli_json_keys import bad_keys
 from tests.notebook.conftest import outputs_text, write_notebook
 
 IMAGE = "python:3.11"
@@ -40,9 +41,12 @@ def test_parameters_injected_and_visible(nb_client, local_backend, tmp_path):
 def test_failing_cell_cli_exits_one_line_naming_the_cell(cli_env, tmp_path, capsys):
     nb = write_notebook(tmp_path / "fails.ipynb", "print('first ran')", "ratio = 1 / zero", "print('never')",
                         parameters="zero = 1")
-    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "-p", "zero", "0", "--wait", "--html"])
+    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "-p", "zero", "0", "--wait", "--html", "--json"])
     out, err = capsys.readouterr()
     assert code == 1, (out, err)
+    data = json.loads(out)
+    assert not bad_keys(data, opaque=frozenset({"parameters"})), data
+    assert data["runs"][0]["state"] == "FAILED" and data["runs"][0]["parameters"] == {"zero": 0}
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert "cell 4 of 5 failed: ZeroDivisionError" in lines[0] and "ratio = 1 / zero" in lines[0], lines[0]
@@ -126,3 +130,26 @@ def test_twenty_megabyte_output_comes_back_intact(nb_client, tmp_path):
     blob = next(o["data"]["application/x-pai-blob"] for o in outputs if o["output_type"] == "display_data")
     printed = next("".join(o["text"]) for o in outputs if o["output_type"] == "stream").strip()
     assert hashlib.sha256(blob.encode()).hexdigest() == printed
+
+
+def test_time_limit_brings_back_what_ran_and_names_the_cell(nb_client, tmp_path):
+    nb = write_notebook(tmp_path / "slow.ipynb", "print('quick cell', flush=True)", "import time\ntime.sleep(120)",
+                        "print('never')")
+    result = run_notebook(nb_client, NotebookRunSpec(notebook=str(nb), image=IMAGE, timeout=4,
+                                                     out_root=str(tmp_path / "out")))
+    assert result.state == "TIMEOUT", result
+    text = outputs_text(result.notebook)
+    assert "quick cell" in text and "TimeoutError" in text and "never" not in text
+
+
+def test_run_without_wait_then_fetch_later(cli_env, tmp_path, capsys):
+    """The CLI returns once the notebook runs; `notebook-result --wait` attaches and fetches it."""
+    nb = write_notebook(tmp_path / "later.ipynb", "import time\ntime.sleep(3)\nprint('done later')")
+    assert cli_main(["run-notebook", str(nb), "--image", IMAGE, "--json"]) == 0
+    started = json.loads(capsys.readouterr().out)["runs"][0]
+    assert started["state"] == "RUNNING" and started["notebook"] is None
+    assert cli_main(["notebook-result", started["job"], "--wait", "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["state"] == "SUCCEEDED" and "done later" in outputs_text(done["notebook"])
+    assert cli_main(["notebook-result", started["job"].split("~")[1], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notebook"] == done["notebook"]
