@@ -87,7 +87,12 @@ def test_stop_mid_run_brings_back_what_ran(nb_client, local_backend, tmp_path):
     mine, reached_a, thread_a, box_a = _follow_until_cell(nb_client, nb, tmp_path, 2, stop)
     other, reached_b, thread_b, box_b = _follow_until_cell(nb_client, nb, tmp_path, 2)
     assert reached_a.wait(120) and reached_b.wait(120)
-    time.sleep(6)  # the runner snapshots a printing cell every few seconds
+    # the runner re-snapshots a cell that printed every few seconds, and the follower fetches it:
+    # wait until the long cell's first line is here, then stop both
+    deadline = time.monotonic() + 120
+    while not (other.local_notebook.exists() and "long cell started" in outputs_text(other.local_notebook)):
+        assert time.monotonic() < deadline, "the running cell's output never came back"
+        time.sleep(0.2)
     stop.set()
     nb_client.stop(other.name)
     thread_a.join(120)
@@ -97,7 +102,7 @@ def test_stop_mid_run_brings_back_what_ran(nb_client, local_backend, tmp_path):
     text_a = outputs_text(a.notebook)
     assert "before the long cell" in text_a and "long cell started" in text_a and "KeyboardInterrupt" in text_a
     assert "after" not in text_a.replace("after the", "")
-    assert "before the long cell" in outputs_text(b.notebook)
+    assert "before the long cell" in outputs_text(b.notebook) and "long cell started" in outputs_text(b.notebook)
     assert local_backend.wait(mine.name)["jobStatus"]["state"] == "STOPPED"
     assert local_backend.wait(other.name)["jobStatus"]["state"] == "STOPPED"
 
@@ -138,6 +143,7 @@ def test_time_limit_brings_back_what_ran_and_names_the_cell(nb_client, tmp_path)
     result = run_notebook(nb_client, NotebookRunSpec(notebook=str(nb), image=IMAGE, timeout=4,
                                                      out_root=str(tmp_path / "out")))
     assert result.state == "TIMEOUT", result
+    assert result.failed_cell["cell"] == 2 and "cell 2 of 3 (`import time`)" in result.message, result.message
     text = outputs_text(result.notebook)
     assert "quick cell" in text and "TimeoutError" in text and "never" not in text
 

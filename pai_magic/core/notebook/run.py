@@ -48,6 +48,8 @@ FINAL = {"succeeded": "SUCCEEDED", "failed": "FAILED", "stopped": "STOPPED", "ti
          "error": "FAILED"}
 STOP_GRACE = 20.0          # seconds a stop waits for the runner to save before stopping the job
 REST_EVERY = 3.0           # seconds between job-state reads while the SSH session carries progress
+SSH_READY_TIMEOUT = 300.0  # a cluster's ssh plugin may apt-install sshd first: keep trying this long
+FETCH_EVERY = 2.0          # seconds between two fetches of a large (> 1 MB) notebook while it runs
 
 ProgressFn = Callable[["RunProgress"], Any]
 
@@ -191,6 +193,7 @@ class _Follower:
         self.seq = -1
         self.status: dict[str, Any] = {}
         self.fetched_sig: tuple[int, int] | None = None
+        self.fetched_at = 0.0
         self.notebook: Path | None = None
         self.last_line = ""
 
@@ -274,10 +277,10 @@ class _Follower:
                 self.emit("INSTALLING", message=str(status.get("message") or ""))
             elif state == "error":
                 self.emit("ERROR", message=str(status.get("message") or ""))
-        self.fetch()
+        self.fetch(final=str(self.status.get("state") or "") in FINAL)
         return self.status
 
-    def fetch(self) -> bool:
+    def fetch(self, final: bool = True) -> bool:
         sftp = self.sftp()
         remote = self.remote("executed.ipynb")
         try:
@@ -287,6 +290,8 @@ class _Follower:
         sig = (int(st.st_size or 0), int(st.st_mtime or 0) * 1_000_000_000 + int(self.status.get("snapshots") or 0))
         if sig == self.fetched_sig:
             return False
+        if (not final and sig[0] > 1 << 20 and time.monotonic() - self.fetched_at < FETCH_EVERY):
+            return False  # a big notebook rewritten after every short cell: fetch it every few seconds
         target = self.run.local_notebook
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
@@ -297,6 +302,7 @@ class _Follower:
             return False
         os.replace(tmp, target)
         self.fetched_sig = sig
+        self.fetched_at = time.monotonic()
         self.notebook = target
         return True
 
@@ -338,7 +344,7 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
     job_stopped = False
     detail: JobDetail | None = None
     last_rest = 0.0
-    failures = 0
+    unreachable_since: float | None = None
     wait_interval = 0.1
     final: str | None = None
     try:
@@ -381,11 +387,11 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                         f.upload()
                         if run.spec.timeout:
                             run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
-                    failures = 0
+                    unreachable_since = None
                 except _ssh_errors() as exc:
                     f.close()
-                    failures += 1
-                    if failures > 20:
+                    unreachable_since = unreachable_since or time.monotonic()
+                    if time.monotonic() - unreachable_since > SSH_READY_TIMEOUT:
                         why = exc.message.rstrip(".") if isinstance(exc, PaiError) else (str(exc) or type(exc).__name__)
                         if not f.uploaded:  # nobody can ever feed this job: do not let it hold its GPU
                             _stop_quietly(client, run.name)
@@ -455,6 +461,10 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
     if final == "FAILED" and failed:
         message = (f"cell {failed.get('cell')} of {status.get('total')} failed: {failed.get('ename')}: "
                    f"{failed.get('evalue')}" + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
+    elif final == "TIMEOUT" and failed:
+        limit = f"of {run.spec.timeout:g} s " if run.spec.timeout else ""
+        message = (f"time limit {limit}reached in cell {failed.get('cell')} of {status.get('total')}"
+                   + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
     elif final == "FAILED" and not message:
         diag = detail.diagnostics if detail is not None else ""
         message = (f"the job ended {detail.state if detail else 'UNKNOWN'} before the notebook ran"

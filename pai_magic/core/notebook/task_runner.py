@@ -201,6 +201,8 @@ class Run:
                         "error", ename="TimeoutError", evalue=f"the run's time limit of {timeout} s was reached "
                         "in this cell (pai_magic --timeout)", traceback=[]))
                     outcome = "timeout"
+                    self.state["failed_cell"] = {"cell": n, "index": idx, "ename": "TimeoutError",
+                                                 "evalue": f"time limit of {timeout} s", "source": first}
                 except (CellExecutionError, DeadKernelError) as exc:
                     if self.stopping.is_set():
                         outcome = "stopped"
