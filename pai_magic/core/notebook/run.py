@@ -467,7 +467,8 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
                    + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
     elif final == "FAILED" and not message:
         diag = detail.diagnostics if detail is not None else ""
-        message = (f"the job ended {detail.state if detail else 'UNKNOWN'} before the notebook ran"
+        when = "while the notebook ran (the cells that ran came back)" if f.notebook else "before the notebook ran"
+        message = (f"the job ended {detail.state if detail else 'UNKNOWN'} {when}"
                    + (f" ({diag})" if diag else "") + f": see `pai-magic logs {run.name} --stderr`")
     elif final == "STOPPED":
         message = "the run was stopped" + ("; the cells that ran came back" if f.notebook else "")
