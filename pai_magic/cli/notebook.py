@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--memory", default="4G", metavar="SIZE", help="memory, e.g. 8G (default 4G)")
     p.add_argument("--vc", help="virtual cluster (default: the profile's)")
     p.add_argument("--name", metavar="STEM", help="job name stem (default: the notebook's name)")
+    p.add_argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
     p.set_defaults(func=run_notebook_cmd)
@@ -87,7 +88,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     spec = NotebookRunSpec(notebook=args.notebook, image=args.image, gpu=args.gpu, cpu=args.cpu,
                            memory_mb=parse_memory_mb(args.memory),
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
-                           html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name)
+                           html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
+                           python=args.python)
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     submitted = submit_sweep(client, runs)
     errors = [(run, err) for run, err in submitted if err is not None]

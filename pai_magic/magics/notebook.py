@@ -124,6 +124,7 @@ class NotebookMagics(Magics):
     @argument("--cpu", type=int, help="CPUs (default: PaiMagics.cpu or 1)")
     @argument("--memory", help="memory, e.g. 8G (default: PaiMagics.memory or 4G)")
     @argument("--install-deps", action="store_true", help="pip-install nbclient and ipykernel in the task first")
+    @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
     @friendly
@@ -148,7 +149,7 @@ class NotebookMagics(Magics):
                                memory_mb=memory or 4096,
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
-                               out_root=args.out)
+                               out_root=args.out, python=args.python)
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)
         failed = [(r, e) for r, e in submitted if e is not None]

@@ -55,7 +55,7 @@ class PaiExecutionManager(ExecutionManager):
                                html="html" in (job.output_formats or []),
                                install_deps=bool(settings.get("install_deps", False)),
                                out_root=os.path.join(staging_dir, "pai-runs"), name=Path(job.input_filename).stem,
-                               linger=float(settings.get("linger", 600)))
+                               linger=float(settings.get("linger", 600)), python=settings.get("python") or None)
         run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
         full = submit_run(client, run)
         Path(staging_dir, JOB_FILE).write_text(full, encoding="utf-8")

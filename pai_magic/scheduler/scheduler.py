@@ -39,6 +39,8 @@ class PaiScheduler(Scheduler):
     compute_types = Dict(default_value=dict(DEFAULT_COMPUTE_TYPES), config=True,
                          help="Compute type name -> {gpu, cpu, memory_mb}; the first is the default.")
     install_deps = Bool(False, config=True, help="pip-install nbclient and ipykernel in the task first.")
+    python = Unicode(None, allow_none=True, config=True,
+                     help="The images' Python when python3 is not on their PATH (e.g. /opt/conda/bin/python).")
     start_timeout = Float(1800.0, config=True,
                           help="Seconds a job may wait for its task to start before it is stopped and FAILED.")
     linger = Float(600.0, config=True, help="Seconds a finished task waits for its result to be fetched.")
@@ -50,6 +52,7 @@ class PaiScheduler(Scheduler):
         self._adopt(environments_manager)
         write_settings(self.staging_path, {
             "profile": self.profile, "compute_types": dict(self.compute_types), "install_deps": self.install_deps,
+            "python": self.python,
             "start_timeout": self.start_timeout, "linger": self.linger})
 
     def _adopt(self, manager: Any) -> None:

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from pai_magic.cli import main as cli_main
 from pai_magic.core.notebook import NotebookRunSpec, find_result, parse_pairs, run_notebook, run_sweep, sweep_points
 from pai_magic.core.notebook.run import follow_run, prepare_run, submit_run
@@ -159,3 +161,20 @@ def test_run_without_wait_then_fetch_later(cli_env, tmp_path, capsys):
     assert done["state"] == "SUCCEEDED" and "done later" in outputs_text(done["notebook"])
     assert cli_main(["notebook-result", started["job"].split("~")[1], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["notebook"] == done["notebook"]
+
+
+def test_image_without_nbclient_says_the_fix_in_one_line(cli_env, tmp_path, capsys):
+    """Debian's own Python has no nbclient: the run fails as soon as the task runs, naming the fix."""
+    import shutil
+    import subprocess
+
+    python = shutil.which("python3", path="/usr/bin")
+    if not python or subprocess.run([python, "-c", "import nbclient"], capture_output=True).returncode == 0:
+        pytest.skip("needs a Python without nbclient (Debian's /usr/bin/python3)")
+    nb = write_notebook(tmp_path / "deps.ipynb", "print('never runs')")
+    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "--python", python, "--wait"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "lacks nbformat, nbclient" in lines[0] and "--install-deps" in lines[0], err
+    assert "error: The image's Python" in out  # shown while the task runs, before the job ended

@@ -20,8 +20,7 @@ WAIT = 240.0
 SCHEDULER_LINE = {"SchedulerApp": {"scheduler_class": "pai_magic.scheduler.PaiScheduler"}}
 
 
-@pytest.fixture(scope="module")
-def jupyter(local_backend, tmp_path_factory):
+def _server(local_backend, tmp_path_factory, extra: dict | None = None):
     pytest.importorskip("jupyter_scheduler")
     root = tmp_path_factory.mktemp("sched")
     pai_config, pai_data, home = root / "pai-config", root / "pai-data", root / "home"
@@ -29,11 +28,17 @@ def jupyter(local_backend, tmp_path_factory):
     with mock.patch.dict(os.environ, {"PAI_MAGIC_CONFIG_DIR": str(pai_config)}):
         save_profile(Profile(name="local", url=local_backend.url, user=local_backend.user,
                              token=local_backend.token))
-    proc = JupyterProcess(root / "server", pai_config, extra_config=SCHEDULER_LINE,
+    proc = JupyterProcess(root / "server", pai_config, extra_config={**SCHEDULER_LINE, **(extra or {})},
                           env={"PAI_MAGIC_DATA_DIR": str(pai_data), "HOME": str(home)})
     proc.start()
     proc.notebooks = root / "server" / "notebooks"  # type: ignore[attr-defined]
     proc.pai_data = pai_data  # type: ignore[attr-defined]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def jupyter(local_backend, tmp_path_factory):
+    proc = _server(local_backend, tmp_path_factory)
     yield proc
     proc.stop()
 
@@ -119,3 +124,25 @@ def test_stop_a_running_job_stops_the_openpai_job(jupyter, local_backend):
     job = _until(jupyter, job_id, lambda j: j.get("downloaded"), "the download")
     ipynb = next(f["file_path"] for f in job["job_files"] if f["file_format"] == "ipynb")
     assert "first cell ran" in outputs_text(jupyter.notebooks / ipynb)
+
+
+def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(local_backend, tmp_path_factory):
+    """Images whose Python lacks nbclient (here: Debian's /usr/bin/python3 as the images' Python)."""
+    import shutil
+    import subprocess
+
+    python = shutil.which("python3", path="/usr/bin")
+    if not python or subprocess.run([python, "-c", "import nbclient"], capture_output=True).returncode == 0:
+        pytest.skip("needs a Python without nbclient (Debian's /usr/bin/python3)")
+    proc = _server(local_backend, tmp_path_factory, {"PaiScheduler": {"python": python}})
+    try:
+        write_notebook(proc.notebooks / "nodeps.ipynb", "print('never')")
+        job_id = _create(proc, "nodeps.ipynb")
+        job = _until(proc, job_id, _ended, "the end")
+        assert job["status"] == "FAILED", job
+        assert "lacks nbformat, nbclient, ipykernel" in job["status_message"], job["status_message"]
+        assert "--install-deps" in job["status_message"]
+        name = _openpai_job(job)
+        assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "FAILED"
+    finally:
+        proc.stop()

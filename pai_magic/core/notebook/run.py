@@ -71,6 +71,7 @@ class NotebookRunSpec:
     out_root: str | None = None        # runs land in OUT_ROOT/<job>/; default: <notebook dir>/pai-runs
     linger: float = 600.0
     name: str | None = None            # a readable stem; default: the notebook's name
+    python: str | None = None          # the image's Python when python3 is not on its PATH
 
 
 @dataclass
@@ -119,16 +120,17 @@ def default_out_root(notebook: Path) -> Path:
     return notebook.parent / "pai-runs"
 
 
-def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT) -> list[str]:
+def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT, python: str | None = None) -> list[str]:
     """The job's shell lines: wait for the upload, then run the runner with the image's Python."""
     d = shlex.quote(remote_dir)
     ticks = int(upload_wait * 10)
+    find = f"PY={shlex.quote(python)}; [ -x \"$PY\" ]" if python else "PY=$(command -v python3 || command -v python)"
     return [
         f"mkdir -p {d} && cd {d}",
         f"n=0; while [ ! -e {GO_FILE} ]; do n=$((n+1)); if [ $n -gt {ticks} ]; then "
         f"echo 'pai_magic: no notebook was uploaded within {upload_wait} s; the job ends' >&2; exit 2; fi; "
         "sleep 0.1; done",
-        'PY=$(command -v python3 || command -v python) || { echo "pai_magic: the image has no Python: use an '
+        find + ' || { echo "pai_magic: the image has no Python (or not at --python): use an '
         'image with Python 3, nbclient and ipykernel (e.g. jupyter/base-notebook)" >&2; exit 3; }',
         f'"$PY" {RUNNER_FILE} {CONFIG_FILE}',
     ]
@@ -149,7 +151,7 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     key = key or ensure_key(ssh_key_path)
     name = unique_job_name(kind_stem(NOTEBOOK, spec.name or path.stem))
     job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
-                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}"),
+                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}", python=spec.python),
                        gpu=spec.gpu, cpu=spec.cpu, memory_mb=spec.memory_mb, virtual_cluster=spec.virtual_cluster,
                        ssh_public_key=key.public_line,
                        description=f"pai_magic notebook run of {path.name}")
