@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--memory", default="4G", metavar="SIZE", help="memory, e.g. 8G (default 4G)")
     p.add_argument("--vc", help="virtual cluster (default: the profile's)")
     p.add_argument("--name", metavar="STEM", help="job name stem (default: the notebook's name)")
+    p.add_argument("--storage", metavar="NAME[:PATH]",
+                   help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
     p.add_argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
@@ -89,7 +91,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
                            memory_mb=parse_memory_mb(args.memory),
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
                            html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
-                           python=args.python)
+                           python=args.python, storage=args.storage)
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     submitted = submit_sweep(client, runs)
     errors = [(run, err) for run, err in submitted if err is not None]

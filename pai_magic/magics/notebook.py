@@ -124,6 +124,8 @@ class NotebookMagics(Magics):
     @argument("--cpu", type=int, help="CPUs (default: PaiMagics.cpu or 1)")
     @argument("--memory", help="memory, e.g. 8G (default: PaiMagics.memory or 4G)")
     @argument("--install-deps", action="store_true", help="pip-install nbclient and ipykernel in the task first")
+    @argument("--storage", metavar="NAME[:PATH]",
+              help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
     @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
@@ -149,7 +151,7 @@ class NotebookMagics(Magics):
                                memory_mb=memory or 4096,
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
-                               out_root=args.out, python=args.python)
+                               out_root=args.out, python=args.python, storage=args.storage)
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)
         failed = [(r, e) for r, e in submitted if e is not None]

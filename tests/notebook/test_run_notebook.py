@@ -21,11 +21,12 @@ IMAGE = "python:3.11"
 
 
 def test_parameters_injected_and_visible(nb_client, local_backend, tmp_path):
+    """... and with --storage, a durable copy of the executed notebook lands on the storage too."""
     nb = write_notebook(tmp_path / "params.ipynb", "print('lr is', lr, type(lr).__name__, '| tag', tag)",
                         parameters="lr = 1.0\ntag = 'default'")
     seen = []
     result = run_notebook(nb_client, NotebookRunSpec(notebook=str(nb), image=IMAGE, out_root=str(tmp_path / "out"),
-                                                     parameters={"lr": 0.01, "tag": "run-a"}),
+                                                     parameters={"lr": 0.01, "tag": "run-a"}, storage="default"),
                           on_progress=seen.append)
     assert result.state == "SUCCEEDED", result
     assert Path(result.notebook).parent == tmp_path / "out" / result.job.split("~")[1]
@@ -38,6 +39,11 @@ def test_parameters_injected_and_visible(nb_client, local_backend, tmp_path):
     assert local_backend.wait(result.job.split("~")[1])["jobStatus"]["state"] == "SUCCEEDED"
     found = find_result(result.job)
     assert found is not None and found.notebook == result.notebook and found.state == "SUCCEEDED"
+    job = result.job.split("~")[1]
+    assert found.storage_copy == f"default:pai-nb-runs/{job}/params.ipynb"
+    durable = local_backend.data_dir / "storages" / "default" / "pai-nb-runs" / job
+    assert json.loads((durable / "params.ipynb").read_text()) == executed
+    assert json.loads((durable / "status.json").read_text())["state"] == "succeeded"
 
 
 def test_failing_cell_cli_exits_one_line_naming_the_cell(cli_env, tmp_path, capsys):

@@ -72,6 +72,7 @@ class NotebookRunSpec:
     linger: float = 600.0
     name: str | None = None            # a readable stem; default: the notebook's name
     python: str | None = None          # the image's Python when python3 is not on its PATH
+    storage: str | None = None         # "NAME" or "NAME:/mount": also keep every snapshot there (durable)
 
 
 @dataclass
@@ -153,7 +154,7 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
                        commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}", python=spec.python),
                        gpu=spec.gpu, cpu=spec.cpu, memory_mb=spec.memory_mb, virtual_cluster=spec.virtual_cluster,
-                       ssh_public_key=key.public_line,
+                       ssh_public_key=key.public_line, storages=_storages(spec.storage),
                        description=f"pai_magic notebook run of {path.name}")
     protocol = build_protocol(job_spec)
     out_root = Path(spec.out_root).expanduser() if spec.out_root else default_out_root(path.resolve())
@@ -161,6 +162,19 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
                        notebook_json=json.dumps(injected, ensure_ascii=False, indent=1).encode("utf-8"),
                        out_dir=out_root / name, output_name=path.name, total_cells=code_cell_count(injected),
                        key=key)
+
+
+def _storages(storage: str | None) -> list[tuple[str, str | None]]:
+    if not storage:
+        return []
+    name, _, mount = storage.partition(":")
+    return [(name.strip(), mount.strip() or None)]
+
+
+def storage_folder(run: PreparedRun) -> str | None:
+    """Where the durable copy goes on the storage: ``NAME:pai-nb-runs/<job>/<notebook>``."""
+    pairs = _storages(run.spec.storage)
+    return f"{pairs[0][0]}:pai-nb-runs/{run.name}/{run.output_name}" if pairs else None
 
 
 def submit_run(client: PaiClient, run: PreparedRun) -> str:
@@ -173,13 +187,20 @@ def submit_run(client: PaiClient, run: PreparedRun) -> str:
 
 def _result(run: PreparedRun, full: str, state: str, **extra: Any) -> NotebookResult:
     return NotebookResult(job=full, state=state, out_dir=str(run.out_dir), input=str(run.spec.notebook),
-                          parameters=dict(run.spec.parameters), **extra)
+                          parameters=dict(run.spec.parameters), storage_copy=storage_folder(run), **extra)
 
 
 def _runner_config(run: PreparedRun) -> dict[str, Any]:
-    return {"notebook": INPUT_FILE, "output": "executed.ipynb", "output_dir": ".", "timeout": run.spec.timeout,
-            "install_deps": bool(run.spec.install_deps), "linger": float(run.spec.linger), "kernel": "python3",
-            "cleanup": True}
+    conf: dict[str, Any] = {
+        "notebook": INPUT_FILE, "output": "executed.ipynb", "output_dir": ".", "timeout": run.spec.timeout,
+        "install_deps": bool(run.spec.install_deps), "linger": float(run.spec.linger), "kernel": "python3",
+        "cleanup": True}
+    pairs = _storages(run.spec.storage)
+    if pairs:
+        name, mount = pairs[0]
+        conf["persist"] = {"storage": name, "mount": mount, "folder": f"pai-nb-runs/{run.name}"}
+        conf["persist_name"] = run.output_name
+    return conf
 
 
 class _Follower:
