@@ -91,6 +91,25 @@ class PaiScheduler(Scheduler):
             return  # the execution process stops the run, fetches what ran, and marks the job
         threading.Thread(target=self._stop_orphan, args=(job_id, staging), daemon=True).start()
 
+    def delete_job(self, job_id: str) -> None:
+        """Deleting a running job also stops its OpenPAI job (the staging folder the run would
+        report into is about to go, so nothing would be fetched anyway)."""
+        with self.db_session() as session:
+            record = session.query(Job).filter(Job.job_id == job_id).one()
+            status = Status(record.status)
+        staging = self._staging_dir(job_id)
+        if staging and status in (Status.IN_PROGRESS, Status.QUEUED, Status.CREATED, Status.STOPPING):
+            try:
+                name = Path(staging, JOB_FILE).read_text(encoding="utf-8").strip()
+                from pai_magic.core.client import PaiClient
+                from pai_magic.core.profiles import load_profile
+
+                with PaiClient(load_profile(self.profile)) as client:
+                    client.stop(name)
+            except Exception as exc:  # noqa: BLE001 - deleting the record must still work
+                self.log.warning("pai_magic: could not stop the OpenPAI job of %s: %s", job_id, exc)
+        super().delete_job(job_id)
+
     def _stop_orphan(self, job_id: str, staging: str) -> None:
         """No process follows this job any more: stop the OpenPAI job by its recorded name."""
         message = "stopped"

@@ -126,6 +126,16 @@ def test_stop_a_running_job_stops_the_openpai_job(jupyter, local_backend):
     assert "first cell ran" in outputs_text(jupyter.notebooks / ipynb)
 
 
+def test_deleting_a_running_job_stops_its_openpai_job(jupyter, local_backend):
+    write_notebook(jupyter.notebooks / "doomed.ipynb", "import time\ntime.sleep(300)")
+    job_id = _create(jupyter, "doomed.ipynb")
+    job = _until(jupyter, job_id, lambda j: "cell 1 of 1" in (j.get("status_message") or ""), "cell 1 running")
+    name = _openpai_job(job)
+    resp = jupyter.request("DELETE", f"scheduler/jobs/{job_id}")
+    assert resp.status_code == 204, resp.text
+    assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "STOPPED"
+
+
 def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(local_backend, tmp_path_factory):
     """Images whose Python lacks nbclient (here: Debian's /usr/bin/python3 as the images' Python)."""
     import shutil
