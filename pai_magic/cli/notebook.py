@@ -101,7 +101,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     show = _printer(args)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(ok)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(ok))) as pool:  # every job waits for its upload: follow all
         futures = [pool.submit(follow_run, client, run, on_progress=show, detach_when_running=not args.wait)
                    for run in ok]
         results = [f.result() for f in futures]

@@ -47,7 +47,8 @@ UPLOAD_WAIT = 600          # seconds the task waits for the notebook before givi
 FINAL = {"succeeded": "SUCCEEDED", "failed": "FAILED", "stopped": "STOPPED", "timeout": "TIMEOUT",
          "error": "FAILED"}
 STOP_GRACE = 20.0          # seconds a stop waits for the runner to save before stopping the job
-REST_EVERY = 3.0           # seconds between job-state reads while the SSH session carries progress
+REST_EVERY = 10.0          # seconds between job-state reads while the SSH session carries progress
+REST_RATE = 5.0            # job reads per second for ALL runs followed by this process (a sweep of 100)
 SSH_READY_TIMEOUT = 300.0  # a cluster's ssh plugin may apt-install sshd first: keep trying this long
 FETCH_EVERY = 2.0          # seconds between two fetches of a large (> 1 MB) notebook while it runs
 
@@ -330,6 +331,31 @@ class _Follower:
         return True
 
 
+class _RestGate:
+    """At most ``rate`` job reads per second across every follower thread of this process.
+
+    A sweep follows each point in its own thread; without a shared budget 100 followers polling
+    their jobs would exceed OpenPAI's 600 calls per minute per IP. A follower that gets no
+    token simply keeps the job state it read last and asks again on its next turn.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.lock = threading.Lock()
+        self.next = 0.0
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next:
+                return False
+            self.next = now + self.interval
+            return True
+
+
+_REST_GATE = _RestGate(REST_RATE)
+
+
 def _ssh_errors() -> tuple[type[BaseException], ...]:
     """What a dropped task connection raises (paramiko loaded only once SSH is used)."""
     import paramiko
@@ -386,7 +412,7 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                 if (now - stop_asked > STOP_GRACE or f.session is None or not f.uploaded) and not job_stopped:
                     _stop_quietly(client, run.name)
                     job_stopped = True
-            if f.session is None or now - last_rest >= REST_EVERY:
+            if (f.session is None or now - last_rest >= REST_EVERY) and _REST_GATE.take():
                 last_rest = now
                 detail = _job_state(client, run.name) or detail
                 if detail is not None and detail.terminal:
@@ -402,7 +428,7 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                                                "the job was stopped"}
                         break
                     time.sleep(wait_interval)
-                    wait_interval = min(2.0, wait_interval * 1.5)  # a task usually starts in a second or two
+                    wait_interval = min(5.0, wait_interval * 1.5)  # a task usually starts in a second or two
                     continue
                 try:
                     f.open()
