@@ -99,7 +99,9 @@ class PaiExecutionManager(ExecutionManager):
             self.stopped = True
             self._message = f"OpenPAI job {full} stopped; {result.message}"
             return
-        raise RuntimeError(f"OpenPAI job {full} {result.state}: {result.message}")
+        fix = "set c.PaiScheduler.install_deps = True in the server's config"
+        message = result.message.replace("run again with --install-deps", fix)
+        raise RuntimeError(f"OpenPAI job {full} {result.state}: {message}")
 
     def _collect(self, result: Any, job: Any) -> None:
         """Copy what came back to the staging paths the Notebook Jobs list downloads from."""

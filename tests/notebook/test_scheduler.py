@@ -151,7 +151,7 @@ def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(lo
         job = _until(proc, job_id, _ended, "the end")
         assert job["status"] == "FAILED", job
         assert "lacks nbformat, nbclient, ipykernel" in job["status_message"], job["status_message"]
-        assert "--install-deps" in job["status_message"]
+        assert "c.PaiScheduler.install_deps = True" in job["status_message"]
         name = _openpai_job(job)
         assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "FAILED"
     finally:
