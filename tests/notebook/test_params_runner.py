@@ -12,6 +12,7 @@ import pytest
 from pai_magic.core.errors import InvalidInputError
 from pai_magic.core.notebook import task_runner
 from pai_magic.core.notebook.params import inject_parameters, parse_pairs, parse_value, sweep_points
+from tests.notebook.conftest import python_without_nbclient
 
 
 def test_values_are_read_like_papermill_reads_them():
@@ -50,9 +51,7 @@ def test_injection_follows_the_parameters_cell_and_replaces_an_earlier_one():
 
 
 def test_runner_names_the_fix_when_the_image_lacks_nbclient(tmp_path):
-    python = shutil.which("python3", path="/usr/bin")
-    if not python or subprocess.run([python, "-c", "import nbclient"], capture_output=True).returncode == 0:
-        pytest.skip("needs a Python without nbclient (Debian's /usr/bin/python3)")
+    python = python_without_nbclient()
     shutil.copy(task_runner.__file__, tmp_path / "runner.py")
     (tmp_path / "input.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 4, "metadata": {},
                                                       "cells": []}))

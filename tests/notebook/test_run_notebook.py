@@ -9,13 +9,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from pai_magic.cli import main as cli_main
 from pai_magic.core.notebook import NotebookRunSpec, find_result, parse_pairs, run_notebook, run_sweep, sweep_points
 from pai_magic.core.notebook.run import follow_run, prepare_run, submit_run
 from tests.integration.test_cli_json_keys import bad_keys
-from tests.notebook.conftest import outputs_text, write_notebook
+from tests.notebook.conftest import outputs_text, python_without_nbclient, write_notebook
 
 IMAGE = "python:3.11"
 
@@ -171,12 +169,7 @@ def test_run_without_wait_then_fetch_later(cli_env, tmp_path, capsys):
 
 def test_image_without_nbclient_says_the_fix_in_one_line(cli_env, tmp_path, capsys):
     """Debian's own Python has no nbclient: the run fails as soon as the task runs, naming the fix."""
-    import shutil
-    import subprocess
-
-    python = shutil.which("python3", path="/usr/bin")
-    if not python or subprocess.run([python, "-c", "import nbclient"], capture_output=True).returncode == 0:
-        pytest.skip("needs a Python without nbclient (Debian's /usr/bin/python3)")
+    python = python_without_nbclient()
     nb = write_notebook(tmp_path / "deps.ipynb", "print('never runs')")
     code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "--python", python, "--wait"])
     out, err = capsys.readouterr()

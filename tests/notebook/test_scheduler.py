@@ -13,7 +13,7 @@ from unittest import mock
 import pytest
 
 from pai_magic.core.profiles import Profile, save_profile
-from tests.notebook.conftest import outputs_text, write_notebook
+from tests.notebook.conftest import need_scheduler, outputs_text, python_without_nbclient, write_notebook
 from tests.server.jupyter_process import JupyterProcess
 
 WAIT = 240.0
@@ -21,7 +21,7 @@ SCHEDULER_LINE = {"SchedulerApp": {"scheduler_class": "pai_magic.scheduler.PaiSc
 
 
 def _server(local_backend, tmp_path_factory, extra: dict | None = None):
-    pytest.importorskip("jupyter_scheduler")
+    need_scheduler()
     root = tmp_path_factory.mktemp("sched")
     pai_config, pai_data, home = root / "pai-config", root / "pai-data", root / "home"
     home.mkdir()
@@ -138,12 +138,7 @@ def test_deleting_a_running_job_stops_its_openpai_job(jupyter, local_backend):
 
 def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(local_backend, tmp_path_factory):
     """Images whose Python lacks nbclient (here: Debian's /usr/bin/python3 as the images' Python)."""
-    import shutil
-    import subprocess
-
-    python = shutil.which("python3", path="/usr/bin")
-    if not python or subprocess.run([python, "-c", "import nbclient"], capture_output=True).returncode == 0:
-        pytest.skip("needs a Python without nbclient (Debian's /usr/bin/python3)")
+    python = python_without_nbclient()
     proc = _server(local_backend, tmp_path_factory, {"PaiScheduler": {"python": python}})
     try:
         write_notebook(proc.notebooks / "nodeps.ipynb", "print('never')")

@@ -8,13 +8,16 @@ import os
 import pytest
 
 from tests.fixtures.services import need, need_binary
+from tests.notebook.conftest import need_scheduler
 from tests.server.jupyter_process import JupyterProcess
-from tests.ui.test_sidebar import CHROMIUM_ARGS
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
 def lab(tmp_path, local_backend, monkeypatch):
-    pytest.importorskip("jupyter_scheduler")
+    need_scheduler()
     from pai_magic.core.profiles import Profile, save_profile
 
     monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(tmp_path / "pai-config"))
