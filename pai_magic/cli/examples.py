@@ -76,6 +76,15 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                      "pai-magic run-notebook report.ipynb --image python:3.11 --html --timeout 3600 --out results --wait"),
     "notebook-result": ("pai-magic notebook-result pai-nb-train_3f2a8c1d",
                         "pai-magic notebook-result pai-nb-train_3f2a8c1d --wait   # follow a run started without --wait"),
+    "run-notebook": (
+        "pai-magic run-notebook train.ipynb --image python:3.11 -p lr 0.01 --wait",
+        "pai-magic run-notebook train.ipynb --image pytorch/pytorch --gpu 1 -p lr 0.1 -p lr 0.01 --wait",
+        "pai-magic run-notebook sweep.ipynb --image python:3.11 -p lr 0.1 -p lr 0.01 -p bs 32 -p bs 64 --grid",
+        "pai-magic run-notebook report.ipynb --image python:3.11 --html --timeout 3600 --out results --wait",
+        "pai-magic run-notebook train.ipynb --image python:3.11 --storage default --wait   # a durable copy too"),
+    "notebook-result": (
+        "pai-magic notebook-result pai-nb-train_3f2a8c1d",
+        "pai-magic notebook-result pai-nb-train_3f2a8c1d --wait   # follow a run started without --wait"),
     "umount": ("pai-magic umount ~/pai-data",
                "pai-magic umount ~/pai-data --dry-run"),
 }

@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--memory", default="4G", metavar="SIZE", help="memory, e.g. 8G (default 4G)")
     p.add_argument("--vc", help="virtual cluster (default: the profile's)")
     p.add_argument("--name", metavar="STEM", help="job name stem (default: the notebook's name)")
+    p.add_argument("--storage", metavar="NAME[:PATH]",
+                   help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
+    p.add_argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
     p.set_defaults(func=run_notebook_cmd)
@@ -88,7 +91,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     spec = NotebookRunSpec(notebook=args.notebook, image=args.image, gpu=args.gpu, cpu=args.cpu,
                            memory_mb=parse_memory_mb(args.memory),
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
-                           html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name)
+                           html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
+                           python=args.python, storage=args.storage)
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     submitted = submit_sweep(client, runs)
     errors = [(run, err) for run, err in submitted if err is not None]
@@ -98,7 +102,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     show = _printer(args)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(ok)))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(ok))) as pool:  # every job waits for its upload: follow all
         futures = [pool.submit(follow_run, client, run, on_progress=show, detach_when_running=not args.wait)
                    for run in ok]
         results = [f.result() for f in futures]

@@ -124,10 +124,13 @@ class NotebookMagics(Magics):
     @argument("--cpu", type=int, help="CPUs (default: PaiMagics.cpu or 1)")
     @argument("--memory", help="memory, e.g. 8G (default: PaiMagics.memory or 4G)")
     @argument("--install-deps", action="store_true", help="pip-install nbclient and ipykernel in the task first")
+    @argument("--storage", metavar="NAME[:PATH]",
+              help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
+    @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
     @friendly
-    def pai_run_notebook(self, line: str = "") -> NotebookRuns:
+    def pai_run_notebook(self, line: str = "") -> NotebookRuns | None:
         """Run a notebook as an OpenPAI job with parameters and get the executed copy back.
 
         Example: ``%pai_run_notebook train.ipynb --image python:3.11 -p lr 0.1 -p lr 0.01``
@@ -148,7 +151,7 @@ class NotebookMagics(Magics):
                                memory_mb=memory or 4096,
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
-                               out_root=args.out)
+                               out_root=args.out, python=args.python, storage=args.storage)
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)
         failed = [(r, e) for r, e in submitted if e is not None]
@@ -172,4 +175,6 @@ class NotebookMagics(Magics):
                 r = bad[0]
                 where = f"; executed notebook: {r.notebook}" if r.notebook else ""
                 raise UsageError(f"{r.job} {r.state}: {r.message}{where}")
-        return handle
+        # with -o the live lines above are the cell's only output (a returned handle would show
+        # a second, frozen copy of them); without it the handle is the cell's value
+        return None if var else handle

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any, Dict
 
@@ -56,7 +55,7 @@ class PaiExecutionManager(ExecutionManager):
                                html="html" in (job.output_formats or []),
                                install_deps=bool(settings.get("install_deps", False)),
                                out_root=os.path.join(staging_dir, "pai-runs"), name=Path(job.input_filename).stem,
-                               linger=float(settings.get("linger", 600)))
+                               linger=float(settings.get("linger", 600)), python=settings.get("python") or None)
         run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
         full = submit_run(client, run)
         Path(staging_dir, JOB_FILE).write_text(full, encoding="utf-8")
@@ -73,15 +72,14 @@ class PaiExecutionManager(ExecutionManager):
                 done.wait(0.3)
 
         threading.Thread(target=watch, name="pai-nb-stop-watch", daemon=True).start()
-        last = [0.0]
 
         def progress(p: Any) -> None:
-            if time.monotonic() - last[0] >= 1.0 or p.state not in ("RUNNING",):
-                last[0] = time.monotonic()
-                try:
-                    self._update(status_message=f"OpenPAI {p.line()}"[:1000])
-                except Exception:  # noqa: BLE001 - progress is best effort; the run goes on
-                    pass
+            # called only when the line changed (at most once per poll): no throttling, which
+            # would drop the last change ("cell 2 of 2") of a cell that then runs for hours
+            try:
+                self._update(status_message=f"OpenPAI {p.line()}"[:1000])
+            except Exception:  # noqa: BLE001 - progress is best effort; the run goes on
+                pass
 
         try:
             result = follow_run(client, run, on_progress=progress, stop=stop,
@@ -101,7 +99,9 @@ class PaiExecutionManager(ExecutionManager):
             self.stopped = True
             self._message = f"OpenPAI job {full} stopped; {result.message}"
             return
-        raise RuntimeError(f"OpenPAI job {full} {result.state}: {result.message}")
+        fix = "set c.PaiScheduler.install_deps = True in the server's config"
+        message = result.message.replace("run again with --install-deps", fix)
+        raise RuntimeError(f"OpenPAI job {full} {result.state}: {message}")
 
     def _collect(self, result: Any, job: Any) -> None:
         """Copy what came back to the staging paths the Notebook Jobs list downloads from."""

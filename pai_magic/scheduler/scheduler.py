@@ -39,6 +39,8 @@ class PaiScheduler(Scheduler):
     compute_types = Dict(default_value=dict(DEFAULT_COMPUTE_TYPES), config=True,
                          help="Compute type name -> {gpu, cpu, memory_mb}; the first is the default.")
     install_deps = Bool(False, config=True, help="pip-install nbclient and ipykernel in the task first.")
+    python = Unicode(None, allow_none=True, config=True,
+                     help="The images' Python when python3 is not on their PATH (e.g. /opt/conda/bin/python).")
     start_timeout = Float(1800.0, config=True,
                           help="Seconds a job may wait for its task to start before it is stopped and FAILED.")
     linger = Float(600.0, config=True, help="Seconds a finished task waits for its result to be fetched.")
@@ -50,6 +52,7 @@ class PaiScheduler(Scheduler):
         self._adopt(environments_manager)
         write_settings(self.staging_path, {
             "profile": self.profile, "compute_types": dict(self.compute_types), "install_deps": self.install_deps,
+            "python": self.python,
             "start_timeout": self.start_timeout, "linger": self.linger})
 
     def _adopt(self, manager: Any) -> None:
@@ -87,6 +90,25 @@ class PaiScheduler(Scheduler):
         if pid and _alive(pid):
             return  # the execution process stops the run, fetches what ran, and marks the job
         threading.Thread(target=self._stop_orphan, args=(job_id, staging), daemon=True).start()
+
+    def delete_job(self, job_id: str) -> None:
+        """Deleting a running job also stops its OpenPAI job (the staging folder the run would
+        report into is about to go, so nothing would be fetched anyway)."""
+        with self.db_session() as session:
+            record = session.query(Job).filter(Job.job_id == job_id).one()
+            status = Status(record.status)
+        staging = self._staging_dir(job_id)
+        if staging and status in (Status.IN_PROGRESS, Status.QUEUED, Status.CREATED, Status.STOPPING):
+            try:
+                name = Path(staging, JOB_FILE).read_text(encoding="utf-8").strip()
+                from pai_magic.core.client import PaiClient
+                from pai_magic.core.profiles import load_profile
+
+                with PaiClient(load_profile(self.profile)) as client:
+                    client.stop(name)
+            except Exception as exc:  # noqa: BLE001 - deleting the record must still work
+                self.log.warning("pai_magic: could not stop the OpenPAI job of %s: %s", job_id, exc)
+        super().delete_job(job_id)
 
     def _stop_orphan(self, job_id: str, staging: str) -> None:
         """No process follows this job any more: stop the OpenPAI job by its recorded name."""

@@ -3,6 +3,8 @@
 notebook raises one line naming the cell."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from IPython.core.error import UsageError
 
@@ -19,8 +21,9 @@ def home(tmp_path, monkeypatch):
 def test_non_blocking_sweep_with_live_lines(pai, tmp_path, home):
     pai.run("%config PaiMagics.display = 'html'")
     nb = write_notebook(tmp_path / "m.ipynb", "import time; time.sleep(1)\nprint('value', v)", parameters="v = 0")
-    handle = pai.line("pai_run_notebook", f"{nb} --image python:3.11 -p v 1 -p v 2 -o runs")
-    assert pai.shell.user_ns["runs"] is handle and len(handle.jobs) == 2
+    assert pai.line("pai_run_notebook", f"{nb} --image python:3.11 -p v 1 -p v 2 -o runs") is None
+    handle = pai.shell.user_ns["runs"]
+    assert len(handle.jobs) == 2
     assert not handle.done  # the cell returned while the runs go on
     results = handle.wait(180)
     assert sorted(r.state for r in results.values()) == ["SUCCEEDED", "SUCCEEDED"]
@@ -40,3 +43,17 @@ def test_wait_on_failing_notebook_names_the_cell(pai, tmp_path, home):
     message = str(err.value)
     assert "\n" not in message and "cell 2 of 2 failed: ValueError: bad input" in message
     assert "executed notebook: " in message
+
+
+def test_handle_stop_brings_back_what_ran(pai, tmp_path, home):
+    nb = write_notebook(tmp_path / "long.ipynb", "print('ran first', flush=True)", "import time\ntime.sleep(300)")
+    pai.line("pai_run_notebook", f"{nb} --image python:3.11 -o long")
+    handle = pai.shell.user_ns["long"]
+    deadline = time.monotonic() + 120
+    while "cell 2 of 2" not in " ".join(handle.lines.values()):
+        assert time.monotonic() < deadline and not handle.done, handle.lines
+        time.sleep(0.1)
+    handle.stop()
+    (result,) = handle.wait(120).values()
+    assert result.state == "STOPPED" and "ran first" in outputs_text(result.notebook)
+    assert pai.backend.wait(result.job.split("~")[1])["jobStatus"]["state"] == "STOPPED"

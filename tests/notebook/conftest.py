@@ -2,10 +2,15 @@
 task SSH): a client logged in as the backend's user, and small notebooks written as JSON."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.services import need
 
 from pai_magic.core.client import PaiClient
 from pai_magic.core.profiles import Profile
@@ -59,3 +64,17 @@ def cli_env(local_backend, tmp_path, monkeypatch):
     monkeypatch.setenv("PAI_USER", local_backend.user)
     monkeypatch.setenv("PAI_TOKEN", local_backend.token)
     return local_backend
+
+
+def python_without_nbclient() -> str:
+    """Debian's own /usr/bin/python3, which has no nbclient: an image that lacks what runs notebooks."""
+    python = shutil.which("python3", path="/usr/bin")
+    bare = bool(python) and subprocess.run([python, "-c", "import nbclient"],  # type: ignore[list-item]
+                                           capture_output=True).returncode != 0
+    need(bare, "needs a Python without nbclient (Debian's /usr/bin/python3, apt-get install python3)")
+    return python  # type: ignore[return-value]
+
+
+def need_scheduler() -> None:
+    need(importlib.util.find_spec("jupyter_scheduler") is not None,
+         "jupyter_scheduler is not installed (pip install 'pai_magic[scheduler]')")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from pai_magic.core.errors import InvalidInputError
 from pai_magic.core.notebook import task_runner
 from pai_magic.core.notebook.params import inject_parameters, parse_pairs, parse_value, sweep_points
+from tests.notebook.conftest import python_without_nbclient
 
 
 def test_values_are_read_like_papermill_reads_them():
@@ -49,9 +51,7 @@ def test_injection_follows_the_parameters_cell_and_replaces_an_earlier_one():
 
 
 def test_runner_names_the_fix_when_the_image_lacks_nbclient(tmp_path):
-    python = shutil.which("python3", path="/usr/bin")
-    if not python or subprocess.run([python, "-c", "import nbclient"], capture_output=True).returncode == 0:
-        pytest.skip("needs a Python without nbclient (Debian's /usr/bin/python3)")
+    python = python_without_nbclient()
     shutil.copy(task_runner.__file__, tmp_path / "runner.py")
     (tmp_path / "input.ipynb").write_text(json.dumps({"nbformat": 4, "nbformat_minor": 4, "metadata": {},
                                                       "cells": []}))
@@ -62,3 +62,42 @@ def test_runner_names_the_fix_when_the_image_lacks_nbclient(tmp_path):
     assert "nbclient" in status["message"] and "--install-deps" in status["message"]
     assert len(status["message"].splitlines()) == 1
     assert status["message"] in proc.stdout  # the job's log says it too
+
+
+def test_results_index_keeps_every_run_recorded_from_many_threads_and_processes(tmp_path):
+    """Sweep followers (threads) and other faces (processes) record at once: no entry is lost."""
+    import os
+    import sys
+    import threading
+
+    from pai_magic.core.notebook.results import NotebookResult, all_results, find_result, record
+
+    def rec(i: int) -> None:
+        record(NotebookResult(job=f"u~pai-nb-t{i}", state="RUNNING", out_dir=str(tmp_path / str(i))))
+
+    code = ("import sys; from pai_magic.core.notebook.results import NotebookResult, record\n"
+            "for i in range(20): record(NotebookResult(job=f'u~pai-nb-p{sys.argv[1]}-{i}', state='SUCCEEDED', "
+            "out_dir='x'))")
+    repo = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)], env=env) for n in range(2)]
+    threads = [threading.Thread(target=rec, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(p.wait(60) == 0 for p in procs)
+    assert len(all_results()) == 60
+    assert find_result("pai-nb-t7").out_dir == str(tmp_path / "7")  # a bare name, unique among users
+    assert find_result("u~pai-nb-nothing") is None
+
+
+def test_route_paths_are_relative_to_the_server_root_or_null(tmp_path):
+    from pai_magic.server.notebook_handlers import relative_to_root
+
+    (tmp_path / "root" / "runs").mkdir(parents=True)
+    inside = tmp_path / "root" / "runs" / "a.ipynb"
+    inside.write_text("{}")
+    assert relative_to_root(str(inside), str(tmp_path / "root")) == "runs/a.ipynb"
+    assert relative_to_root(str(tmp_path / "elsewhere.ipynb"), str(tmp_path / "root")) is None
+    assert relative_to_root(None, str(tmp_path / "root")) is None

@@ -12,17 +12,19 @@ from pathlib import Path
 from pai_magic.cli import main as cli_main
 from pai_magic.core.notebook import NotebookRunSpec, find_result, parse_pairs, run_notebook, run_sweep, sweep_points
 from pai_magic.core.notebook.run import follow_run, prepare_run, submit_run
-from tests.notebook.conftest import outputs_text, write_notebook
+from tests.integration.test_cli_json_keys import bad_keys
+from tests.notebook.conftest import outputs_text, python_without_nbclient, write_notebook
 
 IMAGE = "python:3.11"
 
 
-def test_parameters_injected_and_visible(nb_client, tmp_path):
+def test_parameters_injected_and_visible(nb_client, local_backend, tmp_path):
+    """... and with --storage, a durable copy of the executed notebook lands on the storage too."""
     nb = write_notebook(tmp_path / "params.ipynb", "print('lr is', lr, type(lr).__name__, '| tag', tag)",
                         parameters="lr = 1.0\ntag = 'default'")
     seen = []
     result = run_notebook(nb_client, NotebookRunSpec(notebook=str(nb), image=IMAGE, out_root=str(tmp_path / "out"),
-                                                     parameters={"lr": 0.01, "tag": "run-a"}),
+                                                     parameters={"lr": 0.01, "tag": "run-a"}, storage="default"),
                           on_progress=seen.append)
     assert result.state == "SUCCEEDED", result
     assert Path(result.notebook).parent == tmp_path / "out" / result.job.split("~")[1]
@@ -32,17 +34,25 @@ def test_parameters_injected_and_visible(nb_client, tmp_path):
     assert executed["cells"].index(injected[0]) == 1  # right after the `parameters` cell, as papermill does
     assert "lr is 0.01 float | tag run-a" in outputs_text(result.notebook)
     assert any(p.state == "RUNNING" and p.total == 3 for p in seen), [p.line() for p in seen]
-    assert nb_client.get_job(result.job).state == "SUCCEEDED"
+    assert local_backend.wait(result.job.split("~")[1])["jobStatus"]["state"] == "SUCCEEDED"
     found = find_result(result.job)
     assert found is not None and found.notebook == result.notebook and found.state == "SUCCEEDED"
+    job = result.job.split("~")[1]
+    assert found.storage_copy == f"default:pai-nb-runs/{job}/params.ipynb"
+    durable = local_backend.data_dir / "storages" / "default" / "pai-nb-runs" / job
+    assert json.loads((durable / "params.ipynb").read_text()) == executed
+    assert json.loads((durable / "status.json").read_text())["state"] == "succeeded"
 
 
 def test_failing_cell_cli_exits_one_line_naming_the_cell(cli_env, tmp_path, capsys):
     nb = write_notebook(tmp_path / "fails.ipynb", "print('first ran')", "ratio = 1 / zero", "print('never')",
                         parameters="zero = 1")
-    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "-p", "zero", "0", "--wait", "--html"])
+    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "-p", "zero", "0", "--wait", "--html", "--json"])
     out, err = capsys.readouterr()
     assert code == 1, (out, err)
+    data = json.loads(out)
+    assert not bad_keys(data, opaque=frozenset({"parameters"})), data
+    assert data["runs"][0]["state"] == "FAILED" and data["runs"][0]["parameters"] == {"zero": 0}
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert "cell 4 of 5 failed: ZeroDivisionError" in lines[0] and "ratio = 1 / zero" in lines[0], lines[0]
@@ -53,7 +63,7 @@ def test_failing_cell_cli_exits_one_line_naming_the_cell(cli_env, tmp_path, caps
     job = path.split("/")[-2]
     result = find_result(f"{cli_env.user}~{job}")
     assert result.state == "FAILED" and result.failed_cell["cell"] == 4 and result.failed_cell["index"] == 3
-    assert cli_env.job(job)["jobStatus"]["state"] == "FAILED"
+    assert cli_env.wait(job)["jobStatus"]["state"] == "FAILED"
 
 
 def _follow_until_cell(client, nb, tmp_path, cell, stop=None):
@@ -74,7 +84,7 @@ def _follow_until_cell(client, nb, tmp_path, cell, stop=None):
     return run, reached, thread, box
 
 
-def test_stop_mid_run_brings_back_what_ran(nb_client, tmp_path):
+def test_stop_mid_run_brings_back_what_ran(nb_client, local_backend, tmp_path):
     """One run stopped through pai_magic (kernel interrupted, last state fetched, job STOPPED) and one
     stopped elsewhere (a bare REST stop, as the portal does): both bring back the cells that ran."""
     nb = write_notebook(tmp_path / "long.ipynb", "print('before the long cell', flush=True)",
@@ -83,7 +93,12 @@ def test_stop_mid_run_brings_back_what_ran(nb_client, tmp_path):
     mine, reached_a, thread_a, box_a = _follow_until_cell(nb_client, nb, tmp_path, 2, stop)
     other, reached_b, thread_b, box_b = _follow_until_cell(nb_client, nb, tmp_path, 2)
     assert reached_a.wait(120) and reached_b.wait(120)
-    time.sleep(6)  # the runner snapshots a printing cell every few seconds
+    # the runner re-snapshots a cell that printed every few seconds, and the follower fetches it:
+    # wait until the long cell's first line is here, then stop both
+    deadline = time.monotonic() + 120
+    while not (other.local_notebook.exists() and "long cell started" in outputs_text(other.local_notebook)):
+        assert time.monotonic() < deadline, "the running cell's output never came back"
+        time.sleep(0.2)
     stop.set()
     nb_client.stop(other.name)
     thread_a.join(120)
@@ -93,9 +108,9 @@ def test_stop_mid_run_brings_back_what_ran(nb_client, tmp_path):
     text_a = outputs_text(a.notebook)
     assert "before the long cell" in text_a and "long cell started" in text_a and "KeyboardInterrupt" in text_a
     assert "after" not in text_a.replace("after the", "")
-    assert "before the long cell" in outputs_text(b.notebook)
-    assert nb_client.get_job(mine.name).state == "STOPPED"
-    assert nb_client.get_job(other.name).state == "STOPPED"
+    assert "before the long cell" in outputs_text(b.notebook) and "long cell started" in outputs_text(b.notebook)
+    assert local_backend.wait(mine.name)["jobStatus"]["state"] == "STOPPED"
+    assert local_backend.wait(other.name)["jobStatus"]["state"] == "STOPPED"
 
 
 def test_sweep_of_three_points_three_jobs_three_results(nb_client, tmp_path):
@@ -126,3 +141,39 @@ def test_twenty_megabyte_output_comes_back_intact(nb_client, tmp_path):
     blob = next(o["data"]["application/x-pai-blob"] for o in outputs if o["output_type"] == "display_data")
     printed = next("".join(o["text"]) for o in outputs if o["output_type"] == "stream").strip()
     assert hashlib.sha256(blob.encode()).hexdigest() == printed
+
+
+def test_time_limit_brings_back_what_ran_and_names_the_cell(nb_client, tmp_path):
+    nb = write_notebook(tmp_path / "slow.ipynb", "print('quick cell', flush=True)", "import time\ntime.sleep(120)",
+                        "print('never')")
+    result = run_notebook(nb_client, NotebookRunSpec(notebook=str(nb), image=IMAGE, timeout=4,
+                                                     out_root=str(tmp_path / "out")))
+    assert result.state == "TIMEOUT", result
+    assert result.failed_cell["cell"] == 2 and "cell 2 of 3 (`import time`)" in result.message, result.message
+    text = outputs_text(result.notebook)
+    assert "quick cell" in text and "TimeoutError" in text and "never" not in text
+
+
+def test_run_without_wait_then_fetch_later(cli_env, tmp_path, capsys):
+    """The CLI returns once the notebook runs; `notebook-result --wait` attaches and fetches it."""
+    nb = write_notebook(tmp_path / "later.ipynb", "import time\ntime.sleep(3)\nprint('done later')")
+    assert cli_main(["run-notebook", str(nb), "--image", IMAGE, "--json"]) == 0
+    started = json.loads(capsys.readouterr().out)["runs"][0]
+    assert started["state"] == "RUNNING" and started["notebook"] is None
+    assert cli_main(["notebook-result", started["job"], "--wait", "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["state"] == "SUCCEEDED" and "done later" in outputs_text(done["notebook"])
+    assert cli_main(["notebook-result", started["job"].split("~")[1], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notebook"] == done["notebook"]
+
+
+def test_image_without_nbclient_says_the_fix_in_one_line(cli_env, tmp_path, capsys):
+    """Debian's own Python has no nbclient: the run fails as soon as the task runs, naming the fix."""
+    python = python_without_nbclient()
+    nb = write_notebook(tmp_path / "deps.ipynb", "print('never runs')")
+    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "--python", python, "--wait"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "lacks nbformat, nbclient" in lines[0] and "--install-deps" in lines[0], err
+    assert "error: The image's Python" in out  # shown while the task runs, before the job ended

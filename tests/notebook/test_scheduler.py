@@ -13,27 +13,32 @@ from unittest import mock
 import pytest
 
 from pai_magic.core.profiles import Profile, save_profile
-from tests.notebook.conftest import outputs_text, write_notebook
+from tests.notebook.conftest import need_scheduler, outputs_text, python_without_nbclient, write_notebook
 from tests.server.jupyter_process import JupyterProcess
 
 WAIT = 240.0
 SCHEDULER_LINE = {"SchedulerApp": {"scheduler_class": "pai_magic.scheduler.PaiScheduler"}}
 
 
-@pytest.fixture(scope="module")
-def jupyter(local_backend, tmp_path_factory):
-    pytest.importorskip("jupyter_scheduler")
+def _server(local_backend, tmp_path_factory, extra: dict | None = None):
+    need_scheduler()
     root = tmp_path_factory.mktemp("sched")
     pai_config, pai_data, home = root / "pai-config", root / "pai-data", root / "home"
     home.mkdir()
     with mock.patch.dict(os.environ, {"PAI_MAGIC_CONFIG_DIR": str(pai_config)}):
         save_profile(Profile(name="local", url=local_backend.url, user=local_backend.user,
                              token=local_backend.token))
-    proc = JupyterProcess(root / "server", pai_config, extra_config=SCHEDULER_LINE,
+    proc = JupyterProcess(root / "server", pai_config, extra_config={**SCHEDULER_LINE, **(extra or {})},
                           env={"PAI_MAGIC_DATA_DIR": str(pai_data), "HOME": str(home)})
     proc.start()
     proc.notebooks = root / "server" / "notebooks"  # type: ignore[attr-defined]
     proc.pai_data = pai_data  # type: ignore[attr-defined]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def jupyter(local_backend, tmp_path_factory):
+    proc = _server(local_backend, tmp_path_factory)
     yield proc
     proc.stop()
 
@@ -119,3 +124,30 @@ def test_stop_a_running_job_stops_the_openpai_job(jupyter, local_backend):
     job = _until(jupyter, job_id, lambda j: j.get("downloaded"), "the download")
     ipynb = next(f["file_path"] for f in job["job_files"] if f["file_format"] == "ipynb")
     assert "first cell ran" in outputs_text(jupyter.notebooks / ipynb)
+
+
+def test_deleting_a_running_job_stops_its_openpai_job(jupyter, local_backend):
+    write_notebook(jupyter.notebooks / "doomed.ipynb", "import time\ntime.sleep(300)")
+    job_id = _create(jupyter, "doomed.ipynb")
+    job = _until(jupyter, job_id, lambda j: "cell 1 of 1" in (j.get("status_message") or ""), "cell 1 running")
+    name = _openpai_job(job)
+    resp = jupyter.request("DELETE", f"scheduler/jobs/{job_id}")
+    assert resp.status_code == 204, resp.text
+    assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "STOPPED"
+
+
+def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(local_backend, tmp_path_factory):
+    """Images whose Python lacks nbclient (here: Debian's /usr/bin/python3 as the images' Python)."""
+    python = python_without_nbclient()
+    proc = _server(local_backend, tmp_path_factory, {"PaiScheduler": {"python": python}})
+    try:
+        write_notebook(proc.notebooks / "nodeps.ipynb", "print('never')")
+        job_id = _create(proc, "nodeps.ipynb")
+        job = _until(proc, job_id, _ended, "the end")
+        assert job["status"] == "FAILED", job
+        assert "lacks nbformat, nbclient, ipykernel" in job["status_message"], job["status_message"]
+        assert "c.PaiScheduler.install_deps = True" in job["status_message"]
+        name = _openpai_job(job)
+        assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "FAILED"
+    finally:
+        proc.stop()

@@ -40,6 +40,7 @@ class NotebookResult:
     message: str = ""
     input: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    storage_copy: str | None = None  # "NAME:pai-nb-runs/<job>/<notebook>" when the run kept one on a storage
     updated: float = 0.0
 
     @property

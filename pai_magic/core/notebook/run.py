@@ -47,7 +47,10 @@ UPLOAD_WAIT = 600          # seconds the task waits for the notebook before givi
 FINAL = {"succeeded": "SUCCEEDED", "failed": "FAILED", "stopped": "STOPPED", "timeout": "TIMEOUT",
          "error": "FAILED"}
 STOP_GRACE = 20.0          # seconds a stop waits for the runner to save before stopping the job
-REST_EVERY = 3.0           # seconds between job-state reads while the SSH session carries progress
+REST_EVERY = 10.0          # seconds between job-state reads while the SSH session carries progress
+REST_RATE = 5.0            # job reads per second for ALL runs followed by this process (a sweep of 100)
+SSH_READY_TIMEOUT = 300.0  # a cluster's ssh plugin may apt-install sshd first: keep trying this long
+FETCH_EVERY = 2.0          # seconds between two fetches of a large (> 1 MB) notebook while it runs
 
 ProgressFn = Callable[["RunProgress"], Any]
 
@@ -69,6 +72,8 @@ class NotebookRunSpec:
     out_root: str | None = None        # runs land in OUT_ROOT/<job>/; default: <notebook dir>/pai-runs
     linger: float = 600.0
     name: str | None = None            # a readable stem; default: the notebook's name
+    python: str | None = None          # the image's Python when python3 is not on its PATH
+    storage: str | None = None         # "NAME" or "NAME:/mount": also keep every snapshot there (durable)
 
 
 @dataclass
@@ -117,16 +122,17 @@ def default_out_root(notebook: Path) -> Path:
     return notebook.parent / "pai-runs"
 
 
-def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT) -> list[str]:
+def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT, python: str | None = None) -> list[str]:
     """The job's shell lines: wait for the upload, then run the runner with the image's Python."""
     d = shlex.quote(remote_dir)
-    ticks = int(upload_wait * 5)
+    ticks = int(upload_wait * 10)
+    find = f"PY={shlex.quote(python)}; [ -x \"$PY\" ]" if python else "PY=$(command -v python3 || command -v python)"
     return [
         f"mkdir -p {d} && cd {d}",
         f"n=0; while [ ! -e {GO_FILE} ]; do n=$((n+1)); if [ $n -gt {ticks} ]; then "
         f"echo 'pai_magic: no notebook was uploaded within {upload_wait} s; the job ends' >&2; exit 2; fi; "
-        "sleep 0.2; done",
-        'PY=$(command -v python3 || command -v python) || { echo "pai_magic: the image has no Python: use an '
+        "sleep 0.1; done",
+        find + ' || { echo "pai_magic: the image has no Python (or not at --python): use an '
         'image with Python 3, nbclient and ipykernel (e.g. jupyter/base-notebook)" >&2; exit 3; }',
         f'"$PY" {RUNNER_FILE} {CONFIG_FILE}',
     ]
@@ -147,9 +153,9 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     key = key or ensure_key(ssh_key_path)
     name = unique_job_name(kind_stem(NOTEBOOK, spec.name or path.stem))
     job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
-                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}"),
+                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}", python=spec.python),
                        gpu=spec.gpu, cpu=spec.cpu, memory_mb=spec.memory_mb, virtual_cluster=spec.virtual_cluster,
-                       ssh_public_key=key.public_line,
+                       ssh_public_key=key.public_line, storages=_storages(spec.storage),
                        description=f"pai_magic notebook run of {path.name}")
     protocol = build_protocol(job_spec)
     out_root = Path(spec.out_root).expanduser() if spec.out_root else default_out_root(path.resolve())
@@ -157,6 +163,19 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
                        notebook_json=json.dumps(injected, ensure_ascii=False, indent=1).encode("utf-8"),
                        out_dir=out_root / name, output_name=path.name, total_cells=code_cell_count(injected),
                        key=key)
+
+
+def _storages(storage: str | None) -> list[tuple[str, str | None]]:
+    if not storage:
+        return []
+    name, _, mount = storage.partition(":")
+    return [(name.strip(), mount.strip() or None)]
+
+
+def storage_folder(run: PreparedRun) -> str | None:
+    """Where the durable copy goes on the storage: ``NAME:pai-nb-runs/<job>/<notebook>``."""
+    pairs = _storages(run.spec.storage)
+    return f"{pairs[0][0]}:pai-nb-runs/{run.name}/{run.output_name}" if pairs else None
 
 
 def submit_run(client: PaiClient, run: PreparedRun) -> str:
@@ -169,13 +188,20 @@ def submit_run(client: PaiClient, run: PreparedRun) -> str:
 
 def _result(run: PreparedRun, full: str, state: str, **extra: Any) -> NotebookResult:
     return NotebookResult(job=full, state=state, out_dir=str(run.out_dir), input=str(run.spec.notebook),
-                          parameters=dict(run.spec.parameters), **extra)
+                          parameters=dict(run.spec.parameters), storage_copy=storage_folder(run), **extra)
 
 
 def _runner_config(run: PreparedRun) -> dict[str, Any]:
-    return {"notebook": INPUT_FILE, "output": "executed.ipynb", "output_dir": ".", "timeout": run.spec.timeout,
-            "install_deps": bool(run.spec.install_deps), "linger": float(run.spec.linger), "kernel": "python3",
-            "cleanup": True}
+    conf: dict[str, Any] = {
+        "notebook": INPUT_FILE, "output": "executed.ipynb", "output_dir": ".", "timeout": run.spec.timeout,
+        "install_deps": bool(run.spec.install_deps), "linger": float(run.spec.linger), "kernel": "python3",
+        "cleanup": True}
+    pairs = _storages(run.spec.storage)
+    if pairs:
+        name, mount = pairs[0]
+        conf["persist"] = {"storage": name, "mount": mount, "folder": f"pai-nb-runs/{run.name}"}
+        conf["persist_name"] = run.output_name
+    return conf
 
 
 class _Follower:
@@ -191,6 +217,7 @@ class _Follower:
         self.seq = -1
         self.status: dict[str, Any] = {}
         self.fetched_sig: tuple[int, int] | None = None
+        self.fetched_at = 0.0
         self.notebook: Path | None = None
         self.last_line = ""
 
@@ -274,10 +301,10 @@ class _Follower:
                 self.emit("INSTALLING", message=str(status.get("message") or ""))
             elif state == "error":
                 self.emit("ERROR", message=str(status.get("message") or ""))
-        self.fetch()
+        self.fetch(final=str(self.status.get("state") or "") in FINAL)
         return self.status
 
-    def fetch(self) -> bool:
+    def fetch(self, final: bool = True) -> bool:
         sftp = self.sftp()
         remote = self.remote("executed.ipynb")
         try:
@@ -287,6 +314,8 @@ class _Follower:
         sig = (int(st.st_size or 0), int(st.st_mtime or 0) * 1_000_000_000 + int(self.status.get("snapshots") or 0))
         if sig == self.fetched_sig:
             return False
+        if (not final and sig[0] > 1 << 20 and time.monotonic() - self.fetched_at < FETCH_EVERY):
+            return False  # a big notebook rewritten after every short cell: fetch it every few seconds
         target = self.run.local_notebook
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
@@ -297,8 +326,34 @@ class _Follower:
             return False
         os.replace(tmp, target)
         self.fetched_sig = sig
+        self.fetched_at = time.monotonic()
         self.notebook = target
         return True
+
+
+class _RestGate:
+    """At most ``rate`` job reads per second across every follower thread of this process.
+
+    A sweep follows each point in its own thread; without a shared budget 100 followers polling
+    their jobs would exceed OpenPAI's 600 calls per minute per IP. A follower that gets no
+    token simply keeps the job state it read last and asks again on its next turn.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.lock = threading.Lock()
+        self.next = 0.0
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            if now < self.next:
+                return False
+            self.next = now + self.interval
+            return True
+
+
+_REST_GATE = _RestGate(REST_RATE)
 
 
 def _ssh_errors() -> tuple[type[BaseException], ...]:
@@ -320,7 +375,7 @@ def _task_running(detail: JobDetail) -> bool:
 
 
 def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn | None = None,
-               stop: threading.Event | None = None, poll: float = 0.5,
+               stop: threading.Event | None = None, poll: float = 0.25,
                start_timeout: float | None = None, detach_when_running: bool = False) -> NotebookResult:
     """Upload, follow and fetch until the run ends; returns (and records) its result.
 
@@ -338,7 +393,8 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
     job_stopped = False
     detail: JobDetail | None = None
     last_rest = 0.0
-    failures = 0
+    unreachable_since: float | None = None
+    wait_interval = 0.1
     final: str | None = None
     try:
         while True:
@@ -356,7 +412,7 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                 if (now - stop_asked > STOP_GRACE or f.session is None or not f.uploaded) and not job_stopped:
                     _stop_quietly(client, run.name)
                     job_stopped = True
-            if f.session is None or now - last_rest >= REST_EVERY:
+            if (f.session is None or now - last_rest >= REST_EVERY) and _REST_GATE.take():
                 last_rest = now
                 detail = _job_state(client, run.name) or detail
                 if detail is not None and detail.terminal:
@@ -371,7 +427,8 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                         f.status = {"message": f"the task did not start within {start_timeout:g} s; "
                                                "the job was stopped"}
                         break
-                    time.sleep(min(2.0, poll * 2))
+                    time.sleep(wait_interval)
+                    wait_interval = min(5.0, wait_interval * 1.5)  # a task usually starts in a second or two
                     continue
                 try:
                     f.open()
@@ -379,11 +436,11 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                         f.upload()
                         if run.spec.timeout:
                             run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
-                    failures = 0
+                    unreachable_since = None
                 except _ssh_errors() as exc:
                     f.close()
-                    failures += 1
-                    if failures > 20:
+                    unreachable_since = unreachable_since or time.monotonic()
+                    if time.monotonic() - unreachable_since > SSH_READY_TIMEOUT:
                         why = exc.message.rstrip(".") if isinstance(exc, PaiError) else (str(exc) or type(exc).__name__)
                         if not f.uploaded:  # nobody can ever feed this job: do not let it hold its GPU
                             _stop_quietly(client, run.name)
@@ -419,8 +476,8 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
             time.sleep(poll)
     finally:
         f.close()
-    if detail is None or not detail.terminal:
-        detail = _settle(client, run.name, 30.0) or detail
+    if final is None and (detail is None or not detail.terminal):
+        detail = _settle(client, run.name, 30.0) or detail  # no word from the runner: the job's end says it
     return _finish(run, f, full, final, detail, stopped_here=stop_asked is not None)
 
 
@@ -453,9 +510,14 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
     if final == "FAILED" and failed:
         message = (f"cell {failed.get('cell')} of {status.get('total')} failed: {failed.get('ename')}: "
                    f"{failed.get('evalue')}" + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
+    elif final == "TIMEOUT" and failed:
+        limit = f"of {run.spec.timeout:g} s " if run.spec.timeout else ""
+        message = (f"time limit {limit}reached in cell {failed.get('cell')} of {status.get('total')}"
+                   + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
     elif final == "FAILED" and not message:
         diag = detail.diagnostics if detail is not None else ""
-        message = (f"the job ended {detail.state if detail else 'UNKNOWN'} before the notebook ran"
+        when = "while the notebook ran (the cells that ran came back)" if f.notebook else "before the notebook ran"
+        message = (f"the job ended {detail.state if detail else 'UNKNOWN'} {when}"
                    + (f" ({diag})" if diag else "") + f": see `pai-magic logs {run.name} --stderr`")
     elif final == "STOPPED":
         message = "the run was stopped" + ("; the cells that ran came back" if f.notebook else "")
@@ -484,7 +546,7 @@ def to_html(notebook: Path) -> Path:
 
 
 def run_notebook(client: PaiClient, spec: NotebookRunSpec, *, on_progress: ProgressFn | None = None,
-                 stop: threading.Event | None = None, poll: float = 0.5,
+                 stop: threading.Event | None = None, poll: float = 0.25,
                  start_timeout: float | None = None) -> NotebookResult:
     """Prepare, submit once, follow and fetch: the whole run in one call (blocking)."""
     run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)

@@ -3,8 +3,9 @@
 All points are prepared (named, built) before anything is submitted, so a bad value fails
 before any job exists. Each job is then submitted once through ``core.jobs.submit_job``
 (which never re-posts blindly); a point whose submit fails is reported as such and is NOT
-tried again. The submitted runs are followed in parallel threads, each with its own SSH
-session, and each lands in its own output folder.
+tried again. The submitted runs are followed in parallel threads (all at once: a task waits
+only so long for its upload), each with its own SSH session, and each lands in its own
+output folder.
 """
 from __future__ import annotations
 
@@ -45,8 +46,13 @@ def submit_sweep(client: PaiClient, runs: list[PreparedRun]) -> list[tuple[Prepa
 
 def run_sweep(client: PaiClient, spec: NotebookRunSpec, points: list[dict[str, Any]], *,
               on_progress: ProgressFn | None = None, stop: threading.Event | None = None,
-              parallel: int = 8, poll: float = 0.5) -> list[NotebookResult]:
-    """Submit every point once, follow them together; one result per point, in point order."""
+              parallel: int | None = None, poll: float = 0.25) -> list[NotebookResult]:
+    """Submit every point once, follow them together; one result per point, in point order.
+
+    Every submitted point is followed at once by default (``parallel``): a job whose notebook
+    is not uploaded soon gives up (``UPLOAD_WAIT``), so none may queue behind the others here.
+    The followers share one budget of job reads (``run.REST_RATE``).
+    """
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     submitted = submit_sweep(client, runs)
     results: list[NotebookResult | None] = [None] * len(submitted)
@@ -59,7 +65,8 @@ def run_sweep(client: PaiClient, spec: NotebookRunSpec, points: list[dict[str, A
                                                out_dir=str(run.out_dir), input=run.spec.notebook,
                                                parameters=dict(run.spec.parameters), message=exc.message))
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="pai-nb-sweep") as pool:
+    workers = max(1, parallel or len(submitted))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pai-nb-sweep") as pool:
         for i, (run, error) in enumerate(submitted):
             if error is not None:
                 results[i] = NotebookResult(job=f"{client.user}~{run.name}", state="FAILED", out_dir=str(run.out_dir),

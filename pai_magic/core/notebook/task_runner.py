@@ -56,6 +56,7 @@ class Run:
     def __init__(self, conf: dict[str, Any]) -> None:
         self.conf = conf
         self.out_dir = str(conf.get("output_dir") or ".")
+        self.persist_dir = persist_dir(conf.get("persist"))
         self.output = os.path.join(self.out_dir, str(conf.get("output") or "executed.ipynb"))
         self.status_path = os.path.join(self.out_dir, STATUS)
         self.state: dict[str, Any] = {"state": "starting", "cell": 0, "total": 0, "seq": 0}
@@ -71,6 +72,8 @@ class Run:
             self.state.update(fields)
             self.state["seq"] = int(self.state.get("seq", 0)) + 1
             self.state["updated"] = time.time()
+            if "exit" in fields:
+                self.persist()  # the durable copy first: the caller may read it once it sees the end here
             write_atomic(self.status_path, json.dumps(self.state))
 
     def snapshot(self) -> None:
@@ -88,6 +91,22 @@ class Run:
                 return
             write_atomic(self.output, text + "\n")
             self.status(snapshots=int(self.state.get("snapshots", 0)) + 1)
+            self.persist(text + "\n")
+
+    def persist(self, notebook_text: str | None = None) -> None:
+        """A durable copy on the job's storage: it outlives the container (best effort)."""
+        if not self.persist_dir:
+            return
+        try:
+            os.makedirs(self.persist_dir, exist_ok=True)
+            if notebook_text is not None:
+                write_atomic(os.path.join(self.persist_dir, str(self.conf.get("persist_name") or "executed.ipynb")),
+                             notebook_text)
+            with self.lock:
+                write_atomic(os.path.join(self.persist_dir, STATUS), json.dumps(self.state))
+        except OSError as exc:
+            say(f"could not write to the storage folder {self.persist_dir}: {exc}")
+            self.persist_dir = None
 
     # ---------------------------------------------------------------- deps
     def ensure_deps(self) -> bool:
@@ -163,6 +182,9 @@ class Run:
 
     # ---------------------------------------------------------------- run
     def execute(self) -> str:
+        # jsonschema (under nbformat) imports rfc3987_syntax when installed, which compiles
+        # grammars for 1-2 s; nothing here validates IRIs, so hide it (a fresh process).
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
         import nbformat
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -198,6 +220,8 @@ class Run:
                         "error", ename="TimeoutError", evalue=f"the run's time limit of {timeout} s was reached "
                         "in this cell (pai_magic --timeout)", traceback=[]))
                     outcome = "timeout"
+                    self.state["failed_cell"] = {"cell": n, "index": idx, "ename": "TimeoutError",
+                                                 "evalue": f"time limit of {timeout} s", "source": first}
                 except (CellExecutionError, DeadKernelError) as exc:
                     if self.stopping.is_set():
                         outcome = "stopped"
@@ -227,6 +251,17 @@ class Run:
                     os.unlink(name)
                 except OSError:
                     pass
+
+
+def persist_dir(spec: Any) -> str | None:
+    """``{storage, mount, folder}`` -> the folder on the storage as this task sees it: where
+    ``$PAI_STORAGE_<NAME>_PATH`` says (the embedded backend), else at its mount path (a cluster)."""
+    if not isinstance(spec, dict) or not spec.get("storage"):
+        return None
+    env = "PAI_STORAGE_" + "".join(c if c.isalnum() else "_" for c in str(spec["storage"])).upper() + "_PATH"
+    # the embedded backend always sets the variable; its mount path may belong to another backend
+    mount = os.environ.get(env) or str(spec.get("mount") or f"/mnt/{spec['storage']}")
+    return os.path.join(mount, str(spec.get("folder") or "pai-nb-runs"))
 
 
 def main(argv: list[str]) -> int:
