@@ -39,7 +39,7 @@ from pai_magic.widgets.form import SubmitForm
 from pai_magic.widgets.job_detail import JobDetail
 from pai_magic.widgets.poller import shared_poller
 from pai_magic.widgets.resource_tabs import ImagesTab, StorageTab
-from pai_magic.widgets.views import ERROR_STYLE, error_html, esc, note_html, page_label, state_badge, when
+from pai_magic.widgets.views import ERROR_STYLE, STOP_STYLE, error_html, esc, note_html, page_label, state_badge, when
 
 __all__ = ["PaiPanel", "ERROR_STYLE", "one_line", "widget_count", "owned_widgets"]
 
@@ -55,7 +55,7 @@ class _JobRow:
         self.name.add_class("pai-panel-job-name")
         # kind, state and age in one HTML: three models fewer per row
         self.status = W.HTML("", layout=W.Layout(flex="0 0 auto"))
-        self.stop = W.Button(description="Stop", button_style="warning", layout=W.Layout(width="60px", display="none"))
+        self.stop = W.Button(description="Stop", style=STOP_STYLE, layout=W.Layout(width="60px", display="none"))
         self.name.on_click(lambda _b: on_open(index))
         self.stop.on_click(lambda _b: on_stop(index))
         self.box = W.HBox([self.name, self.status, self.stop],
