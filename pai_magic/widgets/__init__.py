@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PaiPanel", "panel"]
+__all__ = ["PaiPanel", "panel", "close_all"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,8 +19,33 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+_PANELS: dict[str | None, Any] = {}   # profile -> the panel panel() returns for it
+
+
 def panel(profile: str | None = None, **kwargs: Any) -> Any:
-    """A new :class:`PaiPanel` (display it by leaving it last in a cell)."""
+    """The kernel's :class:`PaiPanel` for ``profile`` (display it by leaving it last in a cell).
+
+    The same panel each time: re-running the cell shows the same widgets again instead of
+    making ~500 more widget models and another refresh. With options (``refresh_interval=``,
+    ``page_size=`` ...) a new panel replaces it, and the previous one is closed.
+    """
     from pai_magic.widgets.jobs_panel import PaiPanel
 
-    return PaiPanel(profile, **kwargs)
+    current = _PANELS.get(profile)
+    if current is not None and not current.closed:
+        if not kwargs:
+            return current
+        current.close()
+    _PANELS[profile] = PaiPanel(profile, **kwargs)
+    return _PANELS[profile]
+
+
+def close_all() -> int:
+    """Close every open panel of this kernel (their widget models and their refresh); how many."""
+    from pai_magic.widgets.jobs_panel import open_panels
+
+    panels = open_panels()
+    for item in panels:
+        item.close()
+    _PANELS.clear()
+    return len(panels)

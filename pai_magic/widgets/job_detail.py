@@ -15,7 +15,7 @@ import ipywidgets as W
 from pai_magic.core.kinds import kind_label
 from pai_magic.core.models import is_terminal
 from pai_magic.widgets.common import set_if_changed as _set
-from pai_magic.widgets.views import copy_button_html, esc, note_html, state_badge, task_table_html
+from pai_magic.widgets.views import STOP_STYLE, copy_button_html, esc, note_html, state_badge, task_table_html
 
 log = logging.getLogger("pai_magic.widgets")
 
@@ -54,7 +54,7 @@ class JobDetail:
     def __init__(self, *, on_stop: Callable[[], None], on_clone: Callable[[], None], on_close: Callable[[], None],
                  on_log_choice: Callable[[], None]) -> None:
         self.header = W.HTML("")
-        self.stop_button = W.Button(description="Stop", button_style="warning", icon="stop")
+        self.stop_button = W.Button(description="Stop", icon="stop", style=STOP_STYLE)
         self.clone_button = W.Button(description="Clone", icon="copy", tooltip="Fill the submit form from this job")
         self.close_button = W.Button(description="Close", tooltip="Close the job's detail")
         self.stop_button.on_click(lambda _b: on_stop())

@@ -39,12 +39,20 @@ from pai_magic.widgets.form import SubmitForm
 from pai_magic.widgets.job_detail import JobDetail
 from pai_magic.widgets.poller import shared_poller
 from pai_magic.widgets.resource_tabs import ImagesTab, StorageTab
-from pai_magic.widgets.views import ERROR_STYLE, error_html, esc, note_html, page_label, state_badge, when
+from pai_magic.widgets.views import ERROR_STYLE, STOP_STYLE, error_html, esc, note_html, page_label, state_badge, when
 
-__all__ = ["PaiPanel", "ERROR_STYLE", "one_line", "widget_count", "owned_widgets"]
+__all__ = ["PaiPanel", "ERROR_STYLE", "one_line", "widget_count", "owned_widgets", "open_panels"]
 
 TAB_JOBS, TAB_SUBMIT, TAB_IMAGES, TAB_STORAGE, TAB_LOGIN = range(5)
 _ALL = "all states"
+_OPEN: list["PaiPanel"] = []   # panels not closed yet, oldest first
+_OPEN_LOCK = threading.Lock()
+
+
+def open_panels() -> list["PaiPanel"]:
+    """The panels of this kernel that are not closed (``pai_magic.widgets.close_all`` closes them)."""
+    with _OPEN_LOCK:
+        return list(_OPEN)
 
 
 class _JobRow:
@@ -55,7 +63,7 @@ class _JobRow:
         self.name.add_class("pai-panel-job-name")
         # kind, state and age in one HTML: three models fewer per row
         self.status = W.HTML("", layout=W.Layout(flex="0 0 auto"))
-        self.stop = W.Button(description="Stop", button_style="warning", layout=W.Layout(width="60px", display="none"))
+        self.stop = W.Button(description="Stop", style=STOP_STYLE, layout=W.Layout(width="60px", display="none"))
         self.name.on_click(lambda _b: on_open(index))
         self.stop.on_click(lambda _b: on_stop(index))
         self.box = W.HBox([self.name, self.status, self.stop],
@@ -107,6 +115,8 @@ class PaiPanel:
         self._closed = False
         self._poll_key: int | None = None
         self._build()
+        with _OPEN_LOCK:
+            _OPEN.append(self)
         if refresh_interval:
             self._poll_key = shared_poller().subscribe(self.refresh, float(refresh_interval))
         else:
@@ -120,11 +130,18 @@ class PaiPanel:
     def __repr__(self) -> str:
         return f"PaiPanel(profile={self.profile_name!r}, jobs={len(self.job_states)})"
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Leave the refresh loop and close every widget model the panel made."""
         if self._closed:
             return
         self._closed = True
+        with _OPEN_LOCK:
+            if self in _OPEN:
+                _OPEN.remove(self)
         if self._poll_key is not None:
             shared_poller().unsubscribe(self._poll_key)
             self._poll_key = None

@@ -14,6 +14,9 @@ STATE_COLORS = {
     "WAITING": "#616161", "RUNNING": "#1565c0", "STOPPING": "#e65100", "SUCCEEDED": "#2e7d32",
     "FAILED": "#c62828", "STOPPED": "#e65100", "UNKNOWN": "#616161",
 }
+# the Stop buttons: white on a dark red reads in both themes (ipywidgets' "warning" orange
+# gave white text a contrast of 2.7)
+STOP_STYLE = {"button_color": "#c62828", "text_color": "white"}
 # wrapped, never clipped: the end of the line says what to do next
 ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f); white-space: normal; overflow-wrap: anywhere;"
 NOTE_STYLE = "opacity:.8; white-space: normal; overflow-wrap: anywhere;"

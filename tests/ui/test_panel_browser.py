@@ -38,14 +38,28 @@ def lab(tmp_path, local_backend, monkeypatch):
     from pai_magic.core.kinds import KERNEL, NOTEBOOK as NB, kind_stem
     from pai_magic.core.protocol import JobSpec, build_protocol
 
+    from pai_magic.core.ssh.keys import ensure_key
+
     profile = login_with_password(local_backend.url, local_backend.user, local_backend.password)
     with PaiClient(profile) as client:
         for stem in ("train_resnet50", kind_stem(KERNEL, "analysis"), kind_stem(NB, "sweep_lr"), "eval"):
             submit_job(client, build_protocol(JobSpec(name=stem, image="ubuntu:22.04", commands=["echo hi"])))
+        # a running job with SSH, for the Copy buttons
+        proc.ssh_job = submit_job(client, build_protocol(JobSpec(  # type: ignore[attr-defined]
+            name="ssh_debug", image="ubuntu:22.04", commands=["sleep 300"],
+            ssh_public_key=ensure_key(profile.ssh_key).public_line)))
+    # no "get notified about Jupyter news?" toast over the panel
+    settings = proc.root / "jupyter-config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     proc.start()
     (proc.root / "notebooks" / "panel.ipynb").write_text(json.dumps(NOTEBOOK))
-    yield proc
-    proc.stop()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        with PaiClient(profile) as client:
+            client.stop(proc.ssh_job)  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -147,8 +161,20 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
     shots = os.environ.get("PAI_MAGIC_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
-        panel.screenshot(path=str(Path(shots) / "panel.png"))
     assert _overflowing_inputs(page) == []
+    # "Copied" is not reset by the refreshes that follow (the notebook's panel refreshes every 2 s)
+    panel.locator(".pai-panel-job-name", has_text="ssh_debug").first.click()
+    copy = panel.locator(".pai-panel-ssh-line button").first
+    copy.wait_for(state="visible", timeout=60_000)
+    copy.click()
+    assert copy.inner_text() == "Copied"
+    page.wait_for_timeout(5000)  # nothing to wait FOR: the label must stay through 2 refreshes
+    assert copy.inner_text() == "Copied"
+    if shots:
+        panel.screenshot(path=str(Path(shots) / "panel.png"))
+    panel.locator(".pai-panel-job-name", has_text="train_resnet50").first.click()
+    panel.locator(".pai-panel-detail-title", has_text="train_resnet50").wait_for(state="visible")
+
     # JupyterLab's dark theme: every text of the panel stays readable (contrast >= 3)
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_selector("body[data-jp-theme-light='false']", state="attached", timeout=60_000)
@@ -165,5 +191,6 @@ def test_panel_renders_in_jupyterlab_without_clipped_inputs(lab, page):
             panel.locator(".lm-TabBar-tab, .p-TabBar-tab", has_text=tab).first.click()
             page.wait_for_function("() => document.querySelector('.pai-panel').getBoundingClientRect().width > 0")
             assert _overflowing_inputs(page) == [], (width, tab)
+            assert page.evaluate(_LOW_CONTRAST_JS) == [], (width, tab)
             if shots and tab == "Submit" and width == 1100:
                 panel.screenshot(path=str(Path(shots) / "panel-submit.png"))

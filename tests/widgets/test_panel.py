@@ -458,3 +458,21 @@ def test_a_notebook_run_links_its_executed_notebook(logged_in, tmp_path):
     plain = _submit_direct("no_notebook", "true")
     p.select(f"{user}~{plain}")
     assert "Executed notebook" not in p.detail.value
+
+
+def test_panel_function_reuses_the_kernels_panel_and_close_all_frees_everything(profile):
+    """Re-running a cell with ``panel()`` shows the same widgets again: no new models, no new
+    subscriber to the refresh loop; ``close_all()`` closes every panel and ends the loop."""
+    from pai_magic.widgets import close_all
+
+    before = widget_count()
+    first = make_panel()
+    after_first = widget_count()
+    assert make_panel() is first and widget_count() == after_first
+    assert shared_poller().subscribers == 1
+    other = PaiPanel(refresh_interval=None)
+    replaced = make_panel(page_size=5)  # options: a new panel replaces the first
+    assert replaced is not first and first.closed
+    assert close_all() == 2 and other.closed and replaced.closed
+    assert widget_count() == before
+    _wait(lambda: not _poller_threads(), "the loop to end")
