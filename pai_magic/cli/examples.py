@@ -70,12 +70,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
                "pai-magic kernel install pai-cpu --image python:3.11 --gpu 0 --cpu 8 --memory 32G --profile lab",
                "pai-magic kernel list",
                "pai-magic kernel remove pai-gpu"),
-    "run-notebook": ("pai-magic run-notebook train.ipynb --image python:3.11 -p lr 0.01 --wait",
-                     "pai-magic run-notebook train.ipynb --image pytorch/pytorch --gpu 1 -p lr 0.1 -p lr 0.01 --wait",
-                     "pai-magic run-notebook sweep.ipynb --image python:3.11 -p lr 0.1 -p lr 0.01 -p bs 32 -p bs 64 --grid",
-                     "pai-magic run-notebook report.ipynb --image python:3.11 --html --timeout 3600 --out results --wait"),
-    "notebook-result": ("pai-magic notebook-result pai-nb-train_3f2a8c1d",
-                        "pai-magic notebook-result pai-nb-train_3f2a8c1d --wait   # follow a run started without --wait"),
     "run-notebook": (
         "pai-magic run-notebook train.ipynb --image python:3.11 -p lr 0.01 --wait",
         "pai-magic run-notebook train.ipynb --image pytorch/pytorch --gpu 1 -p lr 0.1 -p lr 0.01 --wait",
