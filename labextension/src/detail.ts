@@ -101,6 +101,19 @@ export class JobDetailView {
     this.node.hidden = true;
   }
 
+  /**
+   * Whether a poll tick should re-read the shown job: a finished job does not change
+   * (its final log was read once), except that a notebook run's executed notebook may
+   * come back after it ended.
+   */
+  get needsPolling(): boolean {
+    const last = this._last;
+    if (!this._full || !last || !TERMINAL_STATES.has(last.state)) {
+      return !!this._full;
+    }
+    return last.kind === 'notebook' && !this._notebookPath;
+  }
+
   /** One refresh of the shown job (called by each poll tick while its tab is shown). */
   async refresh(): Promise<void> {
     const full = this._full;

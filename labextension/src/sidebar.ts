@@ -439,7 +439,7 @@ export class PaiSidebar extends Widget {
             row.click();
           }
         }
-        if (this._detail.selected) {
+        if (this._detail.needsPolling) {
           await this._detail.refresh();
         }
       }
