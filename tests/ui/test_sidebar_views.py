@@ -273,7 +273,9 @@ def test_images_from_a_real_registry_into_the_form(page, sidebar, lab, registry,
         update_profile(profile, registry_url=None)
 
 
-def test_storages_with_mount_state_into_the_form(page, sidebar):
+def test_storages_with_mount_state_into_the_form(page, sidebar, lab, monkeypatch):
+    from pai_magic.core.storage import state
+
     storage = show_tab(sidebar, "storage")
     item = storage.locator('.pai-magic-storage-item[data-storage="default"]')
     item.wait_for()
@@ -283,6 +285,19 @@ def test_storages_with_mount_state_into_the_form(page, sidebar):
     sidebar.locator('[data-panel="submit"] input[name="storages"]').evaluate("el => el.value = ''")
     item.locator("button.pai-magic-use").click()
     assert sidebar.locator('[data-panel="submit"] input[name="storages"]').input_value() == "default"
+
+    # mounted here (a real tmpfs recorded as pai_magic's mount of it): where, and how full
+    monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(lab.pai_config_dir))
+    state.add_record(state.MountRecord("/dev/shm", "nfs", "127.0.0.1:/elsewhere", storage="default"))
+    try:
+        storage = show_tab(sidebar, "storage")
+        storage.locator('button[name="refresh-storages"]').click()
+        mounted = storage.locator('.pai-magic-storage-item[data-storage="default"][data-mounted="true"]')
+        mounted.wait_for()
+        assert "Mounted here at /dev/shm" in mounted.inner_text() and " free" in mounted.inner_text()
+        assert 0 <= mounted.locator("meter").evaluate("m => m.value") <= 1
+    finally:
+        state.remove_record("/dev/shm")
 
 
 def test_switch_cluster_and_log_out(page, sidebar, lab, local_backend):
