@@ -172,3 +172,18 @@ def test_storage_mounted_here_shows_where_and_usage(api: CheckedJupyter, monkeyp
         assert usage["total"] > 0 and 0 <= usage["fractionUsed"] <= 1 and "/dev/shm" in usage["message"]
     finally:
         state.remove_record("/dev/shm")
+
+
+@pytest.mark.parametrize("method, path, body, status, field", [
+    ("GET", "images/tags", None, 400, "repository"),
+    ("POST", "protocol", {"spec": {"image": "x", "commands": ["y"]}, "yaml": "z"}, 400, None),
+    ("POST", "protocol", {"spec": "not an object"}, 400, None),
+    ("POST", "profiles", {}, 400, "profile"),
+    ("POST", "profiles", {"profile": 3}, 400, None),
+    ("GET", "jobs/bad%20name/config", None, 400, None),
+    ("GET", "jobs/no_such_job_here/config", None, 404, None),
+])
+def test_bad_input_on_the_view_routes(api: CheckedJupyter, method, path, body, status, field):
+    resp = api.get(path) if method == "GET" else api.post(path, body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["field"] == field
