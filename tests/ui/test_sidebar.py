@@ -132,15 +132,20 @@ def test_ssh_commands_and_terminal_into_the_task(page, sidebar, local_backend, t
     terminal.wait_for(state="visible", timeout=60_000)
     marker = tmp_path / "in-task.txt"
     terminal.click()
+
+    def written() -> str:
+        return marker.read_text().strip() if marker.exists() else ""
+
+    # typed again until it ran in the task: keys typed before the terminal connected are
+    # dropped, and a line that reached the local shell first writes an empty name
     deadline = time.monotonic() + 90
-    while not marker.exists() and time.monotonic() < deadline:
+    while written() != full and time.monotonic() < deadline:
         page.keyboard.type(f'echo "$PAI_JOB_NAME" > {marker}\n')
         for _ in range(20):
-            if marker.exists():
+            if written() == full:
                 break
             page.wait_for_timeout(500)
-    assert marker.exists(), "the terminal's ssh session never ran the line"
-    assert marker.read_text().strip() == full
+    assert written() == full, f"the terminal's ssh session never ran the line (wrote {written()!r})"
     page.keyboard.type("exit\n")
     sidebar.locator("tr.pai-magic-job[data-full-name='%s'] button.pai-magic-stop" % full).click()
     job_row(sidebar, "ui_ssh", "STOPPED").wait_for(timeout=JOB_TIMEOUT_MS)
