@@ -183,7 +183,7 @@ def test_kernel_and_notebook_jobs_labelled(page, sidebar, seeded):
     assert "not back yet" in box.inner_text() or box.locator('button[name="open-notebook"]').count() == 1
 
 
-def test_clone_fills_the_form_and_yaml_round_trips(page, sidebar):
+def test_clone_fills_the_form_and_yaml_round_trips(page, sidebar, tmp_path):
     submit_form(sidebar, "ui_clone", "echo cloned\necho 'two words'", cpu=2, memoryMB=1024, retry=1,
                 storages="default:/data")
     row = job_row(sidebar, "ui_clone")
@@ -205,6 +205,8 @@ def test_clone_fills_the_form_and_yaml_round_trips(page, sidebar):
                       "storages": "default:/data"}
     assert not form.locator('input[name="ssh"]').is_checked()
     assert not form.locator('input[name="keepAlive"]').is_checked()
+    _no_horizontal_overflow(sidebar)
+    _shot(page, sidebar, "sidebar-submit.png", tmp_path)
 
     # export, wipe the form, import the YAML: the same form
     form.locator('input[name="keepAlive"]').check()
@@ -234,7 +236,7 @@ def test_clone_fills_the_form_and_yaml_round_trips(page, sidebar):
     page.wait_for_function("el => el.textContent.includes('task roles')", arg=message.element_handle())
 
 
-def test_images_from_a_real_registry_into_the_form(page, sidebar, lab, registry, monkeypatch):
+def test_images_from_a_real_registry_into_the_form(page, sidebar, lab, registry, monkeypatch, tmp_path):
     from pai_magic.core.profiles import update_profile
     from tests.fixtures.registry import seed_repositories
 
@@ -265,6 +267,7 @@ def test_images_from_a_real_registry_into_the_form(page, sidebar, lab, registry,
         assert cells[0] == "v1" and cells[1] == "0 B" and cells[3] == "linux/amd64", cells
         assert cells[2], "no created date"
         _no_horizontal_overflow(sidebar)
+        _shot(page, sidebar, "sidebar-images.png", tmp_path)
         tag.locator("button.pai-magic-use").click()
         form = sidebar.locator('[data-panel="submit"]')
         form.wait_for(state="visible")
