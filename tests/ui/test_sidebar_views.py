@@ -118,7 +118,7 @@ def _in_view(sidebar, locator) -> bool:
     return box is not None and frame["y"] - 1 <= box["y"] and box["y"] + min(box["height"], 60) <= bottom
 
 
-def test_45_jobs_paged_filtered_and_the_40th_in_view(page, sidebar, seeded):
+def test_45_jobs_paged_filtered_and_the_40th_in_view(page, sidebar, seeded, local_backend):
     prefix, names = seeded
     search_jobs(sidebar, f"{prefix}-")
     label = sidebar.locator(".pai-magic-page-label")
@@ -159,6 +159,21 @@ def test_45_jobs_paged_filtered_and_the_40th_in_view(page, sidebar, seeded):
     assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.state)")) == {"FAILED"}
     sidebar.locator('select[name="state"]').select_option("")
     page.wait_for_function("el => el.textContent === '1\u201320 of 45'", arg=label.element_handle())
+
+    # everyone's jobs: the names say whose they are
+    sidebar.locator('select[name="scope"]').select_option("all")
+    page.wait_for_function("el => el.textContent === '1\u201320 of 45'", arg=label.element_handle())
+    assert rows.first.locator(".pai-magic-job-name").inner_text() == f"{local_backend.user}~{names[-1]}"
+    sidebar.locator('select[name="scope"]').select_option("mine")
+    page.wait_for_function("el => el.textContent === '1\u201320 of 45'", arg=label.element_handle())
+
+    # keyboard: the tabs move with the arrow keys
+    sidebar.locator('button.pai-magic-tab[data-tab="jobs"]').focus()
+    page.keyboard.press("ArrowRight")
+    assert sidebar.locator('[data-panel="submit"]').is_visible()
+    assert page.evaluate("document.activeElement.dataset.tab") == "submit"
+    page.keyboard.press("ArrowLeft")
+    assert sidebar.locator('[data-panel="jobs"]').is_visible()
 
     # keyboard: Tab reaches a row, Enter opens its detail
     rows.nth(2).focus()
