@@ -16,7 +16,6 @@ import time
 import pytest
 
 from tests.server.jupyter_process import REPO
-from tests.ui.conftest import CHROMIUM_ARGS  # noqa: F401 - other browser tests import it from here
 from tests.ui.conftest import JOB_TIMEOUT_MS, job_row, login, open_sidebar, search_jobs, show_tab, submit_form
 
 
