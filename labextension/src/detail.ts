@@ -62,7 +62,7 @@ function portsText(task: ITask): string {
 export interface IDetailOptions {
   stop: (full: string, node: HTMLButtonElement) => void;
   clone: (full: string) => void;
-  openTerminal?: (command: string) => void;
+  openTerminal?: (command: string) => Promise<void>;
   openFile?: (path: string) => void;
   error: (message: string | null) => void;
 }
@@ -318,7 +318,9 @@ export class JobDetailView {
         const command = terminalCommand(full, detail.tasks.length > 1 ? name : null);
         term.title = `Open a JupyterLab terminal running: ${command}`;
         term.dataset.command = command;
-        term.addEventListener('click', () => this._options.openTerminal!(command));
+        term.addEventListener('click', () => {
+          this._options.openTerminal!(command).catch(error => this._options.error((error as Error).message));
+        });
         actions.appendChild(term);
       }
     }

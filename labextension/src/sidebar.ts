@@ -30,7 +30,7 @@ export interface ISidebarOptions {
   /** Jobs per page. */
   jobLimit?: number;
   /** Open a JupyterLab terminal running this command line. */
-  openTerminal?: (command: string) => void;
+  openTerminal?: (command: string) => Promise<void>;
   /** Open a file (relative to the Jupyter root) in JupyterLab. */
   openFile?: (path: string) => void;
 }
