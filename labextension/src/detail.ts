@@ -62,7 +62,7 @@ function portsText(task: ITask): string {
 export interface IDetailOptions {
   stop: (full: string, node: HTMLButtonElement) => void;
   clone: (full: string) => void;
-  openTerminal?: (command: string) => void;
+  openTerminal?: (command: string) => Promise<void>;
   openFile?: (path: string) => void;
   error: (message: string | null) => void;
 }
@@ -99,6 +99,19 @@ export class JobDetailView {
   hide(): void {
     this._full = null;
     this.node.hidden = true;
+  }
+
+  /**
+   * Whether a poll tick should re-read the shown job: a finished job does not change
+   * (its final log was read once), except that a notebook run's executed notebook may
+   * come back after it ended.
+   */
+  get needsPolling(): boolean {
+    const last = this._last;
+    if (!this._full || !last || !TERMINAL_STATES.has(last.state)) {
+      return !!this._full;
+    }
+    return last.kind === 'notebook' && !this._notebookPath;
   }
 
   /** One refresh of the shown job (called by each poll tick while its tab is shown). */
@@ -305,7 +318,9 @@ export class JobDetailView {
         const command = terminalCommand(full, detail.tasks.length > 1 ? name : null);
         term.title = `Open a JupyterLab terminal running: ${command}`;
         term.dataset.command = command;
-        term.addEventListener('click', () => this._options.openTerminal!(command));
+        term.addEventListener('click', () => {
+          this._options.openTerminal!(command).catch(error => this._options.error((error as Error).message));
+        });
         actions.appendChild(term);
       }
     }

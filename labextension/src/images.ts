@@ -113,14 +113,23 @@ export class ImagesView {
       const row = body.insertRow();
       row.className = 'pai-magic-tag';
       row.dataset.tag = tag.tag;
-      row.insertCell().appendChild(ellipsized('pai-magic-tag-name', tag.tag, tag.reference));
-      row.insertCell().textContent = tag.error ? '' : formatBytes(tag.size);
-      const created = row.insertCell();
+      // data-label: the column's name, shown before the value when the narrow layout
+      // stacks a row's cells (base.css, container query)
+      const cell = (label: string, cls: string) => {
+        const node = row.insertCell();
+        node.dataset.label = label;
+        node.className = cls;
+        return node;
+      };
+      cell('Tag', 'pai-magic-tag-cell').appendChild(ellipsized('pai-magic-tag-name', tag.tag, tag.reference));
+      cell('Size', 'pai-magic-tag-size').textContent = tag.error ? '' : formatBytes(tag.size);
+      const created = cell('Created', 'pai-magic-tag-created');
       created.textContent = tag.created ? new Date(tag.created).toLocaleDateString() : '';
       created.title = tag.created ?? '';
-      row.insertCell().textContent = tag.error ?? tag.platforms.join(', ');
-      const actions = row.insertCell();
-      actions.className = 'pai-magic-actions';
+      const platforms = cell(tag.error ? '' : 'Platforms', 'pai-magic-tag-platforms');
+      platforms.textContent = tag.error ?? tag.platforms.join(', ');
+      platforms.title = platforms.textContent;
+      const actions = cell('', 'pai-magic-actions');
       const use = button('Use', 'pai-magic-use');
       use.title = `Put ${tag.reference} in the submit form`;
       use.addEventListener('click', () => this._use(tag.reference));

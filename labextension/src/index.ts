@@ -29,6 +29,11 @@ function readOptions(settings: ISettingRegistry.ISettings): ISidebarOptions {
  * command makes it, so it is tracked, restored and themed like any other terminal).
  */
 async function openTerminal(app: JupyterFrontEnd, command: string): Promise<void> {
+  if (!app.commands.hasCommand('terminal:create-new')) {
+    throw new Error(
+      `This JupyterLab has no terminals (is jupyter_server_terminals installed?): run ${command} in a shell.`
+    );
+  }
   const widget: any = await app.commands.execute('terminal:create-new');
   const session = widget?.content?.session;
   if (!session) {
@@ -68,7 +73,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         console.warn('pai-magic: settings not loaded, using defaults', error);
       }
     }
-    options.openTerminal = (command: string) => void openTerminal(app, command);
+    options.openTerminal = (command: string) => openTerminal(app, command);
     options.openFile = (path: string) =>
       void app.commands.execute('docmanager:open', { path });
     const sidebar = new PaiSidebar(options);

@@ -124,6 +124,11 @@ export class JobsView {
     row.appendChild(this._state);
     row.appendChild(this._scope);
     row.appendChild(this._vc);
+    const refresh = button('Refresh', 'pai-magic-refresh');
+    refresh.name = 'refresh';
+    refresh.title = 'Read the jobs again now';
+    refresh.addEventListener('click', () => this._options.changed());
+    row.appendChild(refresh);
     filters.appendChild(row);
     const restart = () => {
       this._offset = 0;

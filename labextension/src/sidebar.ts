@@ -30,7 +30,7 @@ export interface ISidebarOptions {
   /** Jobs per page. */
   jobLimit?: number;
   /** Open a JupyterLab terminal running this command line. */
-  openTerminal?: (command: string) => void;
+  openTerminal?: (command: string) => Promise<void>;
   /** Open a file (relative to the Jupyter root) in JupyterLab. */
   openFile?: (path: string) => void;
 }
@@ -439,7 +439,7 @@ export class PaiSidebar extends Widget {
             row.click();
           }
         }
-        if (this._detail.selected) {
+        if (this._detail.needsPolling) {
           await this._detail.refresh();
         }
       }

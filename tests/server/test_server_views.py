@@ -154,3 +154,36 @@ def test_logout_and_switch_profile(jupyter_fresh: CheckedJupyter, local_backend)
     assert out["loggedIn"] is False and "log in below" in out["message"]
     assert api.get("jobs").status_code == 401
     assert {p["name"]: p["loggedIn"] for p in api.get("profiles").json()["profiles"]}[first["profile"]] is False
+
+
+def test_storage_mounted_here_shows_where_and_usage(api: CheckedJupyter, monkeypatch):
+    """A real mount (the machine's /dev/shm tmpfs) recorded as pai_magic's mount of a storage:
+    the answer says where it is mounted and how full it is, read with statvfs."""
+    from pai_magic.core.storage import state
+
+    monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(api.proc.pai_config_dir))
+    state.add_record(state.MountRecord("/dev/shm", "nfs", "127.0.0.1:/elsewhere", storage="default"))
+    try:
+        rows = api.get("storages").json()["storages"]
+        default = next(r for r in rows if r["name"] == "default")
+        assert default["mounted"] is True and default["mountpoint"] == "/dev/shm"
+        assert default["mountedBy"] == "pai_magic"
+        usage = default["usage"]
+        assert usage["total"] > 0 and 0 <= usage["fractionUsed"] <= 1 and "/dev/shm" in usage["message"]
+    finally:
+        state.remove_record("/dev/shm")
+
+
+@pytest.mark.parametrize("method, path, body, status, field", [
+    ("GET", "images/tags", None, 400, "repository"),
+    ("POST", "protocol", {"spec": {"image": "x", "commands": ["y"]}, "yaml": "z"}, 400, None),
+    ("POST", "protocol", {"spec": "not an object"}, 400, None),
+    ("POST", "profiles", {}, 400, "profile"),
+    ("POST", "profiles", {"profile": 3}, 400, None),
+    ("GET", "jobs/bad%20name/config", None, 400, None),
+    ("GET", "jobs/no_such_job_here/config", None, 404, None),
+])
+def test_bad_input_on_the_view_routes(api: CheckedJupyter, method, path, body, status, field):
+    resp = api.get(path) if method == "GET" else api.post(path, body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["field"] == field

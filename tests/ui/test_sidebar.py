@@ -117,6 +117,13 @@ def test_ssh_commands_and_terminal_into_the_task(page, sidebar, local_backend, t
     copy = portal.locator("button.pai-magic-copy")
     copy.click()
     assert copy.inner_text() == "Copied"
+    # a refresh re-reads the detail but keeps the SSH box (and its "Copied") when nothing
+    # in it changed: the very same button node is still there afterwards
+    copy.evaluate("b => { b.dataset.marker = 'kept'; }")
+    with page.expect_response(lambda r: "/pai-magic/api/jobs/" in r.url and "/ssh" in r.url):
+        sidebar.locator('button[name="refresh"]').click()
+    page.wait_for_timeout(300)
+    assert portal.locator('button.pai-magic-copy[data-marker="kept"]').count() == 1
     # a running job's log is re-read while its detail is open: "ready" shows up
     running_log = sidebar.locator('.pai-magic-log[data-state="text"]')
     running_log.wait_for(timeout=JOB_TIMEOUT_MS)
@@ -132,15 +139,20 @@ def test_ssh_commands_and_terminal_into_the_task(page, sidebar, local_backend, t
     terminal.wait_for(state="visible", timeout=60_000)
     marker = tmp_path / "in-task.txt"
     terminal.click()
+
+    def written() -> str:
+        return marker.read_text().strip() if marker.exists() else ""
+
+    # typed again until it ran in the task: keys typed before the terminal connected are
+    # dropped, and a line that reached the local shell first writes an empty name
     deadline = time.monotonic() + 90
-    while not marker.exists() and time.monotonic() < deadline:
+    while written() != full and time.monotonic() < deadline:
         page.keyboard.type(f'echo "$PAI_JOB_NAME" > {marker}\n')
         for _ in range(20):
-            if marker.exists():
+            if written() == full:
                 break
             page.wait_for_timeout(500)
-    assert marker.exists(), "the terminal's ssh session never ran the line"
-    assert marker.read_text().strip() == full
+    assert written() == full, f"the terminal's ssh session never ran the line (wrote {written()!r})"
     page.keyboard.type("exit\n")
     sidebar.locator("tr.pai-magic-job[data-full-name='%s'] button.pai-magic-stop" % full).click()
     job_row(sidebar, "ui_ssh", "STOPPED").wait_for(timeout=JOB_TIMEOUT_MS)
@@ -187,8 +199,8 @@ def test_stale_error_cleared_by_the_next_successful_refresh(page, sidebar, local
         assert "\n" not in message.strip()
     finally:
         local_backend.start()
-    # the list's own refresh (the search box re-asks at once) succeeds: the red line goes
-    search_jobs(sidebar, "ui_")
+    # the cluster is back: the next successful refresh (the Refresh button) clears the red line
+    sidebar.locator('button[name="refresh"]').click()
     page.wait_for_function("el => el.hidden", arg=error.element_handle(), timeout=60_000)
     label = sidebar.locator(".pai-magic-page-label")
     assert re.search(r" of \d+$", label.inner_text()), label.inner_text()
