@@ -157,7 +157,8 @@ def start_in_thread(data_dir: Path | str | None = None, host: str = "127.0.0.1",
         state["loop"], state["event"] = loop, stop_event
 
         async def main() -> None:
-            server = tornado.httpserver.HTTPServer(make_app(backend), max_body_size=MAX_BODY_BYTES * 10)
+            server = tornado.httpserver.HTTPServer(with_rate_limits(make_app(backend), backend),
+                                                   max_body_size=MAX_BODY_BYTES * 10)
             server.add_sockets(sockets)
             _write_server_json(backend.data_dir, url)
             ready.set()
