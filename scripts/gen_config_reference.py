@@ -99,7 +99,9 @@ def env_section() -> list[str]:
 
     lines = ["## Environment variables", "",
              "The list lives in `pai_magic/core/envvars.py`; the code reads no other.", ""]
-    for group, title in (("pai_magic", "pai_magic's own"), ("standard", "Standard variables pai_magic honours")):
+    for group, title in (("pai_magic", "pai_magic's own"), ("embedded backend", "The embedded backend's"),
+                         ("in a task", "Set by OpenPAI in a task, read by what pai_magic runs there"),
+                         ("standard", "Standard variables pai_magic honours")):
         lines += [f"### {title}", "", "| variable | what it does |", "|---|---|"]
         lines += [f"| `{v.name}` | {_cell(v.meaning)} |" for v in ENV_VARS if v.group == group]
         lines.append("")

@@ -36,6 +36,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("PAI_MAGIC_DATA_DIR", "Folder of data pai_magic keeps: the embedded backend's state, mount records "
                                  "(default: $XDG_DATA_HOME/pai_magic or ~/.local/share/pai_magic)."),
     EnvVar("PAI_MAGIC_DEBUG", "Set (e.g. to 1): the CLI shows the traceback of an unexpected error instead of one line."),
+    EnvVar("PAI_MAGIC_REQUEST_TIMEOUT", "Seconds any command waits for the cluster's answer to one request, retries "
+                                        "included (default 30; `--request-timeout` and `%config "
+                                        "PaiMagics.request_timeout` override it)."),
+    EnvVar("PAI_MAGIC_SHARED_POLL", "`off`: each kernel, sidebar and watch lists jobs on its own instead of sharing "
+                                    "one machine-wide job-list poll (default on)."),
+    # the embedded backend
+    EnvVar("PAI_LOCAL_JOB_USER", "Who the embedded backend's jobs run as when it is root: `per-user` (default), an "
+                                 "account name, or `root` (no isolation); also `--job-user`.", "embedded backend"),
+    EnvVar("PAI_LOCAL_RATE_LIMIT", "`on` (or `API,LIST,SUBMIT` numbers): the embedded backend enforces OpenPAI's rate "
+                                   "limits (default off); also `--rate-limit`.", "embedded backend"),
+    # set by OpenPAI in a task, read by what pai_magic runs there
+    EnvVar("PAI_CONTAINER_HOST_kernel_PORT_LIST", "Set by OpenPAI in a kernel job's task: the ports declared for the "
+                                                  "kernel; the kernel supervisor binds them.", "in a task"),
     # standard variables pai_magic honours
     EnvVar("XDG_CONFIG_HOME", "Base of the default PAI_MAGIC_CONFIG_DIR.", "standard"),
     EnvVar("XDG_DATA_HOME", "Base of the default PAI_MAGIC_DATA_DIR.", "standard"),

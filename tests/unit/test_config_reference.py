@@ -47,25 +47,34 @@ def _environ(node: ast.AST) -> bool:
 
 
 def env_vars_read(root: Path) -> dict[str, set[str]]:
-    """Literal names read through os.environ[...], os.environ.get/pop/setdefault(...),
+    """Names (literals, or module-level string constants) read through os.environ[...], os.environ.get/pop/setdefault(...),
     os.getenv(...) or ``"NAME" in os.environ``, with the files that read them."""
     found: dict[str, set[str]] = {}
     for path in root.rglob("*.py"):
         if "labextension" in path.parts:
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # module-level NAME = "LITERAL": a variable read through a constant (ENV_VAR = "PAI_...")
+        constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                     and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                     for t in n.targets if isinstance(t, ast.Name)}
+
+        def literal(node: ast.AST) -> object:
+            if isinstance(node, ast.Constant):
+                return node.value
+            return constants.get(node.id) if isinstance(node, ast.Name) else None
+
+        for node in ast.walk(tree):
             name = None
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args \
-                    and isinstance(node.args[0], ast.Constant):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
                 if node.func.attr in ("get", "pop", "setdefault") and _environ(node.func.value):
-                    name = node.args[0].value
+                    name = literal(node.args[0])
                 elif node.func.attr == "getenv":
-                    name = node.args[0].value
-            elif isinstance(node, ast.Subscript) and _environ(node.value) and isinstance(node.slice, ast.Constant):
-                name = node.slice.value
-            elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) \
-                    and any(_environ(c) for c in node.comparators):
-                name = node.left.value
+                    name = literal(node.args[0])
+            elif isinstance(node, ast.Subscript) and _environ(node.value) and isinstance(node.ctx, ast.Load):
+                name = literal(node.slice)
+            elif isinstance(node, ast.Compare) and any(_environ(c) for c in node.comparators):
+                name = literal(node.left)
             if isinstance(name, str):
                 found.setdefault(name, set()).add(str(path.relative_to(root.parent)))
     return found
@@ -85,5 +94,6 @@ def test_the_scan_finds_each_way_of_reading(tmp_path):
     pkg.mkdir()
     (pkg / "m.py").write_text('import os\nfrom os import environ\n'
                               'a = os.environ.get("A")\nb = os.environ["B"]\nc = os.getenv("C")\n'
-                              'd = "D" in os.environ\ne = environ.get("E")\nos.environ.setdefault("F", "1")\n')
-    assert set(env_vars_read(pkg)) == {"A", "B", "C", "D", "E", "F"}
+                              'd = "D" in os.environ\ne = environ.get("E")\nos.environ.setdefault("F", "1")\n'
+                              'G_VAR = "G"\ng = os.environ.get(G_VAR)\n')
+    assert set(env_vars_read(pkg)) == {"A", "B", "C", "D", "E", "F", "G"}
