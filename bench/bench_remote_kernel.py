@@ -4,7 +4,9 @@ Both kernels are started and driven by jupyter_client's AsyncKernelManager, the 
 server does: the local one with the default provisioner, the remote one from a pai-magic
 kernelspec (a job, one SSH transport carrying the five ZMQ ports, CurveZMQ). Measured:
 
-- start: ``start_kernel`` until the first ``kernel_info`` reply;
+- start: ``start_kernel`` until the first ``kernel_info`` reply, once the process has started
+  one kernel of that kind (``start_cold``, the first, also pays for importing the manager's
+  code, which a Jupyter server pays once);
 - execute round trip of ``pass`` (200 runs): median and p90;
 - interrupt latency: an interrupt request while ``time.sleep(100)`` runs, to the error reply;
 - an 8 MB output (``print('x' * 8_000_000)``) until the kernel is idle;
@@ -51,6 +53,23 @@ def start_backend(data_dir: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
+async def cold_start(kernel_name: str) -> float:
+    """The first kernel a process starts also pays for importing its manager's code (for the
+    remote kernel: paramiko, cryptography, the REST client); a Jupyter server pays that once."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    t0 = time.perf_counter()
+    await km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=120)
+    elapsed = time.perf_counter() - t0
+    kc.stop_channels()
+    await km.shutdown_kernel()
+    return elapsed
+
+
 async def measure(kernel_name: str, runs: int, job_state: Any = None) -> dict[str, float]:
     from jupyter_client.manager import AsyncKernelManager
 
@@ -72,30 +91,27 @@ async def measure(kernel_name: str, runs: int, job_state: Any = None) -> dict[st
     samples.sort()
     out["rt_median"] = statistics.median(samples)
     out["rt_p90"] = samples[int(len(samples) * 0.9) - 1]
-    # interrupt: message mode, as in the kernelspec
-    kc.execute("import time; time.sleep(100)")
-    while True:
-        msg = await kc.get_iopub_msg(timeout=60)
-        if msg["msg_type"] == "execute_input":
-            break
-    await asyncio.sleep(0.2)
-    t = time.perf_counter()
-    await km.interrupt_kernel()
-    while True:
-        msg = await kc.get_shell_msg(timeout=60)
-        if msg["msg_type"] == "execute_reply":
-            break
-    out["interrupt"] = time.perf_counter() - t
-    while True:  # drain iopub
-        try:
-            await kc.get_iopub_msg(timeout=0.5)
-        except Exception:
-            break
-    sink: list[int] = []
-    t = time.perf_counter()
-    await kc.execute_interactive("print('x' * 8_000_000)", store_history=False, timeout=120,
-                                 output_hook=lambda m: sink.append(len(str(m.get("content", "")))))
-    out["output_8mb"] = time.perf_counter() - t
+    # interrupt (message mode, as in the kernelspec): one warm-up (the manager's control
+    # socket connects on first use), then the median of 5
+    latencies = []
+    for _ in range(6):
+        kc.execute("import time; print('sleeping', flush=True); time.sleep(100)")
+        while (await kc.get_iopub_msg(timeout=60))["msg_type"] != "stream":
+            pass
+        await asyncio.sleep(0.2)  # an interrupt that lands before the sleep can wedge ipykernel
+        t = time.perf_counter()
+        await km.interrupt_kernel()
+        while (await kc.get_shell_msg(timeout=60))["msg_type"] != "execute_reply":
+            pass
+        latencies.append(time.perf_counter() - t)
+    out["interrupt"] = statistics.median(latencies[1:])
+    big = []
+    for _ in range(3):
+        t = time.perf_counter()
+        await kc.execute_interactive("print('x' * 8_000_000)", store_history=False, timeout=120,
+                                     output_hook=lambda m: None)
+        big.append(time.perf_counter() - t)
+    out["output_8mb"] = statistics.median(big)
     kc.stop_channels()
     job = getattr(getattr(km.provisioner, "_job", None), "job", None)
     t = time.perf_counter()
@@ -137,15 +153,18 @@ def main() -> int:
                                  timeout=30)
                 return str(r.json()["jobStatus"]["state"])
 
+            local_cold = asyncio.run(cold_start("local-bench"))
+            remote_cold = asyncio.run(cold_start("pai-bench"))
             local = asyncio.run(measure("local-bench", args.runs))
             remote = asyncio.run(measure("pai-bench", args.runs, state))
+            local["start_cold"], remote["start_cold"] = local_cold, remote_cold
         finally:
             proc.terminate()
             proc.wait(20)
     print(f"{'':24}{'local':>10}{'remote':>10}{'ratio':>8}   goal")
-    goals = {"start": "<= 1.5x", "rt_median": "<= 1.3x", "rt_p90": "< 10 ms", "interrupt": "<= 50 ms",
+    goals = {"start_cold": "(first kernel of the process)", "start": "<= 1.5x", "rt_median": "<= 1.3x", "rt_p90": "< 10 ms", "interrupt": "<= 50 ms",
              "output_8mb": "<= 2x"}
-    for key in ("start", "rt_median", "rt_p90", "interrupt", "output_8mb"):
+    for key in ("start_cold", "start", "rt_median", "rt_p90", "interrupt", "output_8mb"):
         lv, rv = local[key], remote[key]
         print(f"{key:24}{lv * 1000:>8.1f}ms{rv * 1000:>8.1f}ms{rv / lv:>7.2f}x   {goals[key]}")
     print(f"{'shutdown_to_stopped':24}{'':>10}{remote['shutdown_to_stopped'] * 1000:>8.1f}ms{'':>8}   <= 1 s")

@@ -42,11 +42,11 @@ def boot_command(remote_dir: str, python: str, lease: float) -> str:
     Why wait in shell rather than send the supervisor inline: the commands are visible in the
     portal and the job config; the supervisor and the connection file travel over SFTP only.
     """
-    tries = int(BOOT_WAIT_SECONDS / 0.1)
-    return (f'D={remote_dir}; mkdir -p -m 700 "$D" || exit 1; n=0; '
+    tries = 100 + int(BOOT_WAIT_SECONDS / 0.5)  # 100 quick looks (5 s), then every 0.5 s
+    return (f'D={remote_dir}; mkdir -p -m 700 "$D" || exit 1; n=0; s=0.05; '
             f'while [ ! -f "$D/supervisor.py" ]; do n=$((n+1)); if [ $n -gt {tries} ]; then '
             'echo "pai-magic kernel: no supervisor arrived: the Jupyter server went away" >&2; exit 3; fi; '
-            f'sleep 0.1; done; exec {python} "$D/supervisor.py" "$D" {lease:g}')
+            f'[ $n -gt 100 ] && s=0.5; sleep $s; done; exec {python} "$D/supervisor.py" "$D" {lease:g}')
 
 
 def _storage_pairs(storages: list[str]) -> list[tuple[str, str | None]]:
@@ -159,12 +159,14 @@ class KernelJob:
         self.stopping = False
         self._supervisor_sent = False
         self.generation = 0
+        self.remote_ports = []
         self._phase(f"submitted job {self.job} ({s.image}, {s.gpu} GPU) to {profile.name}")
         return self.job
 
     def wait_running(self, timeout: float) -> JobDetail:
         assert self.job is not None
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         interval = 0.05
         said_waiting = False
         while True:
@@ -179,6 +181,9 @@ class KernelJob:
                 task = detail.tasks[0] if detail.tasks else None
                 if task is not None and task.state == "RUNNING" and task.container_ip:
                     self._phase(f"job {self.job} is running on {task.container_ip}; connecting over SSH")
+                    declared = task.ports.get("kernel") or []
+                    if len(declared) >= len(PORT_NAMES) and not self.remote_ports:
+                        self.remote_ports = [int(p) for p in declared[:len(PORT_NAMES)]]
                     return detail
                 if not said_waiting:
                     said_waiting = True
@@ -189,7 +194,8 @@ class KernelJob:
                 raise PaiTimeoutError(f"Job {self.job} did not start running within {timeout:g}s, so it was "
                                       "stopped: check the virtual cluster's free resources and try again.")
             time.sleep(interval)
-            interval = min(1.0, interval * 1.5)
+            if time.monotonic() - started > 3.0:  # quick at first (a free node starts in ms),
+                interval = min(2.0, interval * 1.5)  # then gently for a cluster's minutes
 
     def _ensure_forwarder(self) -> PortForwarder:
         if self.forwarder is None:
@@ -198,12 +204,19 @@ class KernelJob:
                                                f"SSH link to job {self.job} re-established"))
         return self.forwarder
 
-    def _boot_supervisor(self, timeout: float) -> None:
-        """Copy the supervisor in, then wait for its hello (or its one-line error)."""
+    def _boot_supervisor(self, timeout: float, early: Callable[[], None] | None = None) -> None:
+        """Copy the supervisor in, then wait for its hello (or its one-line error).
+
+        ``early`` runs just before the supervisor lands (its arrival starts it): when the job
+        detail already named the kernel's ports, the connection file and the first start
+        request go first, so the kernel starts the moment the supervisor does.
+        """
         fwd = self._ensure_forwarder()
         fwd.session()
         if not self._supervisor_sent:
             self._wait_for(lambda: self._exists("."), timeout, "the job to create its kernel folder")
+            if early is not None:
+                early()
             self._write("supervisor.py", SUPERVISOR.read_bytes(), 0o600)
             self._supervisor_sent = True
         self._wait_for(lambda: self._exists("hello.json") or self._exists("error"), timeout,
@@ -212,8 +225,9 @@ class KernelJob:
             message = self._read("error").strip()
             self.stop()
             raise KernelStartError(message)
-        hello = json.loads(self._read("hello.json"))
-        self.remote_ports = [int(p) for p in hello["ports"]][:5]
+        if not self.remote_ports:  # the job detail did not name them: the supervisor's choice
+            hello = json.loads(self._read("hello.json"))
+            self.remote_ports = [int(p) for p in hello["ports"]][:len(PORT_NAMES)]
         fwd.set_remote([("127.0.0.1", p) for p in self.remote_ports])
 
     def _wait_for(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -242,14 +256,21 @@ class KernelJob:
                 raise KernelStartError(self.ended)
             self.submit()
             self.wait_running(timeout)
-        self._boot_supervisor(timeout)
-        remote = dict(connection)
-        remote.update(ip="127.0.0.1", transport="tcp")
-        remote.update(dict(zip(PORT_NAMES, self.remote_ports)))
-        self._write("kernel.json", json.dumps(remote).encode(), 0o600)
-        self.generation += 1
+        requested: list[int] = []
+
+        def request_start() -> None:
+            remote = dict(connection)
+            remote.update(ip="127.0.0.1", transport="tcp")
+            remote.update(dict(zip(PORT_NAMES, self.remote_ports)))
+            self._write("kernel.json", json.dumps(remote).encode(), 0o600)
+            self.generation += 1
+            self._write(f"start-{self.generation}", b"", 0o600)
+            requested.append(self.generation)
+
+        self._boot_supervisor(timeout, early=request_start if self.remote_ports else None)
+        if not requested:
+            request_start()
         gen = self.generation
-        self._write(f"start-{gen}", b"", 0o600)
         self._wait_for(lambda: self._exists(f"kernel-{gen}.ready") or self._exists(f"kernel-{gen}.exit"),
                        timeout, "the kernel to listen")
         if self._exists(f"kernel-{gen}.exit"):

@@ -197,7 +197,7 @@ class Supervisor:
                 say("stop requested")
                 self.end(0)
             self.reap()
-            time.sleep(POLL)
+            time.sleep(POLL if self.proc is None or self.ready else POLL / 3)
 
 
 def main(argv):

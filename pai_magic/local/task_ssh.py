@@ -5,8 +5,9 @@ no /run/sshd. The server speaks enough of what OpenSSH clients use that the port
 command works with stock ``ssh``, ``scp`` (SFTP mode, the default since OpenSSH 9) and
 ``sftp``, and with pai_magic's own client: public-key auth only (the profile keys and the
 job's ``userssh`` key), ``exec`` and an interactive ``shell`` (with or without a pty) running
-in the task's working directory and environment, exit statuses, and SFTP rooted at ``/`` but
-starting in the working directory.
+in the task's working directory and environment, exit statuses, SFTP rooted at ``/`` but
+starting in the working directory, and ``direct-tcpip`` (``ssh -L``, pai_magic's port
+forwarder) to loopback destinations only: the task's own ports, never the backend's network.
 
 User names: any name is accepted. The portal prints ``root@``, but here every command runs as
 the backend's own OS user whatever name is given, so the name carries no authority; the key

@@ -186,15 +186,19 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
         assert out["error"] == "NameError", out
         assert ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().endswith(job)
 
-        # a killed SSH transport is re-established by the next execute
+        # a killed SSH transport is re-established by the next execute, the kernel's state intact
+        assert ws.execute("y = 'kept'; y")["text"] == "'kept'"
         need_binary("ss", "iproute2")
         detail = backend.job(job)
         ssh_port = detail["taskRoles"]["kernel"]["taskStatuses"][0]["containerPorts"]["ssh"]
         killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{ssh_port}"],
                                 capture_output=True, text=True, timeout=30)
         assert f":{ssh_port}" in killed.stdout, killed.stdout + killed.stderr
-        assert ws.execute("print('still here', x if 'x' in dir() else 'fresh')", timeout=120)["text"] \
-            == "still here fresh\n"
+        assert ws.execute("print('still here', y)", timeout=120)["text"] == "still here kept\n"
+
+        # the kernel's ZMQ traffic is CurveZMQ-encrypted (ipykernel warns in the job's log otherwise)
+        stderr = backend.log_text(job, "kernel", which="stderr")
+        assert "pai-magic kernel: kernel 1 started" in stderr and "without encryption" not in stderr, stderr
 
         # shutdown stops the job
         t0 = time.monotonic()
