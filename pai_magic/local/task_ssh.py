@@ -31,11 +31,17 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import paramiko
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServer, SFTPServerInterface
-from paramiko.common import AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_FAILED_CONNECT_FAILED,
+    OPEN_SUCCEEDED,
+)
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK
 
 log = logging.getLogger("pai_magic.local.task_ssh")
@@ -453,19 +459,19 @@ class _Interface(paramiko.ServerInterface):
         host, port = str(destination[0]), int(destination[1])
         if not loopback_destination(host):
             log.info("task ssh: refused forward to %s:%s (only loopback destinations)", host, port)
-            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         target = "127.0.0.1" if host.lower() in ("localhost", "localhost.localdomain") else host.strip("[]")
         try:
             sock = socket.create_connection((target, port), timeout=FORWARD_CONNECT_TIMEOUT)
         except OSError as exc:
             log.debug("task ssh: forward to %s:%s failed: %s", host, port, exc)
-            return paramiko.OPEN_FAILED_CONNECT_FAILED
+            return OPEN_FAILED_CONNECT_FAILED
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         old = self.forwards.pop(chanid, None)
         if old is not None:
             old.close()
         self.forwards[chanid] = sock
-        return paramiko.OPEN_SUCCEEDED
+        return OPEN_SUCCEEDED
 
     def _session(self, channel: paramiko.Channel) -> _ChannelSession:
         # channel ids are reused once a channel closes: a new channel gets a new session
@@ -763,7 +769,7 @@ class TaskSshServer:
         # paramiko keeps channels only weakly and closes one when its object is collected:
         # hold every accepted channel until it is closed.
         channels: list[paramiko.Channel] = []
-        interface = transport.server_object
+        interface = cast("_Interface | None", transport.server_object)
         while transport.is_active() and not self._closed.is_set():
             chan = transport.accept(timeout=1.0)
             if chan is not None:
