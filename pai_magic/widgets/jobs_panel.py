@@ -432,6 +432,22 @@ class PaiPanel:
                 "state": None if state == _ALL else state,
                 "vc": self.vc_filter.value or None, "keyword": self.search.value.strip() or None}
 
+    def _page(self, client: Any) -> Any:
+        """The page shown. The unfiltered first page of one's own jobs is the machine-wide
+        shared list (core.polling), so every panel, kernel and sidebar of a user makes one poll;
+        a filter, search, other page or everyone's jobs asks the cluster."""
+        from pai_magic.core.models import JobPage
+
+        filters = self._list_filters(client)
+        if self.offset == 0 and filters["username"] == (client.user or None) and not any(
+                filters[k] for k in ("state", "vc", "keyword")):
+            from pai_magic.core.polling import shared_list
+
+            lst = shared_list(client).get(limit=self.page_size)
+            total = lst.total if lst.total is not None else (len(lst.items) if lst.complete else None)
+            return JobPage(items=lst.items[: self.page_size], total=total, offset=0, limit=self.page_size)
+        return client.list_jobs(offset=self.offset, limit=self.page_size, **filters)
+
     def refresh(self) -> bool:
         """Read the profile, the page of jobs and the open job; True when it worked. A success
         clears the red line, whatever put it there."""
@@ -444,10 +460,10 @@ class PaiPanel:
                 prof = self._profile()
                 self._show_profile(prof)
                 client = self._client()
-                page = client.list_jobs(offset=self.offset, limit=self.page_size, **self._list_filters(client))
+                page = self._page(client)
                 if not page.items and self.offset and page.total:
                     self.offset = max(0, (page.total - 1) // self.page_size * self.page_size)
-                    page = client.list_jobs(offset=self.offset, limit=self.page_size, **self._list_filters(client))
+                    page = self._page(client)
                 self._render_jobs(page)
                 self._load_virtual_clusters(client, prof)
                 if self.selected:
