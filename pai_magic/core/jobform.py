@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from pai_magic.core.errors import InvalidInputError, PaiError
+from pai_magic.core.protocol.build import KEEP_ALIVE
 
 __all__ = ["FIELDS", "FieldError", "spec_from_form", "protocol_from_form", "overrides_from_form",
            "apply_form", "apply_overrides_checked", "check_job_images", "check_image", "parse_memory_mb",
@@ -45,7 +46,6 @@ _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNOREC
 _MEMORY_FACTOR_MB = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
 _UNIQUE_SUFFIX_RE = re.compile(r"_[a-z0-9]{8}\Z")
 _TEMPLATE = "<%"
-KEEP_ALIVE = "sleep infinity"
 IMAGE_EXAMPLE = "ubuntu:22.04 or HOST:5000/team/img:tag"
 
 

@@ -32,8 +32,6 @@ from pai_magic.magics.session import get_session
 
 _JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _PROTOCOL_HINT_RE = re.compile(r"^\s*(protocolVersion|taskRoles)\s*:", re.MULTILINE)
-KEEP_ALIVE = "sleep infinity"
-_STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
 
 
 def split_job_ref(text: str) -> tuple[str, str | None]:
@@ -261,11 +259,9 @@ class PaiMagics(PaiOptions, Magics):
             raise UsageError("Give either --user U or --all, not both.")
         if args.user is not None and not _JOB_NAME_RE.match(args.user):
             raise UsageError(f"--user {args.user!r} is not a user name: e.g. --user alice.")
-        state = None
-        if args.state is not None:
-            state = args.state.upper()
-            if state not in _STATES:
-                raise UsageError(f"--state {args.state!r} is not a job state: use one of {', '.join(_STATES)}.")
+        from pai_magic.core.models import check_job_state
+
+        state = check_job_state(args.state)
         if args.vc is not None and not _JOB_NAME_RE.match(args.vc):
             raise UsageError(f"--vc {args.vc!r} is not a virtual cluster name: e.g. --vc default.")
         if not 1 <= args.limit <= 1000:

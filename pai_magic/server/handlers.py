@@ -18,7 +18,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from pai_magic.core.errors import InvalidInputError, PaiError, one_line
-from pai_magic.core.models import JOB_STATES
+from pai_magic.core.models import check_job_state
 
 # "job" for the logged-in user's job, "user~job" for anyone's (the way OpenPAI URLs name jobs).
 JOB_NAME_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+~)?[A-Za-z0-9_-]+$")
@@ -161,9 +161,7 @@ class LocalHandler(PaiApiHandler):
 class JobsHandler(PaiApiHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        state = (self.get_query_argument("state", "") or "").strip().upper() or None
-        if state is not None and state not in JOB_STATES:
-            raise bad_input(f"{state} is not a job state: choose one of {', '.join(JOB_STATES)}.", "state")
+        state = check_job_state(self.get_query_argument("state", ""))
         limit = self.query_int("limit", 20, 1, MAX_LIMIT)
         offset = self.query_int("offset", 0, 0, 10**9) or 0
         keyword = (self.get_query_argument("keyword", "") or "").strip() or None
