@@ -557,15 +557,18 @@ class PaiPanel:
     def clone(self, name: str) -> None:
         """Fill the submit form from a job's config (a fresh name is made at submit)."""
         def work() -> Any:
-            from pai_magic.core.jobform import form_from_protocol
+            from pai_magic.core.jobform import form_cannot_hold, form_from_protocol
 
-            return form_from_protocol(self._client().job_config(name))
+            job = self._client().job_config(name)
+            return form_from_protocol(job), form_cannot_hold(job)
 
         with self._lock:
-            form = self._guard(work)
-            if form is not None:
+            got = self._guard(work)
+            if got is not None:
+                form, why = got
                 self.form.fill(form)
-                self.form.show_result(f"Filled from {name}: change what you need, then Submit.")
+                self.form.show_result(f"Filled from {name}: change what you need, then Submit."
+                                      if why is None else f"Filled from {name}, but: {why}")
                 self.tabs.selected_index = TAB_SUBMIT
 
     # ---- submit tab ------------------------------------------------------------------------------
@@ -646,18 +649,21 @@ class PaiPanel:
     def import_yaml(self) -> None:
         """Fill the form from the YAML box's job."""
         try:
-            from pai_magic.core.jobform import form_from_protocol
+            from pai_magic.core.jobform import form_cannot_hold, form_from_protocol
             from pai_magic.core.protocol import parse_protocol
 
             try:
-                form = form_from_protocol(parse_protocol(self.form.yaml.value))
+                job = parse_protocol(self.form.yaml.value)
+                form = form_from_protocol(job)
             except InvalidInputError as err:
                 raise InvalidInputError(str(err), field="yaml") from None
         except Exception as exc:  # noqa: BLE001
             self.form.show_error(getattr(exc, "field", None), one_line(exc))
             return
         self.form.fill(form)
-        self.form.show_result("Form filled from the YAML job.")
+        why = form_cannot_hold(job)
+        self.form.show_result("Form filled from the YAML job." if why is None
+                              else f"Form filled from the YAML job, but: {why}")
 
     # ---- images and storage tabs -----------------------------------------------------------------
 

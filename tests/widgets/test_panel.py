@@ -334,6 +334,12 @@ def test_clone_fills_the_form_with_the_jobs_config_and_yaml_round_trips(logged_i
     f.fill({"image": "x", "commands": "y"})
     p.import_yaml()
     assert f.values() == before
+    assert "but:" not in f.result.value
+    role = "{instances: 1, dockerImage: i, resourcePerInstance: {cpu: 1, memoryMB: 512, gpu: 0}, commands: [echo]}"
+    f.yaml.value = ("protocolVersion: 2\nname: two\ntype: job\nprerequisites:\n- {name: i, type: dockerimage, "
+                    f"uri: ubuntu}}\ntaskRoles:\n  a: {role}\n  b: {role}\n")
+    p.import_yaml()
+    assert "2 task roles" in f.result.value  # the form says what it dropped, as the sidebar does
     f.yaml.value = "name: [unclosed"
     p.import_yaml()
     assert list(f.shown_errors()) == ["yaml"]
