@@ -86,9 +86,12 @@ def _labelled(name: str) -> str:
 def run_jobs(args: argparse.Namespace) -> int:
     if args.limit < 0 or args.offset < 0:
         raise InvalidInputError("--limit and --offset must be >= 0.")
+    from pai_magic.core.client import check_list_filter
+
+    user, vc = check_list_filter(args.user, "user"), check_list_filter(args.vc, "vc")
     with client_for(args) as client:
-        username = None if args.all else (args.user or client.user or None)
-        page = client.list_jobs(username=username, state=args.state, vc=args.vc, keyword=args.keyword,
+        username = None if args.all else (user or client.user or None)
+        page = client.list_jobs(username=username, state=args.state, vc=vc, keyword=args.keyword,
                                 offset=args.offset, limit=args.limit)
     data = {"total": page.total, "offset": page.offset, "limit": page.limit,
             "items": [dict(vars(s), full_name=s.full_name, kind_label=kind_label(s.name))

@@ -37,6 +37,7 @@ from pai_magic.core.models import (
 from pai_magic.core.profiles import Profile
 
 JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+USER_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")   # OpenPAI user (and virtual cluster) names
 DEFAULT_ORDER = "submissionTime,DESC"
 LOG_STREAMS = ("stdout", "stderr", "all")
 
@@ -64,16 +65,37 @@ def token_claims(token: str) -> dict[str, Any]:
         return {}
 
 
+def parse_job_ref(text: str) -> tuple[str | None, str]:
+    """``NAME`` or ``USER~NAME`` (as the portal and the REST URLs write it) -> ``(user or None,
+    name)``: the one check of a job reference for every face (magics, CLI, server)."""
+    raw = (text or "").strip()
+    owner, sep, job = raw.partition("~")
+    user: str | None = owner if sep else None
+    if not sep:
+        job = owner
+    if not job or not JOB_NAME_RE.match(job) or (user is not None and not USER_NAME_RE.match(user)):
+        raise InvalidInputError(f"{text!r} is not a job name: names use letters, digits, '_' and '-' "
+                                "(give USER~NAME for another user's job).")
+    return user, job
+
+
+def check_list_filter(value: str | None, field: str) -> str | None:
+    """A job list's ``user`` or ``vc`` filter as typed (blank: none) -> the name, or an
+    ``InvalidInputError`` on ``field`` saying what a name may hold."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if not USER_NAME_RE.match(text):
+        what, example = ("virtual cluster name", "default") if field == "vc" else ("user name", "alice")
+        raise InvalidInputError(f"{value!r} is not a {what}: use letters, digits, '_', '.' and '-', "
+                                f"e.g. {example}.", field=field)
+    return text
+
+
 def split_job_name(name: str, default_user: str | None) -> tuple[str, str]:
     """``"alice~train"`` or ``"train"`` (+ the profile user) -> ``("alice", "train")``."""
-    raw = (name or "").strip()
-    if "~" in raw:
-        user, job = raw.split("~", 1)
-    else:
-        user, job = (default_user or ""), raw
-    if not job or not JOB_NAME_RE.match(job):
-        raise InvalidInputError(f"{name!r} is not a job name: names use letters, digits, '_' and '-' "
-                                "(give USER~NAME for another user's job).")
+    owner, job = parse_job_ref(name)
+    user = owner or default_user or ""
     if not user:
         raise InvalidInputError(f"Whose job is {job!r}? Give USER~{job} or log in with a user name.")
     return user, job

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from pai_magic.core.errors import InvalidInputError, PaiError
+from pai_magic.core.protocol.build import KEEP_ALIVE
 
 __all__ = ["FIELDS", "FieldError", "spec_from_form", "protocol_from_form", "overrides_from_form",
            "apply_form", "apply_overrides_checked", "check_job_images", "check_image", "parse_memory_mb",
-           "parse_storages", "form_from_protocol", "MAX_COUNT", "MAX_NAME_STEM"]
+           "parse_storages", "form_from_protocol", "form_cannot_hold", "MAX_COUNT", "MAX_NAME_STEM"]
 
 # key -> what the person calls it (used in the messages)
 FIELDS: dict[str, str] = {
@@ -45,7 +46,6 @@ _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNOREC
 _MEMORY_FACTOR_MB = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}
 _UNIQUE_SUFFIX_RE = re.compile(r"_[a-z0-9]{8}\Z")
 _TEMPLATE = "<%"
-KEEP_ALIVE = "sleep infinity"
 IMAGE_EXAMPLE = "ubuntu:22.04 or HOST:5000/team/img:tag"
 
 
@@ -384,10 +384,53 @@ def check_job_images(job: Any) -> None:
 
 # ------------------------------------------------------------------ the other way
 
+# top-level and task-role keys the form either sets or that carry nothing it would lose
+_FORM_TOP = {"protocolVersion", "name", "type", "prerequisites", "jobRetryCount", "taskRoles",
+             "defaults", "extras"}
+_FORM_TASK = {"instances", "dockerImage", "resourcePerInstance", "commands", "completion", "taskRetryCount"}
+
+
+def form_cannot_hold(job: Any) -> str | None:
+    """Why the form cannot rebuild ``job`` exactly (several task roles, parameters, ports,
+    registry credentials ...), as the sentence to show; None when it can. A face that gets a
+    reason offers the job's YAML instead of a form that would silently drop something."""
+    from pai_magic.core.protocol.build import SSH_PLUGIN_KEY
+
+    roles = job.get("taskRoles") if isinstance(job, dict) else None
+    if not isinstance(roles, dict) or len(roles) != 1:
+        count = len(roles) if isinstance(roles, dict) else 0
+        return f"This job has {count} task roles; the form holds one: edit its YAML instead."
+    extra_top = sorted(str(k) for k in job if k not in _FORM_TOP)
+    if extra_top:
+        return f"This job uses {', '.join(extra_top)}, which the form does not show: edit its YAML instead."
+    (role_name, role), = roles.items()
+    extra_task = sorted(str(k) for k in role if k not in _FORM_TASK) if isinstance(role, dict) else ["?"]
+    if extra_task:
+        return (f"Task role {role_name} uses {', '.join(extra_task)}, which the form does not show: "
+                "edit its YAML instead.")
+    prerequisites = job.get("prerequisites") or []
+    image = next((p for p in prerequisites if isinstance(p, dict) and p.get("type") == "dockerimage"
+                  and p.get("name") == role.get("dockerImage")), None)
+    if image is None or image.get("auth") or len(prerequisites) != 1:
+        return "This job's image needs registry credentials or extra prerequisites: edit its YAML instead."
+    resources = role.get("resourcePerInstance") or {}
+    if isinstance(resources, dict) and resources.get("ports"):
+        return "This job declares ports, which the form does not show: edit its YAML instead."
+    extras = job.get("extras") if isinstance(job.get("extras"), dict) else {}
+    plugins = extras.get(SSH_PLUGIN_KEY) or []
+    other = sorted(set(map(str, extras)) - {"storages", SSH_PLUGIN_KEY}) + sorted(
+        str(p.get("plugin")) for p in plugins if isinstance(p, dict) and p.get("plugin") != "ssh")
+    defaults = job.get("defaults") if isinstance(job.get("defaults"), dict) else {}
+    if other or set(defaults) - {"virtualCluster"}:
+        return f"This job uses {', '.join(other) or 'defaults'} beyond the form: edit its YAML instead."
+    return None
+
+
 def form_from_protocol(job: Any) -> dict[str, Any]:
     """The form that rebuilds ``job`` (clone, YAML import): its first task role's image,
-    commands and resources, the job's virtual cluster, retries, storages, SSH and keep-alive.
-    The name is the stem (the unique suffix dropped), so a clone gets a fresh name."""
+    commands and resources, the job's virtual cluster (OpenPAI's ``default`` when the job names
+    none), retries, storages, SSH and keep-alive. The name is the stem (the unique suffix
+    dropped), so a clone gets a fresh name. :func:`form_cannot_hold` says what it would drop."""
     if not isinstance(job, dict) or not isinstance(job.get("taskRoles"), dict) or not job["taskRoles"]:
         raise FieldError(None, "This is not a job (a YAML mapping with `taskRoles:`): nothing to fill the form with.")
     role = next(iter(job["taskRoles"].values()))
@@ -413,7 +456,7 @@ def form_from_protocol(job: Any) -> dict[str, Any]:
     defaults = defaults if isinstance(defaults, dict) else {}
     return {
         "name": _UNIQUE_SUFFIX_RE.sub("", name), "image": image, "commands": "\n".join(commands),
-        "virtualCluster": defaults.get("virtualCluster") or "", "gpu": res.get("gpu", 0), "cpu": res.get("cpu", 1),
+        "virtualCluster": defaults.get("virtualCluster") or "default", "gpu": res.get("gpu", 0), "cpu": res.get("cpu", 1),
         "memoryMB": res.get("memoryMB", 4096), "instances": role.get("instances", 1),
         "retry": job.get("jobRetryCount", 0), "storages": storages, "ssh": job_has_ssh(job),
         "keepAlive": keep_alive,

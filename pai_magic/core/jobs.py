@@ -196,13 +196,7 @@ def wait_for(client: PaiClient, name: str, *, user: str | None = None, timeout: 
                 return detail
         now = time.monotonic()
         if deadline is not None and now >= deadline:
-            state = detail.state if detail else "UNKNOWN"
-            u, job = split_job_name(name, user or client.user)
-            err = PaiTimeoutError(f"Job {u}~{job} is still {state} after {timeout:g} s: wait again, or stop it "
-                                  f"with `pai-magic stop {job}`.")
-            err.state = state  # type: ignore[attr-defined]
-            err.job = detail  # type: ignore[attr-defined]
-            raise err
+            raise _still_running(name, user, client, timeout, detail, detail.state if detail else "UNKNOWN")
         pause = max(interval, backoff)
         time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - now)))
         interval = min(poll, interval * 1.5)

@@ -13,6 +13,20 @@ TERMINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 JOB_STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
 
 
+def check_job_state(value: str | None) -> str | None:
+    """A state filter as typed (any case, blank for none) -> the state, or an
+    ``InvalidInputError`` on field ``state`` naming the states: every face refuses alike."""
+    state = (value or "").strip().upper()
+    if not state:
+        return None
+    if state not in JOB_STATES:
+        from pai_magic.core.errors import InvalidInputError
+
+        raise InvalidInputError(f"{value!r} is not a job state: choose one of {', '.join(JOB_STATES)}.",
+                                field="state")
+    return state
+
+
 def is_terminal(state: str | None) -> bool:
     """True once a job can no longer change state (a RUNNING job may still be between retries)."""
     return (state or "").upper() in TERMINAL_STATES

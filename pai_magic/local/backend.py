@@ -169,21 +169,8 @@ class LocalBackend:
         user 404); a new password revokes the user's browser tokens, not application ones.
         """
         self._not_application(caller)
-        if not isinstance(body, dict):
-            raise ApiError(400, "InvalidParametersError", '"value" must be an object')
-        unknown = set(body) - {"data", "patch"}
-        if unknown:
-            raise ApiError(400, "InvalidParametersError", f'"{sorted(unknown)[0]}" is not allowed')
-        patch = body.get("patch", False)
-        if not isinstance(patch, bool):
-            raise ApiError(400, "InvalidParametersError", '"patch" must be a boolean')
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise ApiError(400, "InvalidParametersError", '"data" is required')
         allowed = ("username", "email", "virtualCluster", "admin", "password", "extension")
-        bad = set(data) - set(allowed)
-        if bad:
-            raise ApiError(400, "InvalidParametersError", f'"{sorted(bad)[0]}" is not allowed')
+        data, patch = _user_update_body(body, allowed)
         username = data.get("username")
         if not isinstance(username, str) or not USERNAME_RE.match(username):
             raise ApiError(400, "InvalidParametersError", '"username" is required and must match [\\w.-]+')
@@ -253,20 +240,7 @@ class LocalBackend:
     def update_me(self, caller: Caller, body: Any) -> dict[str, Any]:
         """``PUT /users/me``: patch semantics; ``extension`` keys replace their old values."""
         self._not_application(caller)
-        if not isinstance(body, dict):
-            raise ApiError(400, "InvalidParametersError", '"value" must be an object')
-        unknown = set(body) - {"data", "patch"}
-        if unknown:
-            raise ApiError(400, "InvalidParametersError", f'"{sorted(unknown)[0]}" is not allowed')
-        patch = body.get("patch", False)
-        if not isinstance(patch, bool):
-            raise ApiError(400, "InvalidParametersError", '"patch" must be a boolean')
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise ApiError(400, "InvalidParametersError", '"data" is required')
-        bad = set(data) - {"username", "email", "newPassword", "oldPassword", "extension"}
-        if bad:
-            raise ApiError(400, "InvalidParametersError", f'"{sorted(bad)[0]}" is not allowed')
+        data, patch = _user_update_body(body, ("username", "email", "newPassword", "oldPassword", "extension"))
         username = data.get("username")
         if not isinstance(username, str) or not USERNAME_RE.match(username):
             raise ApiError(400, "InvalidParametersError", '"username" is required')
@@ -831,3 +805,23 @@ def read_credentials(data_dir: Path) -> tuple[str, str] | None:
         return str(data["user"]), str(data["password"])
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _user_update_body(body: Any, allowed: tuple[str, ...]) -> tuple[dict[str, Any], bool]:
+    """``{data, patch}`` of the two ``PUT /users`` routes, checked as their Joi schemas do
+    (the first problem wins): ``(data, patch)``."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "InvalidParametersError", '"value" must be an object')
+    unknown = set(body) - {"data", "patch"}
+    if unknown:
+        raise ApiError(400, "InvalidParametersError", f'"{sorted(unknown)[0]}" is not allowed')
+    patch = body.get("patch", False)
+    if not isinstance(patch, bool):
+        raise ApiError(400, "InvalidParametersError", '"patch" must be a boolean')
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ApiError(400, "InvalidParametersError", '"data" is required')
+    bad = set(data) - set(allowed)
+    if bad:
+        raise ApiError(400, "InvalidParametersError", f'"{sorted(bad)[0]}" is not allowed')
+    return data, patch

@@ -30,22 +30,18 @@ from pai_magic.magics.options import PaiOptions
 from pai_magic.magics.render import View, esc, job_detail_view, job_table
 from pai_magic.magics.session import get_session
 
-_JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _PROTOCOL_HINT_RE = re.compile(r"^\s*(protocolVersion|taskRoles)\s*:", re.MULTILINE)
-KEEP_ALIVE = "sleep infinity"
-_STATES = ("WAITING", "RUNNING", "STOPPING", "SUCCEEDED", "FAILED", "STOPPED", "UNKNOWN")
 
 
 def split_job_ref(text: str) -> tuple[str, str | None]:
     """``NAME`` or ``USER~NAME`` (as the portal and the REST URLs write it) -> (name, user)."""
-    text = (text or "").strip()
-    owner, sep, name = text.partition("~")
-    user: str | None = owner if sep else None
-    if not sep:
-        name = owner
-    if not name or not _JOB_NAME_RE.match(name) or (user is not None and not _JOB_NAME_RE.match(user or "")):
-        raise UsageError(f"{text!r} is not a job name: job names use letters, digits, '_' and '-' "
-                         "(USER~NAME for another user's job); %pai_jobs lists yours.")
+    from pai_magic.core.client import parse_job_ref
+    from pai_magic.core.errors import InvalidInputError
+
+    try:
+        user, name = parse_job_ref(text)
+    except InvalidInputError as err:
+        raise UsageError(f"{err} %pai_jobs lists yours.") from None
     return name, user
 
 
@@ -259,21 +255,20 @@ class PaiMagics(PaiOptions, Magics):
         args = parse_line(self.pai_jobs, line)
         if args.user and args.all:
             raise UsageError("Give either --user U or --all, not both.")
-        if args.user is not None and not _JOB_NAME_RE.match(args.user):
-            raise UsageError(f"--user {args.user!r} is not a user name: e.g. --user alice.")
-        state = None
-        if args.state is not None:
-            state = args.state.upper()
-            if state not in _STATES:
-                raise UsageError(f"--state {args.state!r} is not a job state: use one of {', '.join(_STATES)}.")
-        if args.vc is not None and not _JOB_NAME_RE.match(args.vc):
-            raise UsageError(f"--vc {args.vc!r} is not a virtual cluster name: e.g. --vc default.")
+        from pai_magic.core.client import check_list_filter
+        from pai_magic.core.models import check_job_state
+
+        user_filter = check_list_filter(args.user, "user")
+        if args.user is not None and not user_filter:
+            raise UsageError("--user is empty: give a user name, e.g. --user alice.")
+        state = check_job_state(args.state)
+        vc = check_list_filter(args.vc, "vc")
         if not 1 <= args.limit <= 1000:
             raise UsageError("--limit must be between 1 and 1000.")
         session = get_session(self.shell)
         client = session.client()
-        user = None if args.all else (args.user or session.profile().user)
-        page = client.list_jobs(username=user, state=state, vc=args.vc, limit=args.limit)
+        user = None if args.all else (user_filter or session.profile().user)
+        page = client.list_jobs(username=user, state=state, vc=vc, limit=args.limit)
         jobs = list(getattr(page, "items", page))
         total = getattr(page, "total", None)
         return job_table(jobs, total=total, now=time.time())

@@ -225,7 +225,9 @@ class StatusSnapshot:
 
     @property
     def terminal(self) -> bool:
-        return self.state in ("SUCCEEDED", "FAILED", "STOPPED")
+        from pai_magic.core.models import is_terminal
+
+        return is_terminal(self.state)
 
     def text(self) -> str:
         parts = [f"[pai] {self.name}: {self.state}"]

@@ -282,7 +282,9 @@ class SshMagics(Magics):
 def ssh_status_lines(session: Any, name: str, user: str, state: str) -> list[str] | None:
     """Under a job's live status: the SSH commands once it runs; its host keys forgotten at the end."""
     full = f"{user}~{name}"
-    if state in ("SUCCEEDED", "FAILED", "STOPPED"):
+    from pai_magic.core.models import is_terminal
+
+    if is_terminal(state):
         from pai_magic.core.ssh.known_hosts import forget_job_keys
 
         forget_job_keys(full)

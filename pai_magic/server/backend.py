@@ -201,11 +201,10 @@ class CoreBackend(PaiBackend):
         """The job's protocol as YAML (secrets masked) and, when the form can hold it, as a spec."""
         from pai_magic.core.protocol import dump_protocol
         from pai_magic.core.protocol.build import mask_secrets
-        from pai_magic.server.clone import spec_of_protocol
 
         client = self._client()
         job = mask_secrets(client.job_config(name))
-        spec, why = spec_of_protocol(job)
+        spec, why = serialize.form_spec(job)
         user, _, bare = name.rpartition("~")
         return {"name": bare, "user": user or client.user, "yaml": dump_protocol(job),
                 "spec": spec, "specMessage": why}
@@ -215,7 +214,6 @@ class CoreBackend(PaiBackend):
         from pai_magic.core.protocol import dump_protocol, parse_protocol
         from pai_magic.core.protocol.build import mask_secrets
         from pai_magic.core.protocol.validate import validate_protocol
-        from pai_magic.server.clone import spec_of_protocol
         from pai_magic.server.submit import protocol_from_request
 
         if kind == "spec":
@@ -223,7 +221,7 @@ class CoreBackend(PaiBackend):
             job = built if isinstance(built, dict) else parse_protocol(built)
         else:
             job = validate_protocol(parse_protocol(payload))
-        spec, why = spec_of_protocol(job)
+        spec, why = serialize.form_spec(job)
         return {"yaml": dump_protocol(mask_secrets(job)), "spec": spec, "specMessage": why}
 
     def profiles(self) -> dict[str, Any]:
@@ -283,11 +281,9 @@ class CoreBackend(PaiBackend):
                 "tags": serialize.image_tags(reg.host, image_details(reg, listing))}
 
     def storages(self) -> dict[str, Any]:
-        from pai_magic.core.storage.info import list_storages
-        from pai_magic.core.storage.listing import list_mounts
+        from pai_magic.core.storage.overview import storage_overview
 
-        infos = list_storages(self._client())
-        return {"storages": [serialize.storage_row(info, list_mounts()) for info in infos]}
+        return {"storages": [serialize.storage_row(row) for row in storage_overview(self._client())]}
 
     def stop(self, name: str) -> dict[str, Any]:
         client = self._client()

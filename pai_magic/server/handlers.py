@@ -18,11 +18,10 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
 from pai_magic.core.errors import InvalidInputError, PaiError, one_line
-from pai_magic.core.models import JOB_STATES
+from pai_magic.core.client import check_list_filter, parse_job_ref
+from pai_magic.core.models import check_job_state
 
 # "job" for the logged-in user's job, "user~job" for anyone's (the way OpenPAI URLs name jobs).
-JOB_NAME_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+~)?[A-Za-z0-9_-]+$")
-USER_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 TASK_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:/(\d+))?$")
 LOG_STREAMS = ("stdout", "stderr", "all")
 MAX_LIMIT = 1000
@@ -115,9 +114,7 @@ def bad_input(message: str, field: str | None) -> InvalidInputError:
 
 
 def check_job_name(name: str) -> str:
-    if not JOB_NAME_RE.match(name or ""):
-        raise InvalidInputError(
-            f"{name!r} is not a job name: job names use letters, digits, '_' and '-' (optionally USER~NAME).")
+    parse_job_ref(name)
     return name
 
 
@@ -161,9 +158,7 @@ class LocalHandler(PaiApiHandler):
 class JobsHandler(PaiApiHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        state = (self.get_query_argument("state", "") or "").strip().upper() or None
-        if state is not None and state not in JOB_STATES:
-            raise bad_input(f"{state} is not a job state: choose one of {', '.join(JOB_STATES)}.", "state")
+        state = check_job_state(self.get_query_argument("state", ""))
         limit = self.query_int("limit", 20, 1, MAX_LIMIT)
         offset = self.query_int("offset", 0, 0, 10**9) or 0
         keyword = (self.get_query_argument("keyword", "") or "").strip() or None
@@ -171,13 +166,10 @@ class JobsHandler(PaiApiHandler):
             raise bad_input("The search text is too long: give at most 200 characters of a job name.", "keyword")
         # ?user= absent: the logged-in user's jobs; "*": everyone's; a name: that user's
         user_arg = (self.get_query_argument("user", "") or "").strip()
-        if user_arg and user_arg != "*" and not USER_RE.match(user_arg):
-            raise bad_input(f"{user_arg!r} is not a user name: use letters, digits, '_', '.', '-' "
-                            "(or * for all).", "user")
+        if user_arg != "*":
+            check_list_filter(user_arg, "user")
         user: str | None = None if user_arg == "*" else user_arg
-        vc = (self.get_query_argument("vc", "") or "").strip() or None
-        if vc is not None and not USER_RE.match(vc):
-            raise bad_input(f"{vc!r} is not a virtual cluster name: use letters, digits, '_', '.', '-'.", "vc")
+        vc = check_list_filter(self.get_query_argument("vc", ""), "vc")
         self.reply(await self.call(self.backend.list_jobs, state=state, limit=limit, offset=offset,
                                    keyword=keyword, user=user, vc=vc))
 

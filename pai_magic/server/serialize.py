@@ -75,29 +75,32 @@ def image_tags(host: str, rows: list[Any]) -> list[dict[str, Any]]:
     return sorted(by_tag.values(), key=lambda e: (e["created"] or "", e["tag"]), reverse=True)
 
 
-def storage_row(info: Any, mounts: list[Any]) -> dict[str, Any]:
-    """A cluster storage with where it is mounted on this machine and how full it is."""
-    from pai_magic.core.errors import PaiError
-    from pai_magic.core.storage.mounttable import same_source
-    from pai_magic.core.storage.usage import share_usage
-
-    mount = next((m for m in mounts if m.mounted and m.storage == info.name), None)
-    if mount is None and info.source:
-        mount = next((m for m in mounts if m.mounted and same_source(m.source, info.source)), None)
+def storage_row(row: Any) -> dict[str, Any]:
+    """A ``StorageOverview`` (core.storage.overview): a cluster storage with where it is
+    mounted on this machine and how full it is."""
     usage = None
-    if mount is not None:
-        try:
-            u = share_usage(mount.mountpoint)
-            usage = {"total": u.total, "used": u.used, "free": u.free, "fractionUsed": round(u.fraction_used, 4),
-                     "warn": u.warn, "message": u.message}
-        except PaiError as exc:
-            usage = {"total": None, "used": None, "free": None, "fractionUsed": None, "warn": True,
-                     "message": str(exc)}
+    if row.mountpoint is not None:
+        fraction = round(row.fraction_used, 4) if row.fraction_used is not None else None
+        usage = {"total": row.total, "used": row.used, "free": row.free, "fractionUsed": fraction,
+                 "warn": row.warn, "message": row.usage_message}
     return {
-        "name": info.name, "type": info.type, "server": info.server, "path": info.path,
-        "readOnly": info.read_only, "default": info.default, "mountPath": info.default_mount_path,
-        "mountCommand": info.mount_command, "mounted": mount is not None,
-        "mountpoint": mount.mountpoint if mount is not None else None,
-        "mountedBy": ("pai_magic" if mount.by_pai_magic else "system") if mount is not None else None,
-        "usage": usage,
+        "name": row.name, "type": row.type, "server": row.server, "path": row.path,
+        "readOnly": row.read_only, "default": row.default, "mountPath": row.mount_path,
+        "mountCommand": row.mount_command, "mounted": row.mountpoint is not None,
+        "mountpoint": row.mountpoint, "mountedBy": row.mounted_by, "usage": usage,
     }
+
+
+def form_spec(job: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """``(spec, None)`` when the sidebar's form can hold ``job`` exactly, else ``(None, why)``.
+
+    The core's ``form_from_protocol`` reads the job; the sidebar takes ``commands`` as a list
+    of lines rather than one text."""
+    from pai_magic.core.jobform import form_cannot_hold, form_from_protocol
+
+    why = form_cannot_hold(job)
+    if why is not None:
+        return None, why
+    form = form_from_protocol(job)
+    form["commands"] = form["commands"].splitlines()
+    return form, None

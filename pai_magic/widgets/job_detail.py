@@ -174,7 +174,9 @@ class JobDetail:
             if terminal:
                 self.log_final_key = key
             return
-        self.log_final_key = key
+        # read again at the next refresh while the job runs and is followed: a read made while
+        # it ran is not its final log (the last lines come after)
+        self.log_final_key = key if terminal or not self.log_follow.value else None
         text = chunk.text[-LOG_TAIL_CHARS:]
         if not text:
             self._show_log([], f"{choice} wrote nothing to {stream}." if terminal else f"Nothing on {stream} yet.",

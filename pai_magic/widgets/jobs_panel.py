@@ -432,6 +432,22 @@ class PaiPanel:
                 "state": None if state == _ALL else state,
                 "vc": self.vc_filter.value or None, "keyword": self.search.value.strip() or None}
 
+    def _page(self, client: Any) -> Any:
+        """The page shown. The unfiltered first page of one's own jobs is the machine-wide
+        shared list (core.polling), so every panel, kernel and sidebar of a user makes one poll;
+        a filter, search, other page or everyone's jobs asks the cluster."""
+        from pai_magic.core.models import JobPage
+
+        filters = self._list_filters(client)
+        if self.offset == 0 and filters["username"] == (client.user or None) and not any(
+                filters[k] for k in ("state", "vc", "keyword")):
+            from pai_magic.core.polling import shared_list
+
+            lst = shared_list(client).get(limit=self.page_size)
+            total = lst.total if lst.total is not None else (len(lst.items) if lst.complete else None)
+            return JobPage(items=lst.items[: self.page_size], total=total, offset=0, limit=self.page_size)
+        return client.list_jobs(offset=self.offset, limit=self.page_size, **filters)
+
     def refresh(self) -> bool:
         """Read the profile, the page of jobs and the open job; True when it worked. A success
         clears the red line, whatever put it there."""
@@ -444,10 +460,10 @@ class PaiPanel:
                 prof = self._profile()
                 self._show_profile(prof)
                 client = self._client()
-                page = client.list_jobs(offset=self.offset, limit=self.page_size, **self._list_filters(client))
+                page = self._page(client)
                 if not page.items and self.offset and page.total:
                     self.offset = max(0, (page.total - 1) // self.page_size * self.page_size)
-                    page = client.list_jobs(offset=self.offset, limit=self.page_size, **self._list_filters(client))
+                    page = self._page(client)
                 self._render_jobs(page)
                 self._load_virtual_clusters(client, prof)
                 if self.selected:
@@ -541,15 +557,18 @@ class PaiPanel:
     def clone(self, name: str) -> None:
         """Fill the submit form from a job's config (a fresh name is made at submit)."""
         def work() -> Any:
-            from pai_magic.core.jobform import form_from_protocol
+            from pai_magic.core.jobform import form_cannot_hold, form_from_protocol
 
-            return form_from_protocol(self._client().job_config(name))
+            job = self._client().job_config(name)
+            return form_from_protocol(job), form_cannot_hold(job)
 
         with self._lock:
-            form = self._guard(work)
-            if form is not None:
+            got = self._guard(work)
+            if got is not None:
+                form, why = got
                 self.form.fill(form)
-                self.form.show_result(f"Filled from {name}: change what you need, then Submit.")
+                self.form.show_result(f"Filled from {name}: change what you need, then Submit."
+                                      if why is None else f"Filled from {name}, but: {why}")
                 self.tabs.selected_index = TAB_SUBMIT
 
     # ---- submit tab ------------------------------------------------------------------------------
@@ -630,18 +649,21 @@ class PaiPanel:
     def import_yaml(self) -> None:
         """Fill the form from the YAML box's job."""
         try:
-            from pai_magic.core.jobform import form_from_protocol
+            from pai_magic.core.jobform import form_cannot_hold, form_from_protocol
             from pai_magic.core.protocol import parse_protocol
 
             try:
-                form = form_from_protocol(parse_protocol(self.form.yaml.value))
+                job = parse_protocol(self.form.yaml.value)
+                form = form_from_protocol(job)
             except InvalidInputError as err:
                 raise InvalidInputError(str(err), field="yaml") from None
         except Exception as exc:  # noqa: BLE001
             self.form.show_error(getattr(exc, "field", None), one_line(exc))
             return
         self.form.fill(form)
-        self.form.show_result("Form filled from the YAML job.")
+        why = form_cannot_hold(job)
+        self.form.show_result("Form filled from the YAML job." if why is None
+                              else f"Form filled from the YAML job, but: {why}")
 
     # ---- images and storage tabs -----------------------------------------------------------------
 

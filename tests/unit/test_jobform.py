@@ -100,3 +100,14 @@ def test_yaml_jobs_get_the_same_image_check_and_overrides():
         jobform.apply_form(job, {"image": "Not A Valid Image!!"})
     assert caught.value.field == "image"
     assert jobform.overrides_from_form({}) == {}
+
+
+def test_the_form_says_what_it_cannot_hold():
+    job = jobform.protocol_from_form(OK, resolve_image=False)
+    assert jobform.form_cannot_hold(job) is None
+    ports = parse_protocol(dump_protocol(job))
+    ports["taskRoles"]["taskrole"]["resourcePerInstance"]["ports"] = {"http": 1}
+    assert "ports" in (jobform.form_cannot_hold(ports) or "")
+    two = dict(job, taskRoles=dict(job["taskRoles"], other=job["taskRoles"]["taskrole"]))
+    assert "2 task roles" in (jobform.form_cannot_hold(two) or "")
+    assert "parameters" in (jobform.form_cannot_hold(dict(job, parameters={"x": 1})) or "")

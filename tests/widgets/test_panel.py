@@ -334,6 +334,12 @@ def test_clone_fills_the_form_with_the_jobs_config_and_yaml_round_trips(logged_i
     f.fill({"image": "x", "commands": "y"})
     p.import_yaml()
     assert f.values() == before
+    assert "but:" not in f.result.value
+    role = "{instances: 1, dockerImage: i, resourcePerInstance: {cpu: 1, memoryMB: 512, gpu: 0}, commands: [echo]}"
+    f.yaml.value = ("protocolVersion: 2\nname: two\ntype: job\nprerequisites:\n- {name: i, type: dockerimage, "
+                    f"uri: ubuntu}}\ntaskRoles:\n  a: {role}\n  b: {role}\n")
+    p.import_yaml()
+    assert "2 task roles" in f.result.value  # the form says what it dropped, as the sidebar does
     f.yaml.value = "name: [unclosed"
     p.import_yaml()
     assert list(f.shown_errors()) == ["yaml"]
@@ -424,6 +430,31 @@ def test_the_shared_loop_shows_jobs_submitted_elsewhere(profile):
     refreshes = p.refreshes
     time.sleep(1.0)
     assert p.refreshes == refreshes  # a closed panel is not refreshed any more
+
+
+def test_the_first_page_is_the_machines_shared_poll(logged_in):
+    """Every panel's unfiltered first page goes through the shared job list (core.polling):
+    six refreshes of two panels ask the cluster at most once per MIN_INTERVAL; a search
+    asks the cluster itself."""
+    from pai_magic.core import polling
+
+    other = PaiPanel(refresh_interval=None)
+    try:
+        name = _submit_direct("shared_first", "true")
+        requests, served = polling.STATS.requests, polling.STATS.served
+        start = time.monotonic()
+        for _ in range(3):
+            assert logged_in.refresh() and other.refresh(), (logged_in.error_text, other.error_text)
+        elapsed = time.monotonic() - start
+        made = polling.STATS.requests - requests
+        assert made + polling.STATS.served - served == 6  # every refresh read the shared list
+        assert 1 <= made <= 1 + elapsed / polling.MIN_INTERVAL  # the submit made the next poll ask
+        assert name in logged_in.job_states and name in other.job_states
+        other.search.value = name
+        assert polling.STATS.requests - requests == made and polling.STATS.served - served == 6 - made
+        assert list(other.job_states) == [name] and other.error_text == ""
+    finally:
+        other.close()
 
 
 def test_start_local_backend_from_the_panel(tmp_path):
