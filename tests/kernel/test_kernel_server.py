@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from pai_magic.kernel.spec import KernelSettings, build_kernelspec
-from tests.fixtures.services import need_binary
+from tests.fixtures.services import need, need_binary
 from tests.server.jupyter_process import JupyterProcess
 
 websocket = pytest.importorskip("websocket")
@@ -191,6 +191,7 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
         # a killed SSH transport is re-established by the next execute, the kernel's state intact
         assert ws.execute("y = 'kept'; y")["text"] == "'kept'"
         need_binary("ss", "iproute2")
+        need(os.geteuid() == 0, "killing a TCP connection with `ss -K` needs root (CAP_NET_ADMIN)")
         detail = backend.job(job)
         ssh_port = detail["taskRoles"]["kernel"]["taskStatuses"][0]["containerPorts"]["ssh"]
         killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{ssh_port}"],
