@@ -92,12 +92,17 @@ async def measure(kernel_name: str, runs: int, job_state: Any = None) -> dict[st
     out["rt_median"] = statistics.median(samples)
     out["rt_p90"] = samples[int(len(samples) * 0.9) - 1]
     # interrupt (message mode, as in the kernelspec): one warm-up (the manager's control
-    # socket connects on first use), then the median of 5
+    # socket connects on first use), then the median of 3. (Stock ipykernel 7.4 sometimes
+    # wedges after a few interrupts in a row, local or remote: the next cell never runs.)
     latencies = []
-    for _ in range(6):
+    for _ in range(4):
         kc.execute("import time; print('sleeping', flush=True); time.sleep(100)")
-        while (await kc.get_iopub_msg(timeout=60))["msg_type"] != "stream":
-            pass
+        try:
+            while (await kc.get_iopub_msg(timeout=60))["msg_type"] != "stream":
+                pass
+        except Exception:
+            raise SystemExit(f"{kernel_name}: no output of the sleeping cell within 60 s (round {len(latencies)}); "
+                             "the kernel wedged after an interrupt: run the bench again") from None
         await asyncio.sleep(0.2)  # an interrupt that lands before the sleep can wedge ipykernel
         t = time.perf_counter()
         await km.interrupt_kernel()

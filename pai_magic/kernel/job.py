@@ -333,7 +333,12 @@ class KernelJob:
             return 1
         try:
             assert self.forwarder is not None
-            self.forwarder.ensure_connected()
+            if not self.forwarder.ensure_connected():
+                try:  # a link that died without a word (no RST) looks active: one bounded round trip
+                    self.forwarder.session().probe()
+                except PaiError:
+                    self.forwarder.drop()
+                    self.forwarder.ensure_connected()
             code = self.kernel_exit()
         except Exception as exc:  # a link that is down now is retried at the next poll
             log.warning("pai-magic kernel: SSH link to job %s is down (%s); retrying", self.job, exc)

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from pai_magic.kernel.spec import KernelSettings, build_kernelspec
-from tests.fixtures.services import need_binary
+from tests.fixtures.services import need, need_binary
 from tests.server.jupyter_process import JupyterProcess
 
 websocket = pytest.importorskip("websocket")
@@ -87,6 +87,8 @@ class WsKernel:
         out: dict[str, Any] = {"text": "", "reply": None, "idle": False, "error": None}
         deadline = time.monotonic() + timeout
         while not (out["reply"] is not None and out["idle"]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no complete answer within {timeout}s: {out}")
             self.ws.settimeout(max(0.1, deadline - time.monotonic()))
             msg = json.loads(self.ws.recv())
             self.seen.append(msg)
@@ -189,16 +191,31 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
         # a killed SSH transport is re-established by the next execute, the kernel's state intact
         assert ws.execute("y = 'kept'; y")["text"] == "'kept'"
         need_binary("ss", "iproute2")
+        need(os.geteuid() == 0, "killing a TCP connection with `ss -K` needs root (CAP_NET_ADMIN)")
         detail = backend.job(job)
         ssh_port = detail["taskRoles"]["kernel"]["taskStatuses"][0]["containerPorts"]["ssh"]
         killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{ssh_port}"],
                                 capture_output=True, text=True, timeout=30)
         assert f":{ssh_port}" in killed.stdout, killed.stdout + killed.stderr
+        # ZeroMQ reconnects at once to the same local ports, which opens a new transport; a
+        # message already written into the dead one is lost (ZeroMQ does not resend), so the
+        # next cell is sent once the link is back
+        relinked = f"SSH link to job {job} re-established"
+        wait_until(lambda: relinked in jp.log_path.read_text(errors="replace"), 60, "the SSH link to come back")
         assert ws.execute("print('still here', y)", timeout=120)["text"] == "still here kept\n"
 
         # the kernel's ZMQ traffic is CurveZMQ-encrypted (ipykernel warns in the job's log otherwise)
         stderr = backend.log_text(job, "kernel", which="stderr")
         assert "pai-magic kernel: kernel 1 started" in stderr and "without encryption" not in stderr, stderr
+
+        # a kernel that dies is noticed by poll (the restarter) and started again in the same job
+        ws.send("execute_request", {"code": "import os; os._exit(1)", "silent": False})
+        wait_until(lambda: any(m["msg_type"] == "status" and m["content"]["execution_state"] == "restarting"
+                               for m in _drain(ws, 1)), 60, "the restarter to notice the dead kernel")
+        out = wait_until(lambda: _try_execute(ws, "import os; print(os.environ['PAI_JOB_NAME'], 'y' in dir())"),
+                         120, "the restarted kernel to answer")
+        assert out["text"].strip().endswith(f"{job} False"), out
+        assert kernel_jobs(backend)[job] == "RUNNING"
 
         # shutdown stops the job
         t0 = time.monotonic()
@@ -239,9 +256,17 @@ def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backe
         ws.close()
 
 
-def _drain(ws: WsKernel) -> list[dict[str, Any]]:
+def _try_execute(ws: WsKernel, code: str) -> dict[str, Any] | None:
     try:
-        ws.ws.settimeout(2)
+        out = ws.execute(code, timeout=10)
+    except Exception:  # noqa: BLE001 - the kernel is still coming back
+        return None
+    return out if out["reply"] and out["reply"].get("status") == "ok" else None
+
+
+def _drain(ws: WsKernel, wait: float = 2) -> list[dict[str, Any]]:
+    try:
+        ws.ws.settimeout(wait)
         while True:
             ws.seen.append(json.loads(ws.ws.recv()))
     except Exception:
