@@ -11,6 +11,7 @@ goes wrong after the submit stops the OpenPAI job, so nothing keeps a GPU for no
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -23,6 +24,8 @@ from jupyter_scheduler.orm import Job
 from jupyter_scheduler.utils import get_utc_timestamp
 
 from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, read_settings
+
+log = logging.getLogger(__name__)
 
 
 class PaiExecutionManager(ExecutionManager):
@@ -63,23 +66,48 @@ class PaiExecutionManager(ExecutionManager):
         stop = threading.Event()
         flag = os.path.join(staging_dir, STOP_FLAG)
         done = threading.Event()
+        wake = threading.Event()
+        pending: list[str] = []  # the newest progress line not yet in the job's row
+        pending_lock = threading.Lock()
 
-        def watch() -> None:
+        def write_pending() -> None:
+            """Write the newest line; on failure keep it for the next turn. Why: the runner's
+            status changes only when a cell starts, so a line lost to one failed write (the
+            scheduler's sqlite busy beyond its timeout on a loaded machine) never comes again
+            and "cell 2 of 2" of a cell running for hours would read "starting the kernel"."""
+            with pending_lock:
+                if not pending:
+                    return
+                line = pending[-1]
+            try:
+                self._update(status_message=line)
+            except Exception as exc:  # noqa: BLE001 - progress is best effort; it is retried, the run goes on
+                log.debug("pai_magic: progress of job %s not written yet: %s", self.job_id, exc)
+                return
+            with pending_lock:
+                if pending and pending[-1] == line:
+                    pending.clear()
+
+        def report() -> None:
+            """Thread: the stop flag, and the progress writes (off the follower's loop, which a
+            locked database would otherwise block for seconds)."""
             while not done.is_set():
                 if os.path.exists(flag):
                     stop.set()
-                    return
-                done.wait(0.3)
+                write_pending()
+                wake.wait(0.3)
+                wake.clear()
+            write_pending()
 
-        threading.Thread(target=watch, name="pai-nb-stop-watch", daemon=True).start()
+        reporter = threading.Thread(target=report, name="pai-nb-progress", daemon=True)
+        reporter.start()
 
         def progress(p: Any) -> None:
             # called only when the line changed (at most once per poll): no throttling, which
             # would drop the last change ("cell 2 of 2") of a cell that then runs for hours
-            try:
-                self._update(status_message=f"OpenPAI {p.line()}"[:1000])
-            except Exception:  # noqa: BLE001 - progress is best effort; the run goes on
-                pass
+            with pending_lock:
+                pending[:] = [f"OpenPAI {p.line()}"[:1000]]
+            wake.set()
 
         try:
             result = follow_run(client, run, on_progress=progress, stop=stop,
@@ -92,6 +120,8 @@ class PaiExecutionManager(ExecutionManager):
             raise
         finally:
             done.set()
+            wake.set()
+            reporter.join(timeout=30)  # its last write must not land after the job's final status
         self._collect(result, job)
         if result.state == "SUCCEEDED":
             return

@@ -87,16 +87,24 @@ class JobDetail:
         self.ssh_labels: list[str] = []   # one per ssh_lines entry
         self.log_lines: list[str] = []
         self.log_message = ""             # why there are no lines, or that they are cut
-        self.log_final_key: tuple[str, str, str] | None = None   # a finished job's log is read once
+        # (job, task, stream) of the last log read, and of the read made once the job had ended:
+        # only the latter is final. A read made while the job ran may predate the task's last
+        # output (or all of it), so it must never stand for the finished job's log.
+        self.log_read_key: tuple[str, str, str] | None = None
+        self.log_final_key: tuple[str, str, str] | None = None
+
+    def forget_log(self) -> None:
+        """The next render reads the log again (another job, task or stream was chosen)."""
+        self.log_read_key = self.log_final_key = None
 
     def _log_choice_changed(self, _change: Any) -> None:
         if not self._updating:
-            self.log_final_key = None
+            self.forget_log()
             self._on_log_choice()
 
     def clear(self) -> None:
         """Hide the box and forget the job."""
-        self.log_final_key = None
+        self.forget_log()
         for widget in (self.header, self.ssh_box, self.log_box, self.tasks):
             _set(widget, "value", "")
         self.ssh_lines, self.ssh_labels, self.log_lines, self.log_message = [], [], [], ""
@@ -150,7 +158,8 @@ class JobDetail:
 
     def _render_log(self, client: Any, name: str, detail: Any) -> None:
         """The last lines of the chosen task's log; re-read on each refresh while the job runs
-        and "follow" is on; a finished job's log is read once."""
+        and "follow" is on; a finished job's log is read once more after it ended (whatever
+        "follow" says: the view must not keep a running job's partial log), then never again."""
         from pai_magic.core.errors import NotFoundError
 
         stream = self.log_stream.value
@@ -161,7 +170,9 @@ class JobDetail:
         role, _, index = choice.rpartition("/")
         key = (name, choice, stream)
         terminal = is_terminal(detail.state)
-        if self.log_final_key == key and (terminal or not self.log_follow.value):
+        if self.log_final_key == key:
+            return
+        if not terminal and not self.log_follow.value and self.log_read_key == key:
             return
         try:
             # tail mode: the log-manager sends only the last 16 KiB, not the whole file each refresh
@@ -171,12 +182,13 @@ class JobDetail:
                 raise
             self._show_log([], f"No {stream} log: {choice} never started." if terminal
                            else f"No log yet: {choice} has not started; it shows here once it runs.", choice)
+            self.log_read_key = key
             if terminal:
                 self.log_final_key = key
             return
-        # read again at the next refresh while the job runs and is followed: a read made while
-        # it ran is not its final log (the last lines come after)
-        self.log_final_key = key if terminal or not self.log_follow.value else None
+        self.log_read_key = key
+        if terminal:
+            self.log_final_key = key
         text = chunk.text[-LOG_TAIL_CHARS:]
         if not text:
             self._show_log([], f"{choice} wrote nothing to {stream}." if terminal else f"Nothing on {stream} yet.",

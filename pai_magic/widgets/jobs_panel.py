@@ -535,7 +535,7 @@ class PaiPanel:
         Each refresh re-reads them until :meth:`close_detail`."""
         with self._lock:
             if name != self.selected:
-                self.job_detail.log_final_key = None
+                self.job_detail.forget_log()
             self.selected = name
             self._guard(lambda: self.job_detail.render(self._client(), name))
 
@@ -599,7 +599,7 @@ class PaiPanel:
             self.last_submitted = name
             prof = self._profile_or_none()
             self.selected = f"{prof.user}~{name}" if prof is not None and prof.user else name
-            self.job_detail.log_final_key = None
+            self.job_detail.forget_log()
             self.form.commands.value = ""
             self.tabs.selected_index = TAB_JOBS
             self.refresh()

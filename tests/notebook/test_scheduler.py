@@ -6,6 +6,9 @@ stopped over the REST API ends STOPPED, and so does its OpenPAI job; our noteboo
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from unittest import mock
@@ -151,3 +154,37 @@ def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(lo
         assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "FAILED"
     finally:
         proc.stop()
+
+
+def test_progress_written_while_the_scheduler_database_is_locked_still_arrives(jupyter, local_backend):
+    """A real fault, not a fake: another connection holds the scheduler's sqlite database (as a
+    busy Jupyter server may on a loaded machine) when the run moves to its last cell. The
+    progress write then times out; the status must still say "cell 2 of 2" once the lock is
+    gone, although the runner's status does not change again for the rest of the long cell."""
+    gate = Path(tempfile.mkdtemp(prefix="pai-sched-gate-"))
+    gate.chmod(0o777)  # the task runs as an unprivileged user
+    try:
+        write_notebook(jupyter.notebooks / "gated.ipynb",
+                       f"import os, time\nwhile not os.path.exists({str(gate / 'go')!r}):\n    time.sleep(0.1)",
+                       f"open({str(gate / 'in-cell-2')!r}, 'w').close()\nimport time\ntime.sleep(300)")
+        job_id = _create(jupyter, "gated.ipynb")
+        _until(jupyter, job_id, lambda j: "cell 1 of 2" in (j.get("status_message") or ""), "cell 1 running")
+        db = sqlite3.connect(jupyter.root / "jupyter-data" / "scheduler.sqlite", timeout=30)
+        try:
+            db.execute("BEGIN EXCLUSIVE")
+            (gate / "go").touch()
+            deadline = time.monotonic() + WAIT
+            while not (gate / "in-cell-2").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert (gate / "in-cell-2").exists(), "cell 2 never started"
+            # the fault lasts longer than sqlite's busy timeout (5 s) plus the follower's poll
+            time.sleep(8.0)
+        finally:
+            db.rollback()
+            db.close()
+        _until(jupyter, job_id, lambda j: "cell 2 of 2" in (j.get("status_message") or ""), "cell 2 running")
+        resp = jupyter.request("PATCH", f"scheduler/jobs/{job_id}", json={"status": "STOPPED"})
+        assert resp.status_code in (200, 204), resp.text
+        assert _until(jupyter, job_id, _ended, "STOPPED")["status"] == "STOPPED"
+    finally:
+        shutil.rmtree(gate, ignore_errors=True)
