@@ -591,7 +591,8 @@ class Runner:
                                created_time=task["created_time"] or t, completed_time=None)
         ssh = None
         if spec.get("ssh"):
-            ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env)
+            ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env,
+                                  identity)
         files = {name: open(logdir / name, "ab", buffering=0) for name in ("stdout", "stderr", "all")}
         try:
             popen = subprocess.Popen([*self._shim_argv(identity, script), "bash"], cwd=str(workdir), env=env,
@@ -625,7 +626,7 @@ class Runner:
         return [*argv, "--"]
 
     def _start_ssh(self, job: str, uid: str, role: str, idx: int, port: int, keys: list[str], workdir: Path,
-                   env: dict[str, str]) -> Any:
+                   env: dict[str, str], identity: tuple[int, int] | None = None) -> Any:
         starter = self._ssh_starter
         if starter is None:
             # imported here, not at module level: paramiko costs a few hundred ms and most jobs
@@ -637,7 +638,9 @@ class Runner:
         host_keys.mkdir(parents=True, exist_ok=True)
         try:
             os.chmod(host_keys, 0o700)
-            return starter(self.host, port, list(keys), workdir, dict(env), host_keys)
+            # the task's sessions and SFTP act as the task's uid (files they make are its own)
+            extra = {"identity": identity} if identity is not None else {}
+            return starter(self.host, port, list(keys), workdir, dict(env), host_keys, **extra)
         except Exception as exc:  # the job still runs; the event says why SSH is missing
             log.warning("embedded backend: task SSH for %s %s-%s failed: %s", job, role, idx, exc)
             self.store.add_event(job, uid, role, idx, "Warning", "SshStartFailed", f"task SSH did not start: {exc}")

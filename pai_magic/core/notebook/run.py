@@ -3,7 +3,7 @@
 Where the files live: a job's container disk is gone once the job ends, and OpenPAI has no
 upload API. So the job gets the ssh runtime plugin with the user's key; once its task runs,
 ONE SSH session uploads the parameterised notebook, the stdlib-only runner
-(:mod:`task_runner`) and its settings into ``/tmp/pai-nb/<job>`` and then, on the same
+(:mod:`task_runner`) and its settings into ``/tmp/pai-nb-<job>`` (its own folder: no shared parent another uid may own) and then, on the same
 session, polls the runner's ``status.json`` and fetches the executed notebook every time the
 runner rewrote it (after each cell). Whatever executed is therefore already on this machine
 when a cell fails, when the job is stopped (here or anywhere else) or when time runs out.
@@ -38,7 +38,7 @@ from pai_magic.core.protocol.build import unique_job_name
 from pai_magic.core.ssh.connect import SshSession, connect
 from pai_magic.core.ssh.keys import SshKey, ensure_key
 
-REMOTE_ROOT = "/tmp/pai-nb"
+REMOTE_PREFIX = "/tmp/pai-nb-"  # one folder per job, not under a shared parent (see remote_dir)
 RUNNER_FILE = "pai_nb_runner.py"
 INPUT_FILE = "input.ipynb"
 CONFIG_FILE = "run.json"
@@ -91,7 +91,7 @@ class PreparedRun:
 
     @property
     def remote_dir(self) -> str:
-        return f"{REMOTE_ROOT}/{self.name}"
+        return remote_dir(self.name)
 
     @property
     def local_notebook(self) -> Path:
@@ -122,13 +122,21 @@ def default_out_root(notebook: Path) -> Path:
     return notebook.parent / "pai-runs"
 
 
+def remote_dir(name: str) -> str:
+    """The task's folder for one run. Why not ``/tmp/pai-nb/<job>``: a shared parent is made
+    by the first job that needs it and belongs to that job's uid, so on a machine where jobs
+    run as different uids (the embedded backend as root, a shared node) every later job could
+    not create its folder and failed at once."""
+    return f"{REMOTE_PREFIX}{name}"
+
+
 def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT, python: str | None = None) -> list[str]:
     """The job's shell lines: wait for the upload, then run the runner with the image's Python."""
     d = shlex.quote(remote_dir)
     ticks = int(upload_wait * 10)
     find = f"PY={shlex.quote(python)}; [ -x \"$PY\" ]" if python else "PY=$(command -v python3 || command -v python)"
     return [
-        f"mkdir -p {d} && cd {d}",
+        f"mkdir -p -m 700 {d} && cd {d} || exit 1",
         f"n=0; while [ ! -e {GO_FILE} ]; do n=$((n+1)); if [ $n -gt {ticks} ]; then "
         f"echo 'pai_magic: no notebook was uploaded within {upload_wait} s; the job ends' >&2; exit 2; fi; "
         "sleep 0.1; done",
@@ -153,7 +161,7 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     key = key or ensure_key(ssh_key_path)
     name = unique_job_name(kind_stem(NOTEBOOK, spec.name or path.stem))
     job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
-                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}", python=spec.python),
+                       commands=bootstrap_commands(remote_dir(name), python=spec.python),
                        gpu=spec.gpu, cpu=spec.cpu, memory_mb=spec.memory_mb, virtual_cluster=spec.virtual_cluster,
                        ssh_public_key=key.public_line, storages=_storages(spec.storage),
                        description=f"pai_magic notebook run of {path.name}")
