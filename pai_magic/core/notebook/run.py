@@ -3,7 +3,8 @@
 Where the files live: a job's container disk is gone once the job ends, and OpenPAI has no
 upload API. So the job gets the ssh runtime plugin with the user's key; once its task runs,
 ONE SSH session uploads the parameterised notebook, the stdlib-only runner
-(:mod:`task_runner`) and its settings into ``/tmp/pai-nb-<job>`` (its own folder: no shared parent another uid may own) and then, on the same
+(:mod:`task_runner`) and its settings into ``/tmp/pai-nb-<job>`` (its own folder: no shared
+parent another uid may own) and then, on the same
 session, polls the runner's ``status.json`` and fetches the executed notebook every time the
 runner rewrote it (after each cell). Whatever executed is therefore already on this machine
 when a cell fails, when the job is stopped (here or anywhere else) or when time runs out.
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 from pai_magic.core.client import PaiClient
 from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError
-from pai_magic.core.jobs import submit_job
+from pai_magic.core.jobs import submit_job, task_reason
 from pai_magic.core.kinds import NOTEBOOK, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
@@ -371,6 +372,42 @@ def _ssh_errors() -> tuple[type[BaseException], ...]:
     return (OSError, EOFError, PaiError, paramiko.SSHException)
 
 
+class _EndWatch:
+    """While the notebook goes up, watch the job: if it ends (its task failed at once, was
+    stopped), cut the SSH session so a blocked upload returns now instead of after a timeout.
+
+    Why: a task that dies while we upload leaves paramiko waiting on a connection nobody
+    answers; only the job's state tells that nothing will ever come.
+    """
+
+    def __init__(self, client: PaiClient, name: str, f: "_Follower", every: float = 1.0) -> None:
+        self.client, self.name, self.f, self.every = client, name, f, every
+        self.ended: JobDetail | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pai-nb-endwatch", daemon=True)
+
+    def __enter__(self) -> "_EndWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            detail = _job_state(self.client, self.name)
+            if detail is not None and detail.terminal:
+                self.ended = detail
+                session = self.f.session
+                if session is not None:
+                    try:
+                        session.close()
+                    except Exception:  # closing a half-dead connection: it is going anyway
+                        pass
+                return
+
+
 def _job_state(client: PaiClient, name: str) -> JobDetail | None:
     try:
         return client.get_job(name)
@@ -438,15 +475,20 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                     time.sleep(wait_interval)
                     wait_interval = min(5.0, wait_interval * 1.5)  # a task usually starts in a second or two
                     continue
+                watch = _EndWatch(client, run.name, f)
                 try:
-                    f.open()
-                    if not f.uploaded:
-                        f.upload()
-                        if run.spec.timeout:
-                            run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
+                    with watch:
+                        f.open()
+                        if not f.uploaded:
+                            f.upload()
+                            if run.spec.timeout:
+                                run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
                     unreachable_since = None
                 except _ssh_errors() as exc:
                     f.close()
+                    if watch.ended is not None:  # the job ended under us: its reason, not SSH's
+                        detail = watch.ended
+                        break
                     unreachable_since = unreachable_since or time.monotonic()
                     if time.monotonic() - unreachable_since > SSH_READY_TIMEOUT:
                         why = exc.message.rstrip(".") if isinstance(exc, PaiError) else (str(exc) or type(exc).__name__)
@@ -523,7 +565,8 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
         message = (f"time limit {limit}reached in cell {failed.get('cell')} of {status.get('total')}"
                    + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
     elif final == "FAILED" and not message:
-        diag = detail.diagnostics if detail is not None else ""
+        diag = (task_reason(f.client, run.name, detail) if detail is not None and detail.terminal
+                else (detail.diagnostics if detail is not None else "")) or ""
         when = "while the notebook ran (the cells that ran came back)" if f.notebook else "before the notebook ran"
         message = (f"the job ended {detail.state if detail else 'UNKNOWN'} {when}"
                    + (f" ({diag})" if diag else "") + f": see `pai-magic logs {run.name} --stderr`")
