@@ -3,7 +3,7 @@
 Where the files live: a job's container disk is gone once the job ends, and OpenPAI has no
 upload API. So the job gets the ssh runtime plugin with the user's key; once its task runs,
 ONE SSH session uploads the parameterised notebook, the stdlib-only runner
-(:mod:`task_runner`) and its settings into ``/tmp/pai-nb-<job>`` (its own folder: no shared
+(:mod:`task_runner`) and its settings into ``/tmp/<job>`` (``pai-nb-...``: its own folder: no shared
 parent another uid may own) and then, on the same
 session, polls the runner's ``status.json`` and fetches the executed notebook every time the
 runner rewrote it (after each cell). Whatever executed is therefore already on this machine
@@ -29,7 +29,7 @@ from typing import Any, Callable
 from pai_magic.core.client import PaiClient
 from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError
 from pai_magic.core.jobs import submit_job, task_reason
-from pai_magic.core.kinds import NOTEBOOK, kind_stem
+from pai_magic.core.kinds import NOTEBOOK, PREFIXES, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
 from pai_magic.core.notebook.params import code_cell_count, inject_parameters, read_notebook
@@ -39,7 +39,6 @@ from pai_magic.core.protocol.build import unique_job_name
 from pai_magic.core.ssh.connect import SshSession, connect
 from pai_magic.core.ssh.keys import SshKey, ensure_key
 
-REMOTE_PREFIX = "/tmp/pai-nb-"  # one folder per job, not under a shared parent (see remote_dir)
 RUNNER_FILE = "pai_nb_runner.py"
 INPUT_FILE = "input.ipynb"
 CONFIG_FILE = "run.json"
@@ -128,7 +127,8 @@ def remote_dir(name: str) -> str:
     by the first job that needs it and belongs to that job's uid, so on a machine where jobs
     run as different uids (the embedded backend as root, a shared node) every later job could
     not create its folder and failed at once."""
-    return f"{REMOTE_PREFIX}{name}"
+    prefix = PREFIXES[NOTEBOOK]  # run names carry it already: /tmp/pai-nb-train_x1y2z3w4
+    return f"/tmp/{name}" if name.startswith(prefix) else f"/tmp/{prefix}{name}"
 
 
 def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT, python: str | None = None) -> list[str]:
