@@ -177,3 +177,22 @@ def test_image_without_nbclient_says_the_fix_in_one_line(cli_env, tmp_path, caps
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "lacks nbformat, nbclient" in lines[0] and "--install-deps" in lines[0], err
     assert "error: The image's Python" in out  # shown while the task runs, before the job ended
+
+
+def test_job_that_fails_before_the_upload_ends_the_wait_with_its_reason(nb_client, tmp_path):
+    """The task dies before any notebook goes up (on the demo: it could not create its folder):
+    following the run ends within seconds, and its one-line message carries the task's last
+    stderr line, not a cell timeout nor a bare 'exited with code'. The failing first command is
+    put into the real job's protocol (the fault a shared /tmp/pai-nb owned by another uid made)."""
+    nb = write_notebook(tmp_path / "early.ipynb", "print('never runs')")
+    run = prepare_run(NotebookRunSpec(notebook=str(nb), image=IMAGE, out_root=str(tmp_path / "out")))
+    for role in run.protocol["taskRoles"].values():
+        role["commands"] = ["echo 'mkdir: cannot create directory: Permission denied' >&2; exit 7",
+                            *role["commands"]]
+    submit_run(nb_client, run)
+    started = time.monotonic()
+    result = follow_run(nb_client, run)
+    took = time.monotonic() - started
+    assert result.state == "FAILED", result
+    assert "\n" not in result.message and "cannot create directory: Permission denied" in result.message, result
+    assert took < 30, f"took {took:.1f} s to see a job that failed at once"
