@@ -663,3 +663,24 @@ def test_task_ssh_and_sftp_act_as_the_jobs_uid(isolating_backend, tmp_path, monk
     assert detail["jobStatus"]["state"] == "SUCCEEDED" and "sent over sftp" in log, (detail["jobStatus"], log)
     assert uid >= 1_000_000 and int("".join(out).strip()) == uid  # an SSH session runs as the job's uid
     assert (storage / "sent").stat().st_uid == uid and (storage / "sent" / "back").stat().st_uid == uid
+
+
+def test_a_python_the_job_uid_cannot_reach_is_named_with_the_fix():
+    """A Python under a private folder (as /root/.pyenv under /root 0700): one line naming the
+    folder and what to do; a Python every uid may pass: nothing to say."""
+    from pai_magic.local.jobuser import python_unreachable
+
+    base = Path(tempfile.mkdtemp(prefix="pai-python-", dir="/tmp"))  # pytest's tmp folders are 0700
+    try:
+        os.chmod(base, 0o711)
+        private = base / "home"
+        (private / "bin").mkdir(parents=True)
+        exe = private / "bin" / "python3"
+        exe.write_text("#!/bin/sh\n")
+        os.chmod(private, 0o700)
+        message = python_unreachable((2_000_123, 2_000_123), str(exe))
+        assert "\n" not in message and f"{private} is mode 700" in message and "--job-user root" in message, message
+        os.chmod(private, 0o755)
+        assert python_unreachable((2_000_123, 2_000_123), str(exe)) == ""
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
