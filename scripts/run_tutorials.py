@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 
 def run(path: Path, out_dir: Path, timeout: int) -> bool:
@@ -25,7 +25,7 @@ def run(path: Path, out_dir: Path, timeout: int) -> bool:
     ok = True
     try:
         client.execute()
-    except CellExecutionError as exc:
+    except (CellExecutionError, CellTimeoutError) as exc:  # a timeout too: one line, and the next tutorial runs
         ok = False
         last = [line for line in str(exc).strip().splitlines() if line.strip()][-1:]
         print(f"FAILED  {path.name}: {last[0] if last else exc}")

@@ -496,3 +496,26 @@ def follow_logs(client: PaiClient, name: str, *, role: str | None = None, index:
                                   f"{state}.")
         time.sleep(interval)
         interval = min(poll, interval * 1.5)
+
+
+def task_reason(client: PaiClient, name: str, detail: JobDetail | None = None) -> str:
+    """One line saying why a job's task ended: the last non-empty line of its first failed (or
+    first) task's stderr, else the job's diagnostics; "" when neither says anything.
+
+    Why: a run that waits for its task (a notebook run, a kernel start) and sees the job end
+    early must say what the task said, not "it failed" or nothing after a timeout.
+    """
+    try:
+        detail = detail or client.get_job(name)
+    except PaiError:
+        return ""
+    tasks = sorted(detail.tasks, key=lambda t: (t.state not in ("FAILED", "STOPPED"), t.role, t.index))
+    for task in tasks[:1]:
+        try:
+            chunk = client.task_log_text(name, task.role, task.index, stream="stderr", detail=detail, tail=True)
+        except PaiError:
+            break
+        lines = [ln.strip() for ln in chunk.text.splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:300]
+    return (detail.diagnostics or "").strip().splitlines()[-1][:300] if (detail.diagnostics or "").strip() else ""

@@ -49,6 +49,12 @@ def boot_command(remote_dir: str, python: str, lease: float) -> str:
             f'[ $n -gt 100 ] && s=0.5; sleep $s; done; exec {python} "$D/supervisor.py" "$D" {lease:g}')
 
 
+def _done(fn: Callable[..., None], *args: Any) -> bool:
+    """``fn(*args)`` as a condition for KernelJob._holds (which says why an SSH call failed)."""
+    fn(*args)
+    return True
+
+
 def _storage_pairs(storages: list[str]) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for item in storages:
@@ -212,12 +218,12 @@ class KernelJob:
         request go first, so the kernel starts the moment the supervisor does.
         """
         fwd = self._ensure_forwarder()
-        fwd.session()
+        self._holds(lambda: fwd.session() is not None)
         if not self._supervisor_sent:
             self._wait_for(lambda: self._exists("."), timeout, "the job to create its kernel folder")
             if early is not None:
-                early()
-            self._write("supervisor.py", SUPERVISOR.read_bytes(), 0o600)
+                self._holds(lambda: _done(early))
+            self._holds(lambda: _done(self._write, "supervisor.py", SUPERVISOR.read_bytes(), 0o600))
             self._supervisor_sent = True
         self._wait_for(lambda: self._exists("hello.json") or self._exists("error"), timeout,
                        "the kernel supervisor to start")
@@ -230,10 +236,35 @@ class KernelJob:
             self.remote_ports = [int(p) for p in hello["ports"]][:len(PORT_NAMES)]
         fwd.set_remote([("127.0.0.1", p) for p in self.remote_ports])
 
+    def _ended_instead(self, exc: BaseException) -> KernelStartError | None:
+        """After an SSH error: the job's end (one line with the task's reason) when the job
+        has ended, which is what dropped the connection; None when it still runs."""
+        try:
+            detail = self.client.get_job(self.job)
+        except PaiError:
+            return None
+        if not detail.terminal:
+            return None
+        log.debug("SSH error because job %s ended: %s", self.job, exc)
+        return KernelStartError(self._end_reason(detail))
+
+    def _holds(self, cond: Callable[[], bool]) -> bool:
+        """``cond()`` over SFTP; a dropped connection because the job ended says so in one line
+        (e.g. the task could not run its Python) instead of paramiko's 'Server connection dropped'."""
+        import paramiko
+
+        try:
+            return cond()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            ended = self._ended_instead(exc)
+            if ended is not None:
+                raise ended from None
+            raise
+
     def _wait_for(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         next_state = time.monotonic() + 1.0
-        while not cond():
+        while not self._holds(cond):
             now = time.monotonic()
             if now > next_state:
                 next_state = now + 1.0
@@ -308,8 +339,13 @@ class KernelJob:
 
     # -- running -----------------------------------------------------------------------------
     def _end_reason(self, detail: JobDetail) -> str:
-        why = (detail.diagnostics or "").strip().splitlines()
-        extra = f": {why[0][:200]}" if why else ""
+        from pai_magic.core.jobs import task_reason
+
+        why = task_reason(self.client, str(self.job), detail) if detail.state != "STOPPED" else ""
+        if not why:
+            lines = (detail.diagnostics or "").strip().splitlines()
+            why = lines[0][:200] if lines else ""
+        extra = f": {why}" if why else ""
         if detail.state == "STOPPED" and not self.stopping:
             return (f"Job {self.job} was STOPPED outside Jupyter (portal or CLI){extra}; the kernel is dead: "
                     "start a new kernel.")

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import pwd
+import sys
 import threading
 from pathlib import Path
 
@@ -111,4 +112,33 @@ def unpassable_parent(data_dir: Path) -> str:
             return (f"jobs run under their own uids but cannot pass {parent} (mode {mode & 0o777:o}): storages "
                     f"($PAI_STORAGE_<NAME>_PATH) will not open; put the data dir under a folder others may pass "
                     f"(e.g. /srv) or start the backend with --job-user root")
+    return ""
+
+
+def python_unreachable(identity: tuple[int, int], python: str | None = None) -> str:
+    """Why a job running as ``identity`` cannot run this machine's Python (the backend's own,
+    the one with Jupyter in it), or "".
+
+    Why: a Python installed under a private home (``/root/.pyenv`` with ``/root`` 0700) is out
+    of reach of the per-user uids, so ``python3`` in a job finds another Python (without
+    ipykernel, nbclient ...) or none, and kernels and notebook runs fail with a confusing error.
+    """
+    uid, gid = identity
+    exe = python or sys.executable
+    for path in (Path(exe), Path(os.path.realpath(exe))):
+        for folder in reversed(path.parents):
+            try:
+                st = os.stat(folder)
+            except OSError:
+                continue
+            if st.st_uid == uid:
+                ok = st.st_mode & 0o100
+            elif st.st_gid == gid:
+                ok = st.st_mode & 0o010
+            else:
+                ok = st.st_mode & 0o001
+            if not ok:
+                return (f"jobs run as uid {uid} cannot use this machine's Python ({exe}: {folder} is mode "
+                        f"{st.st_mode & 0o777:o}), so python3 in a job is another Python or none: start the "
+                        f"backend with --job-user root, or install Python outside {folder}")
     return ""

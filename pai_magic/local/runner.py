@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pai_magic.local import segments
-from pai_magic.local.jobuser import JobUsers, unpassable_parent
+from pai_magic.local.jobuser import JobUsers, python_unreachable, unpassable_parent
 from pai_magic.local.store import Store, now_ms
 
 log = logging.getLogger("pai_magic.local")
@@ -88,6 +88,7 @@ class _Proc:
     ssh: Any = None
     killed_reason: str | None = None
     thread: threading.Thread | None = None
+    note: str = ""  # one line the task's stderr ends with when it fails (e.g. its uid cannot run our Python)
 
 
 @dataclass
@@ -591,7 +592,8 @@ class Runner:
                                created_time=task["created_time"] or t, completed_time=None)
         ssh = None
         if spec.get("ssh"):
-            ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env)
+            ssh = self._start_ssh(job, uid, role, idx, tp["ssh"][0], spec.get("authorized_keys", []), workdir, env,
+                                  identity)
         files = {name: open(logdir / name, "ab", buffering=0) for name in ("stdout", "stderr", "all")}
         try:
             popen = subprocess.Popen([*self._shim_argv(identity, script), "bash"], cwd=str(workdir), env=env,
@@ -606,6 +608,10 @@ class Runner:
                                    diagnostics=f"could not start bash: {exc}", completed_time=now_ms())
             raise
         proc = _Proc(job, role, idx, uid, popen, ssh)
+        if identity is not None:
+            proc.note = python_unreachable(identity)
+            if proc.note:
+                self.store.add_event(job, uid, role, idx, "Warning", "PythonUnreachable", proc.note)
         rt.procs[(role, idx)] = proc
         launched = now_ms()
         self.store.update_task(job, role, idx, state="RUNNING", pid=popen.pid, launched_time=launched)
@@ -625,7 +631,7 @@ class Runner:
         return [*argv, "--"]
 
     def _start_ssh(self, job: str, uid: str, role: str, idx: int, port: int, keys: list[str], workdir: Path,
-                   env: dict[str, str]) -> Any:
+                   env: dict[str, str], identity: tuple[int, int] | None = None) -> Any:
         starter = self._ssh_starter
         if starter is None:
             # imported here, not at module level: paramiko costs a few hundred ms and most jobs
@@ -637,7 +643,9 @@ class Runner:
         host_keys.mkdir(parents=True, exist_ok=True)
         try:
             os.chmod(host_keys, 0o700)
-            return starter(self.host, port, list(keys), workdir, dict(env), host_keys)
+            # the task's sessions and SFTP act as the task's uid (files they make are its own)
+            extra = {"identity": identity} if identity is not None else {}
+            return starter(self.host, port, list(keys), workdir, dict(env), host_keys, **extra)
         except Exception as exc:  # the job still runs; the event says why SSH is missing
             log.warning("embedded backend: task SSH for %s %s-%s failed: %s", job, role, idx, exc)
             self.store.add_event(job, uid, role, idx, "Warning", "SshStartFailed", f"task SSH did not start: {exc}")
@@ -675,6 +683,14 @@ class Runner:
                         # so background children cannot hold the task open
                         _killpg(proc.popen.pid, signal.SIGKILL)
             code = proc.popen.wait()
+            if code != 0 and proc.note and proc.killed_reason is None:
+                # the likely cause, as the last line of stderr (what faces show as the reason)
+                for stream in ("stderr", "all"):
+                    if stream not in lost:
+                        try:
+                            files[stream].write(f"pai-magic local: {proc.note}\n".encode())
+                        except OSError:
+                            pass
         finally:
             sel.close()
             for fh in files.values():
@@ -752,6 +768,8 @@ class Runner:
                 state, exit_code, diag = "SUCCEEDED", 0, None
             else:
                 state, exit_code, diag = "FAILED", code, f"the task's commands exited with code {code}"
+                if proc.note:
+                    diag += f"; {proc.note}"
             attempts.append({"attemptId": task_attempt, "state": state, "exitCode": exit_code,
                              "diagnostics": diag, "uid": proc.uid, "ports": task.get("ports"),
                              "created": task.get("created_time"), "launched": task.get("launched_time"),

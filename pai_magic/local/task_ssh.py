@@ -299,10 +299,18 @@ class _ChannelSession:
         waiter.start()
         return True
 
+    def _as_task_user(self) -> dict[str, Any]:
+        """Popen arguments that run a session as the task's uid (set in the child, between
+        fork and exec: safe in this threaded process), or none when the task runs as we do."""
+        ident = self.server.identity
+        if ident is None:
+            return {}
+        return {"user": ident[0], "group": ident[1], "extra_groups": []}
+
     def _start_pipes(self, argv: list[str]) -> None:
         self.proc = subprocess.Popen(argv, cwd=str(self.server.cwd), env=self.environment(),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True, close_fds=True)
+                                     start_new_session=True, close_fds=True, **self._as_task_user())
         self.server._track(self.proc)
         assert self.proc.stdout is not None and self.proc.stderr is not None  # both PIPE above
         self._pumps = [
@@ -327,11 +335,12 @@ class _ChannelSession:
             # without a preexec_fn in this threaded process.
             full = [setsid, "--ctty"] + argv
             self.proc = subprocess.Popen(full, cwd=str(self.server.cwd), env=self.environment(),
-                                         stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+                                         stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                                         **self._as_task_user())
         else:
             self.proc = subprocess.Popen(argv, cwd=str(self.server.cwd), env=self.environment(),
                                          stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                                         start_new_session=True)
+                                         start_new_session=True, **self._as_task_user())
         os.close(slave)
         self.master_fd = master
         self.server._track(self.proc)
@@ -545,12 +554,40 @@ class _TaskHandle(SFTPHandle):
         return SFTP_OK
 
 
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 class _TaskSftp(SFTPServerInterface):
     """The filesystem as the task sees it: ``/`` is ``/``; relative paths start in cwd."""
 
-    def __init__(self, server: Any, *args: Any, cwd: str = "/", **kwargs: Any) -> None:
+    def __init__(self, server: Any, *args: Any, cwd: str = "/", identity: tuple[int, int] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(server, *args, **kwargs)
         self.cwd = cwd
+        self.identity = identity
+
+    def session_started(self) -> None:
+        """Act as the task's user for the rest of this SFTP session.
+
+        The session runs in its own thread (paramiko's subsystem thread); the filesystem uid
+        and gid are per thread on Linux, so setting them here makes every file operation of
+        this session checked as, and create files owned by, the task's uid, while the rest of
+        the backend stays root. Leaving uid 0 also drops the thread's file capabilities
+        (CAP_DAC_OVERRIDE, CAP_CHOWN ...). glibc's setfsuid is a plain system call (it is not
+        broadcast to other threads as setuid is).
+        """
+        if self.identity is None:
+            return
+        uid, gid = self.identity
+        libc = _libc()
+        libc.setfsgid(gid)
+        libc.setfsuid(uid)
+        if libc.setfsuid(-1) != uid:  # setfsuid returns the previous value: check it took
+            raise PermissionError(f"task sftp: could not act as uid {uid}")
 
     def _path(self, path: str) -> str:
         path = path or "."
@@ -699,9 +736,12 @@ class TaskSshServer:
     """Listens on ``host:port`` until ``close()``; one thread per connection."""
 
     def __init__(self, host: str, port: int, authorized_keys: list[str], cwd: Path,
-                 env: dict[str, str], host_key_dir: Path) -> None:
+                 env: dict[str, str], host_key_dir: Path, identity: tuple[int, int] | None = None) -> None:
         self.host = host
         self.cwd = Path(cwd)
+        # (uid, gid) the task runs as (the backend's per-user mode): SSH sessions and SFTP act
+        # as it too, or files they make would be root's and out of the task's reach
+        self.identity = identity
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
         self.authorized = parse_authorized_keys(list(authorized_keys or []))
         self.host_key = load_or_create_host_key(Path(host_key_dir))
@@ -755,7 +795,8 @@ class TaskSshServer:
         transport.handshake_timeout = 30
         transport.auth_timeout = 60
         transport.add_server_key(self.host_key)
-        transport.set_subsystem_handler("sftp", _TaskSftpServer, sftp_si=_TaskSftp, cwd=str(self.cwd))
+        transport.set_subsystem_handler("sftp", _TaskSftpServer, sftp_si=_TaskSftp, cwd=str(self.cwd),
+                                        identity=self.identity)
         with self._lock:
             if self._closed.is_set():
                 transport.close()
@@ -827,6 +868,7 @@ class TaskSshServer:
 
 
 def start_task_ssh(host: str, port: int, authorized_keys: list[str], cwd: Path, env: dict[str, str],
-                   host_key_dir: Path) -> TaskSshServer:
-    """Start a task's SSH server (the local backend calls this when a task starts)."""
-    return TaskSshServer(host, port, authorized_keys, cwd, env, host_key_dir)
+                   host_key_dir: Path, identity: tuple[int, int] | None = None) -> TaskSshServer:
+    """Start a task's SSH server (the local backend calls this when a task starts);
+    ``identity``: the (uid, gid) the task runs as, which its sessions and SFTP use too."""
+    return TaskSshServer(host, port, authorized_keys, cwd, env, host_key_dir, identity)

@@ -619,3 +619,68 @@ def test_a_link_on_the_way_to_a_mount_path_cannot_lead_the_backend_elsewhere(bac
     assert list(elsewhere.iterdir()) == []
     events = requests.get(f"{b.api}/jobs/{b.user}~{name}/events", headers=b.headers(), timeout=T).json()
     assert any("leads out of" in e["message"] for e in events["data"]), events
+
+
+def test_task_ssh_and_sftp_act_as_the_jobs_uid(isolating_backend, tmp_path, monkeypatch):
+    """Per-user jobs: what arrives over the task's SSH (a kernel's supervisor, a folder made on a
+    mounted storage with --mkdir-personal, an uploaded notebook) belongs to the job's uid, so
+    the job can read and write it; and SFTP cannot read what the job's uid may not (the
+    backend's key). Before, SFTP acted as root: the job could not read what was sent to it."""
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.jobs import submit_job
+    from pai_magic.core.profiles import Profile
+    from pai_magic.core.protocol import JobSpec, build_protocol
+    from pai_magic.core.ssh.exec import run_command
+    from pai_magic.core.ssh.keys import ensure_key
+    from pai_magic.core.ssh.tasks import open_task_session
+
+    b = isolating_backend
+    monkeypatch.setenv("HOME", str(tmp_path))  # pai_magic makes its own SSH key here
+    name = unique_job_name("sftp-as-uid")
+    with PaiClient(Profile(name="iso", url=b.url, user=b.user, token=b.token)) as client:
+        key = ensure_key(None)
+        spec = JobSpec(name=name, exact_name=True, image="ubuntu:22.04", storages=[("default", None)],
+                       commands=['while [ ! -e "$PAI_STORAGE_DEFAULT_PATH/sent/go" ]; do sleep 0.1; done',
+                                 'cat "$PAI_STORAGE_DEFAULT_PATH/sent/go"; echo mine > "$PAI_STORAGE_DEFAULT_PATH/sent/back"',
+                                 "echo job-uid=$(id -u)"],
+                       ssh_public_key=key.public_line)
+        submit_job(client, build_protocol(spec))
+        storage = b.data_dir / "storages" / "default"
+        with open_task_session(client, name, key=key, start_wait=120) as session:
+            sftp = session.sftp()
+            sftp.mkdir(f"{storage}/sent", 0o700)  # as --mkdir-personal does
+            with sftp.open(f"{storage}/sent/go.tmp", "w") as fh:
+                sftp.chmod(f"{storage}/sent/go.tmp", 0o600)  # as the kernel's supervisor is sent
+                fh.write(b"sent over sftp\n")
+            with pytest.raises(PermissionError):
+                sftp.open(str(b.data_dir / "secret.key"), "r").read()
+            out: list[str] = []
+            assert run_command(session, "id -u", on_stdout=out.append, timeout=60) == 0
+            sftp.posix_rename(f"{storage}/sent/go.tmp", f"{storage}/sent/go")
+        detail = b.wait(name)
+    log = b.log_text(name, "taskrole")
+    uid = int(log.split("job-uid=")[1].split()[0])
+    assert detail["jobStatus"]["state"] == "SUCCEEDED" and "sent over sftp" in log, (detail["jobStatus"], log)
+    assert uid >= 1_000_000 and int("".join(out).strip()) == uid  # an SSH session runs as the job's uid
+    assert (storage / "sent").stat().st_uid == uid and (storage / "sent" / "back").stat().st_uid == uid
+
+
+def test_a_python_the_job_uid_cannot_reach_is_named_with_the_fix():
+    """A Python under a private folder (as /root/.pyenv under /root 0700): one line naming the
+    folder and what to do; a Python every uid may pass: nothing to say."""
+    from pai_magic.local.jobuser import python_unreachable
+
+    base = Path(tempfile.mkdtemp(prefix="pai-python-", dir="/tmp"))  # pytest's tmp folders are 0700
+    try:
+        os.chmod(base, 0o711)
+        private = base / "home"
+        (private / "bin").mkdir(parents=True)
+        exe = private / "bin" / "python3"
+        exe.write_text("#!/bin/sh\n")
+        os.chmod(private, 0o700)
+        message = python_unreachable((2_000_123, 2_000_123), str(exe))
+        assert "\n" not in message and f"{private} is mode 700" in message and "--job-user root" in message, message
+        os.chmod(private, 0o755)
+        assert python_unreachable((2_000_123, 2_000_123), str(exe)) == ""
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -301,3 +301,29 @@ def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, l
         assert kernel_jobs(local_backend)[job] == "FAILED"
     finally:
         jp.stop()
+
+
+def test_kernel_job_that_dies_at_boot_ends_the_start_with_its_reason(local_backend, tmp_path, monkeypatch):
+    """The task's Python dies the moment the supervisor lands (on the demo: the supervisor was
+    unreadable to the job's uid), which also drops the SSH link we are polling over: the start
+    ends within seconds with ONE line carrying the task's last stderr line, not paramiko's
+    'Server connection dropped' nor a bare exit code."""
+    from pai_magic.core.client import PaiClient
+    from pai_magic.core.profiles import Profile
+    from pai_magic.kernel.job import KernelJob, KernelStartError
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # pai_magic makes its own SSH key here
+    broken = tmp_path / "broken-python"
+    broken.write_text("#!/bin/sh\necho 'python: cannot open the supervisor: Permission denied' >&2\nexit 5\n")
+    broken.chmod(0o755)
+    settings = KernelSettings(image="python:3.11", gpu=0, cpu=1, memory_mb=512, python=str(broken))
+    prof = Profile(name="boot", url=local_backend.url, user=local_backend.user, token=local_backend.token)
+    with PaiClient(prof) as client:
+        job = KernelJob(settings, client=client, kernel_name="boot", on_phase=lambda text: None)
+        started = time.monotonic()
+        with pytest.raises(KernelStartError) as info:
+            job.start_kernel({"key": uuid.uuid4().hex, "signature_scheme": "hmac-sha256"}, timeout=120)
+        took = time.monotonic() - started
+    message = str(info.value)
+    assert "\n" not in message and "cannot open the supervisor: Permission denied" in message, message
+    assert took < 60, f"took {took:.1f} s to see a kernel job that died at boot"

@@ -177,3 +177,29 @@ def test_image_without_nbclient_says_the_fix_in_one_line(cli_env, tmp_path, caps
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "lacks nbformat, nbclient" in lines[0] and "--install-deps" in lines[0], err
     assert "error: The image's Python" in out  # shown while the task runs, before the job ended
+
+
+def test_job_that_fails_before_the_upload_ends_the_wait_with_its_reason(nb_client, tmp_path):
+    """The task cannot create its run folder (on the demo: a shared /tmp/pai-nb owned by
+    another uid). Before, the bootstrap went on waiting for the notebook in the wrong folder
+    and --wait hung; now the job ends at once and following the run ends within seconds with
+    one line carrying the task's last stderr line. The real bootstrap runs, pointed at a folder
+    that cannot be made (below a file) -- the fault a foreign-owned parent made on the demo."""
+    from pai_magic.core.notebook.run import bootstrap_commands
+
+    nb = write_notebook(tmp_path / "early.ipynb", "print('never runs')")
+    run = prepare_run(NotebookRunSpec(notebook=str(nb), image=IMAGE, out_root=str(tmp_path / "out")))
+    for role in run.protocol["taskRoles"].values():
+        role["commands"] = bootstrap_commands(f"/dev/null/{run.name}")
+    submit_run(nb_client, run)
+    box: dict = {}
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: box.update(result=follow_run(nb_client, run)), daemon=True)
+    thread.start()
+    thread.join(90)
+    took = time.monotonic() - started
+    assert "result" in box, f"following a run whose task cannot make its folder did not end in {took:.0f} s"
+    result = box["result"]
+    assert result.state == "FAILED", result
+    assert "\n" not in result.message and "cannot create directory" in result.message, result
+    assert took < 30, f"took {took:.1f} s to see a job that failed at once"

@@ -3,7 +3,8 @@
 Where the files live: a job's container disk is gone once the job ends, and OpenPAI has no
 upload API. So the job gets the ssh runtime plugin with the user's key; once its task runs,
 ONE SSH session uploads the parameterised notebook, the stdlib-only runner
-(:mod:`task_runner`) and its settings into ``/tmp/pai-nb/<job>`` and then, on the same
+(:mod:`task_runner`) and its settings into ``/tmp/<job>`` (``pai-nb-...``: its own folder: no shared
+parent another uid may own) and then, on the same
 session, polls the runner's ``status.json`` and fetches the executed notebook every time the
 runner rewrote it (after each cell). Whatever executed is therefore already on this machine
 when a cell fails, when the job is stopped (here or anywhere else) or when time runs out.
@@ -27,8 +28,8 @@ from typing import Any, Callable
 
 from pai_magic.core.client import PaiClient
 from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError
-from pai_magic.core.jobs import submit_job
-from pai_magic.core.kinds import NOTEBOOK, kind_stem
+from pai_magic.core.jobs import submit_job, task_reason
+from pai_magic.core.kinds import NOTEBOOK, PREFIXES, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
 from pai_magic.core.notebook.params import code_cell_count, inject_parameters, read_notebook
@@ -38,7 +39,6 @@ from pai_magic.core.protocol.build import unique_job_name
 from pai_magic.core.ssh.connect import SshSession, connect
 from pai_magic.core.ssh.keys import SshKey, ensure_key
 
-REMOTE_ROOT = "/tmp/pai-nb"
 RUNNER_FILE = "pai_nb_runner.py"
 INPUT_FILE = "input.ipynb"
 CONFIG_FILE = "run.json"
@@ -91,7 +91,7 @@ class PreparedRun:
 
     @property
     def remote_dir(self) -> str:
-        return f"{REMOTE_ROOT}/{self.name}"
+        return remote_dir(self.name)
 
     @property
     def local_notebook(self) -> Path:
@@ -122,13 +122,22 @@ def default_out_root(notebook: Path) -> Path:
     return notebook.parent / "pai-runs"
 
 
+def remote_dir(name: str) -> str:
+    """The task's folder for one run. Why not ``/tmp/pai-nb/<job>``: a shared parent is made
+    by the first job that needs it and belongs to that job's uid, so on a machine where jobs
+    run as different uids (the embedded backend as root, a shared node) every later job could
+    not create its folder and failed at once."""
+    prefix = PREFIXES[NOTEBOOK]  # run names carry it already: /tmp/pai-nb-train_x1y2z3w4
+    return f"/tmp/{name}" if name.startswith(prefix) else f"/tmp/{prefix}{name}"
+
+
 def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT, python: str | None = None) -> list[str]:
     """The job's shell lines: wait for the upload, then run the runner with the image's Python."""
     d = shlex.quote(remote_dir)
     ticks = int(upload_wait * 10)
     find = f"PY={shlex.quote(python)}; [ -x \"$PY\" ]" if python else "PY=$(command -v python3 || command -v python)"
     return [
-        f"mkdir -p {d} && cd {d}",
+        f"mkdir -p -m 700 {d} && cd {d} || exit 1",
         f"n=0; while [ ! -e {GO_FILE} ]; do n=$((n+1)); if [ $n -gt {ticks} ]; then "
         f"echo 'pai_magic: no notebook was uploaded within {upload_wait} s; the job ends' >&2; exit 2; fi; "
         "sleep 0.1; done",
@@ -153,7 +162,7 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     key = key or ensure_key(ssh_key_path)
     name = unique_job_name(kind_stem(NOTEBOOK, spec.name or path.stem))
     job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
-                       commands=bootstrap_commands(f"{REMOTE_ROOT}/{name}", python=spec.python),
+                       commands=bootstrap_commands(remote_dir(name), python=spec.python),
                        gpu=spec.gpu, cpu=spec.cpu, memory_mb=spec.memory_mb, virtual_cluster=spec.virtual_cluster,
                        ssh_public_key=key.public_line, storages=_storages(spec.storage),
                        description=f"pai_magic notebook run of {path.name}")
@@ -363,6 +372,42 @@ def _ssh_errors() -> tuple[type[BaseException], ...]:
     return (OSError, EOFError, PaiError, paramiko.SSHException)
 
 
+class _EndWatch:
+    """While the notebook goes up, watch the job: if it ends (its task failed at once, was
+    stopped), cut the SSH session so a blocked upload returns now instead of after a timeout.
+
+    Why: a task that dies while we upload leaves paramiko waiting on a connection nobody
+    answers; only the job's state tells that nothing will ever come.
+    """
+
+    def __init__(self, client: PaiClient, name: str, f: "_Follower", every: float = 1.0) -> None:
+        self.client, self.name, self.f, self.every = client, name, f, every
+        self.ended: JobDetail | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pai-nb-endwatch", daemon=True)
+
+    def __enter__(self) -> "_EndWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            detail = _job_state(self.client, self.name)
+            if detail is not None and detail.terminal:
+                self.ended = detail
+                session = self.f.session
+                if session is not None:
+                    try:
+                        session.close()
+                    except Exception:  # closing a half-dead connection: it is going anyway
+                        pass
+                return
+
+
 def _job_state(client: PaiClient, name: str) -> JobDetail | None:
     try:
         return client.get_job(name)
@@ -430,15 +475,20 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                     time.sleep(wait_interval)
                     wait_interval = min(5.0, wait_interval * 1.5)  # a task usually starts in a second or two
                     continue
+                watch = _EndWatch(client, run.name, f)
                 try:
-                    f.open()
-                    if not f.uploaded:
-                        f.upload()
-                        if run.spec.timeout:
-                            run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
+                    with watch:
+                        f.open()
+                        if not f.uploaded:
+                            f.upload()
+                            if run.spec.timeout:
+                                run_deadline = time.monotonic() + float(run.spec.timeout) + 60.0
                     unreachable_since = None
                 except _ssh_errors() as exc:
                     f.close()
+                    if watch.ended is not None:  # the job ended under us: its reason, not SSH's
+                        detail = watch.ended
+                        break
                     unreachable_since = unreachable_since or time.monotonic()
                     if time.monotonic() - unreachable_since > SSH_READY_TIMEOUT:
                         why = exc.message.rstrip(".") if isinstance(exc, PaiError) else (str(exc) or type(exc).__name__)
@@ -515,7 +565,8 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
         message = (f"time limit {limit}reached in cell {failed.get('cell')} of {status.get('total')}"
                    + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
     elif final == "FAILED" and not message:
-        diag = detail.diagnostics if detail is not None else ""
+        diag = (task_reason(f.client, run.name, detail) if detail is not None and detail.terminal
+                else (detail.diagnostics if detail is not None else "")) or ""
         when = "while the notebook ran (the cells that ran came back)" if f.notebook else "before the notebook ran"
         message = (f"the job ended {detail.state if detail else 'UNKNOWN'} {when}"
                    + (f" ({diag})" if diag else "") + f": see `pai-magic logs {run.name} --stderr`")
