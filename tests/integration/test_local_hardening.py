@@ -585,8 +585,9 @@ def test_a_root_backend_runs_jobs_as_unprivileged_users_who_cannot_read_its_file
     assert "denied-other" in out and "READ-OTHER" not in out and "team" in out, (out, detail["jobStatus"])
     assert detail["jobStatus"]["state"] == "SUCCEEDED", detail["jobStatus"]
     # and the leftovers of an unprivileged task are still ended with it
-    assert not any(alive(int(p.name)) for p in Path("/proc").iterdir()
-                   if p.name.isdigit() and _owner(p) in (uid, other_uid))
+    left = [(p.name, (p / "cmdline").read_bytes()) for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _owner(p) in (uid, other_uid) and alive(int(p.name))]
+    assert not left, left
 
 
 def _owner(proc_dir: Path) -> int:

@@ -183,7 +183,7 @@ def test_sidebar_and_a_kernel_watcher_share_one_list_call(local_backend, tmp_pat
         client = PaiClient(Profile(name="t", url=proxy.url, user=local_backend.user, token=local_backend.token))
         watcher = JobWatcher(client, ["anything"], shared=True, max_age=30)
         watcher.tick()
-        assert proxy.count("GET", "/rest-server/api/v2/jobs") - before == 1
+        assert proxy.count("GET", "/rest-server/api/v2/jobs") - before == 1, proxy.seen
         assert client.http.requests_sent == 0  # the kernel-side watcher read the sidebar's answer
     finally:
         if jupyter is not None:
