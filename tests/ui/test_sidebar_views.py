@@ -162,7 +162,10 @@ def test_45_jobs_paged_filtered_and_the_40th_in_view(page, sidebar, seeded, loca
 
     # everyone's jobs: the names say whose they are
     sidebar.locator('select[name="scope"]').select_option("all")
-    page.wait_for_function("el => el.textContent === '1\u201320 of 45'", arg=label.element_handle())
+    # the label reads the same before and after ("1-20 of 45"): wait for the rows themselves
+    page.wait_for_function("() => (document.querySelector('#pai-magic-sidebar tr.pai-magic-job .pai-magic-job-name')"
+                           " || {textContent: ''}).textContent.includes('~')", timeout=30_000)
+    assert label.inner_text() == "1\u201320 of 45"
     assert rows.first.locator(".pai-magic-job-name").inner_text() == f"{local_backend.user}~{names[-1]}"
     sidebar.locator('select[name="scope"]').select_option("mine")
     page.wait_for_function("el => el.textContent === '1\u201320 of 45'", arg=label.element_handle())
