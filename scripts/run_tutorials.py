@@ -6,11 +6,14 @@ failed and its one-line error is what a person running the demo needs, not a tra
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -19,7 +22,11 @@ def run(path: Path, out_dir: Path, timeout: int) -> bool:
     """Execute ``path`` with ``out_dir`` as its working folder, so whatever the tutorial writes
     (archives, downloads, mount points) lands beside the executed copy, not in the repository."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # the tutorial's own kernel talks over Unix sockets, so it never races the embedded backend and
+    # the kernel tutorial's port forwards for a free TCP port
+    ipc = tempfile.mkdtemp(prefix="pai-tutorial-kernel-")
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(ipc) / "kernel"))
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(out_dir.resolve())}})
     start = time.monotonic()
     ok = True
@@ -31,6 +38,7 @@ def run(path: Path, out_dir: Path, timeout: int) -> bool:
         print(f"FAILED  {path.name}: {last[0] if last else exc}")
     finally:
         nbformat.write(nb, out_dir / path.name)
+        shutil.rmtree(ipc, ignore_errors=True)
     if ok:
         print(f"ok      {path.name} ({time.monotonic() - start:.1f} s)")
     return ok

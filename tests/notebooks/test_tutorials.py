@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -21,7 +22,11 @@ def test_tutorial_runs_as_is(path: Path, tmp_path: Path, request: pytest.Fixture
     nb = nbformat.read(path, as_version=4)
     work = tmp_path / "work"
     work.mkdir()
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(work)}})
+    # the tutorial's own kernel talks over Unix sockets: picking free TCP ports for it raced with the
+    # ports the embedded backend and the kernel tutorial's forwarders bind ("Address already in use")
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel-ipc"))
+    client = NotebookClient(nb, km=km, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(work)}})
     try:
         client.execute(env=dict(os.environ))
     except CellExecutionError as exc:
