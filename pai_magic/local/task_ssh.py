@@ -44,6 +44,8 @@ from paramiko.common import (
 )
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK
 
+from pai_magic.local.shim import descendants  # one /proc walk for the shim and the SSH server
+
 log = logging.getLogger("pai_magic.local.task_ssh")
 # A client that disconnects abruptly makes paramiko's server thread log "Socket exception" at
 # ERROR; with no handler configured that lands in the notebook cell of a kernel running
@@ -193,33 +195,6 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (read from /proc before anyone is killed, while the
-    parent links still exist): a command may have moved to its own session (setsid)."""
-    parent_of: dict[int, int] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read().decode("ascii", "replace")
-            parent_of[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    out: list[int] = []
-    frontier = [pid]
-    while frontier:
-        cur = frontier.pop()
-        kids = [p for p, pp in parent_of.items() if pp == cur]
-        out.extend(kids)
-        frontier.extend(kids)
-    return out
 
 
 def _start_time(pid: int) -> int | None:

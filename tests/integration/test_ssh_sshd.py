@@ -22,7 +22,7 @@ from pai_magic.core.ssh.known_hosts import KnownHosts, forget_job_keys, host_key
 from pai_magic.core.ssh.openssh import openssh_argv
 from pai_magic.core.ssh.transfer import PART_MARK, download, upload
 from tests.fixtures.services import free_port
-from pai_magic.local.task_ssh import descendants
+from pai_magic.local.shim import descendants
 from tests.fixtures.sshd import write_ed25519_pair
 
 BIG = 200 * 1024 * 1024
