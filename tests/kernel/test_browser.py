@@ -3,16 +3,13 @@ cell inside the job and shows the result. Real `jupyter lab` (state in a temp di
 Chromium through Playwright (never a downloaded browser), the embedded backend as cluster."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from tests.fixtures.services import need, need_binary
+from tests.fixtures.browser import chromium_page
 from tests.kernel.test_kernel_server import install_spec, kernel_jobs, save_profile_for, wait_until
 from tests.server.jupyter_process import JupyterProcess
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DISPLAY = "Python 3 on OpenPAI (lab, no GPU)"
 
 
@@ -32,38 +29,20 @@ def lab(tmp_path, local_backend):
 
 
 def test_launcher_shows_the_kernel_and_a_notebook_runs_a_cell(lab, local_backend, tmp_path):
-    chromium = need_binary("chromium", "chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - depends on the machine
-        need(False, "playwright is not installed (pip install playwright)")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900})
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(90_000)
-        try:
-            page.goto(f"{lab.url}lab?token={lab.token}")
-            card = page.locator(f'.jp-LauncherCard[title="{DISPLAY}"]').first
-            card.wait_for(state="visible", timeout=120_000)
-            card.click()
-            # the notebook opens on the kernel; the kernel starts a job. JupyterLab drops a cell
-            # run before its session has a kernel, so wait until the page is connected to it.
-            wait_until(lambda: any(k["connections"] >= 1 and k["execution_state"] == "idle"
-                                   for k in lab.get("api/kernels").json()), 180, "the page to connect")
-            page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
-            page.keyboard.type("import os; os.environ['PAI_JOB_NAME']")
-            page.keyboard.press("Shift+Enter")
-            output = page.locator(".jp-OutputArea-output").first
-            page.wait_for_function("el => el.innerText.includes('pai-kernel-pai-test_')",
-                                   arg=output.element_handle(timeout=60_000), timeout=60_000)
-            job = output.inner_text().strip().strip("'").split("~")[-1]
-            assert kernel_jobs(local_backend)[job] == "RUNNING"
-        finally:
-            try:
-                page.screenshot(path=str(tmp_path / "last.png"))
-            except Exception:  # noqa: BLE001 - only a debugging aid
-                pass
-            context.close()
+    with chromium_page(tmp_path / "chromium-profile", timeout_ms=90_000) as page:
+        page.goto(f"{lab.url}lab?token={lab.token}")
+        card = page.locator(f'.jp-LauncherCard[title="{DISPLAY}"]').first
+        card.wait_for(state="visible", timeout=120_000)
+        card.click()
+        # the notebook opens on the kernel; the kernel starts a job. JupyterLab drops a cell
+        # run before its session has a kernel, so wait until the page is connected to it.
+        wait_until(lambda: any(k["connections"] >= 1 and k["execution_state"] == "idle"
+                               for k in lab.get("api/kernels").json()), 180, "the page to connect")
+        page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+        page.keyboard.type("import os; os.environ['PAI_JOB_NAME']")
+        page.keyboard.press("Shift+Enter")
+        output = page.locator(".jp-OutputArea-output").first
+        page.wait_for_function("el => el.innerText.includes('pai-kernel-pai-test_')",
+                               arg=output.element_handle(timeout=60_000), timeout=60_000)
+        job = output.inner_text().strip().strip("'").split("~")[-1]
+        assert kernel_jobs(local_backend)[job] == "RUNNING"

@@ -3,16 +3,14 @@ slow): real `jupyter lab` with the built labextension and the server extension, 
 Chromium driven by Playwright, the embedded OpenPAI backend as the cluster."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from tests.fixtures.services import need, need_binary
+from tests.fixtures.browser import chromium_page
+from tests.fixtures.services import need
 from tests.server.jupyter_process import REPO, JupyterProcess
 
 LABEXT = REPO / "pai_magic" / "labextension"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 JOB_TIMEOUT_MS = 120_000
 
 
@@ -29,27 +27,8 @@ def lab(tmp_path_factory, local_backend):
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory, lab):
-    chromium = need_binary("chromium", "chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - depends on the machine
-        need(False, "playwright is not installed (pip install playwright)")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=chromium or "/usr/bin/chromium",
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
-        pg = context.pages[0] if context.pages else context.new_page()
-        pg.set_default_timeout(60_000)
-        try:
-            yield pg
-        finally:
-            try:
-                pg.screenshot(path=str(profile / "last.png"))
-            except Exception:  # noqa: BLE001 - only a debugging aid
-                pass
-            context.close()
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as page:
+        yield page
 
 
 def open_sidebar(page, lab: JupyterProcess):

@@ -3,13 +3,11 @@ one config line: the dialog offers the OpenPAI environments and compute types (C
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from tests.fixtures.services import need, need_binary
+from tests.fixtures.browser import chromium_page
 from tests.server.jupyter_process import JupyterProcess
-from tests.ui.conftest import CHROMIUM_ARGS
 
 
 @pytest.fixture
@@ -34,37 +32,19 @@ def lab(tmp_path, local_backend, monkeypatch):
 
 
 def test_create_notebook_job_dialog_offers_openpai_compute_types(tmp_path, lab):
-    chromium = need_binary("chromium", "chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - depends on the machine
-        need(False, "playwright is not installed (pip install playwright)")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium or "/usr/bin/chromium",
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 900})
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(60_000)
-        try:
-            page.goto(f"{lab.url}lab?token={lab.token}")
-            item = page.locator('.jp-DirListing-item[title*="train.ipynb"]')
-            item.wait_for(state="visible", timeout=90_000)
-            item.click(button="right")
-            page.locator('.lm-Menu-item:has-text("Create Job")').click()  # jupyter-scheduler's entry
-            page.wait_for_function("() => document.body.innerText.includes('Compute type')")
-            form = page.locator("form.jp-create-job-form")
-            form.wait_for(state="visible")
-            # one environment (the image) is preselected, so the dialog shows no environment menu
-            compute = form.locator("#jp-create-job-computeType")  # a MUI select: a button and a listbox
-            assert compute.inner_text().strip() == "CPU"
-            compute.click()
-            page.locator("[role='listbox'] [role='option']").first.wait_for(state="visible")
-            options = page.locator("[role='listbox'] [role='option']").all_inner_texts()
-            assert [o.strip() for o in options][:3] == ["CPU", "1 GPU", "2 GPUs"], options
-        finally:
-            try:
-                page.screenshot(path=str(tmp_path / "last.png"))
-            except Exception:  # noqa: BLE001 - only a debugging aid
-                pass
-            context.close()
+    with chromium_page(tmp_path / "chromium-profile") as page:
+        page.goto(f"{lab.url}lab?token={lab.token}")
+        item = page.locator('.jp-DirListing-item[title*="train.ipynb"]')
+        item.wait_for(state="visible", timeout=90_000)
+        item.click(button="right")
+        page.locator('.lm-Menu-item:has-text("Create Job")').click()  # jupyter-scheduler's entry
+        page.wait_for_function("() => document.body.innerText.includes('Compute type')")
+        form = page.locator("form.jp-create-job-form")
+        form.wait_for(state="visible")
+        # one environment (the image) is preselected, so the dialog shows no environment menu
+        compute = form.locator("#jp-create-job-computeType")  # a MUI select: a button and a listbox
+        assert compute.inner_text().strip() == "CPU"
+        compute.click()
+        page.locator("[role='listbox'] [role='option']").first.wait_for(state="visible")
+        options = page.locator("[role='listbox'] [role='option']").all_inner_texts()
+        assert [o.strip() for o in options][:3] == ["CPU", "1 GPU", "2 GPUs"], options

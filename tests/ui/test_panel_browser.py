@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import need, need_binary
 from tests.server.jupyter_process import REPO, JupyterProcess
-from tests.ui.conftest import CHROMIUM_ARGS
+from tests.fixtures.browser import chromium_page
 
 LABEXT = REPO / "pai_magic" / "labextension"
 
@@ -64,22 +63,8 @@ def lab(tmp_path, local_backend, monkeypatch):
 
 @pytest.fixture
 def page(tmp_path):
-    chromium = need_binary("chromium", "chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - depends on the machine
-        need(False, "playwright is not installed (pip install playwright)")
-    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=chromium or "/usr/bin/chromium",
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1100, "height": 1000})
-        pg = context.pages[0] if context.pages else context.new_page()
-        pg.set_default_timeout(60_000)
-        try:
-            yield pg
-        finally:
-            context.close()
+    with chromium_page(tmp_path / "chromium-profile", width=1100, height=1000) as pg:
+        yield pg
 
 
 def _overflowing_inputs(page) -> list[str]:
