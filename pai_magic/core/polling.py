@@ -205,6 +205,9 @@ class SharedJobList:
         from pai_magic.core.client import DEFAULT_ORDER
 
         now = time.time()
+        # never a shorter page than the default: a sidebar's 20 rows must serve a watcher's 50,
+        # or each would ask the cluster for its own length
+        limit = max(limit, DEFAULT_LIMIT)
         if previous is not None and now - previous.fetched_at < LIMIT_MEMORY:
             limit = max(limit, previous.limit)  # someone needed a longer page recently: keep serving it
         username = None if self.username == ALL_USERS else self.username

@@ -22,6 +22,7 @@ from pai_magic.core.errors import RateLimitedError
 from pai_magic.core.jobs import JobWatcher
 from pai_magic.core.polling import SharedJobList, watch_interval
 from pai_magic.core.profiles import Profile
+from pai_magic.core.protocol import JobSpec, build_protocol
 from pai_magic.local.ratelimit import ENV_VAR, RateLimits, with_rate_limits
 from tests.fixtures.local_backend import LocalBackendProcess
 
@@ -169,6 +170,11 @@ def test_sidebar_and_a_kernel_watcher_share_one_list_call(local_backend, tmp_pat
     from tests.integration.test_client_faults import FaultInjector
     from tests.server.jupyter_process import JupyterProcess
 
+    # more jobs than the sidebar's page, as on any real account: its 5 rows must still serve the
+    # watcher, which reads the default page of the shared list
+    for _ in range(6):
+        job = build_protocol(JobSpec(name="page_filler", image="ubuntu:22.04", commands=["true"]))
+        assert local_backend.submit(job).status_code == 202
     proxy = FaultInjector(local_backend.url)
     config = tmp_path / "cfg"
     monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(config))
@@ -178,7 +184,7 @@ def test_sidebar_and_a_kernel_watcher_share_one_list_call(local_backend, tmp_pat
         jupyter = JupyterProcess(tmp_path / "jupyter", config,
                                  env={"PAI_MAGIC_DATA_DIR": os.environ["PAI_MAGIC_DATA_DIR"]}).start()
         before = proxy.count("GET", "/rest-server/api/v2/jobs")
-        rows = [jupyter.get("pai-magic/api/jobs?limit=20") for _ in range(3)]
+        rows = [jupyter.get("pai-magic/api/jobs?limit=5") for _ in range(3)]
         assert all(r.status_code == 200 for r in rows), rows[-1].text
         # the sidebar listed through the cluster (again only if its 2 s minimum age passed between
         # its own calls, as on a loaded machine) ...
