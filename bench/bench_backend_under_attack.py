@@ -15,9 +15,7 @@ Run: ``python bench/bench_backend_under_attack.py [--requests 1000] [--attackers
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,23 +25,14 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench._backend import start_backend  # noqa: E402
+
 PREFIX = "/rest-server/api/v2"
 ADMIN, ADMIN_PW = "bench", "bench-password"
 ATTACKER, ATTACKER_PW = "mallory", "mallory-password"
 GOAL_MS = 100.0
-
-
-def start_backend(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, BENCH_PW=ADMIN_PW, PYTHONPATH=str(REPO), PAI_LOCAL_JOB_USER="root")
-    proc = subprocess.Popen([sys.executable, "-m", "pai_magic.local", "--port", "0", "--data-dir", str(data_dir),
-                             "--user", ADMIN, "--password-env", "BENCH_PW"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(REPO))
-    assert proc.stdout is not None
-    url = proc.stdout.readline().decode().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit("the backend did not start")
-    return proc, url
 
 
 def anchor_bomb(name: str, levels: int = 9) -> bytes:
@@ -105,7 +94,7 @@ def main() -> int:
     parser.add_argument("--attackers", type=int, default=4, help="connections submitting bombs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-attack-") as tmp:
-        proc, url = start_backend(Path(tmp) / "data")
+        proc, url = start_backend(Path(tmp) / "data", ADMIN, ADMIN_PW, PAI_LOCAL_JOB_USER="root")
         api = url + PREFIX
         try:
             admin = login(api, ADMIN, ADMIN_PW)

@@ -10,7 +10,6 @@ Run: ``python bench/bench_local_jobs.py [--jobs 200] [--big 10000]``. Exits 0.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -24,23 +23,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._backend import start_backend  # noqa: E402
+
 from pai_magic.local.seed import seed_jobs  # noqa: E402
 
 PREFIX = "/rest-server/api/v2"
 USER, PASSWORD = "bench", "bench-password"
-
-
-def start_backend(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, BENCH_PW=PASSWORD, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "pai_magic.local", "--port", "0", "--data-dir", str(data_dir),
-                             "--user", USER, "--password-env", "BENCH_PW"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(REPO))
-    assert proc.stdout is not None
-    url = proc.stdout.readline().decode().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit("the backend did not start")
-    return proc, url
 
 
 def job_yaml(name: str) -> bytes:
@@ -74,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
         data = Path(tmp) / "data"
-        proc, url = start_backend(data)
+        proc, url = start_backend(data, USER, PASSWORD)
         try:
             api = url + PREFIX
             s = requests.Session()
@@ -118,7 +106,7 @@ def main() -> int:
 def list_phase(data: Path, args: argparse.Namespace) -> None:
     """First-page time with ``--small`` then ``--big`` stored jobs, in a backend of its own."""
     seed_jobs(data, USER, args.small, prefix="small")
-    proc, url = start_backend(data)
+    proc, url = start_backend(data, USER, PASSWORD)
     try:
         api = url + PREFIX
         s = requests.Session()

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,21 +35,10 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._backend import start_backend  # noqa: E402
+
 PREFIX = "/rest-server/api/v2"
 USER, PASSWORD = "bench", "bench-password"
-
-
-def start_backend(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, BENCH_PW=PASSWORD, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "pai_magic.local", "--port", "0", "--data-dir", str(data_dir),
-                             "--user", USER, "--password-env", "BENCH_PW"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(REPO))
-    assert proc.stdout is not None
-    url = proc.stdout.readline().decode().strip()
-    if not url.startswith("http"):
-        proc.kill()
-        raise SystemExit("the backend did not start")
-    return proc, url
 
 
 async def cold_start(kernel_name: str) -> float:
@@ -136,7 +124,7 @@ def main() -> int:
         root = Path(tmp)
         os.environ.update(PAI_MAGIC_CONFIG_DIR=str(root / "pai-config"), JUPYTER_DATA_DIR=str(root / "jdata"),
                           JUPYTER_PATH=str(root / "jdata"), JUPYTER_RUNTIME_DIR=str(root / "jruntime"))
-        proc, url = start_backend(root / "backend")
+        proc, url = start_backend(root / "backend", USER, PASSWORD)
         try:
             api = url + PREFIX
             token = requests.post(f"{api}/authn/basic/login", json={"username": USER, "password": PASSWORD},

@@ -1,0 +1,24 @@
+"""The embedded backend as a subprocess, started the same way by every benchmark: its own data
+folder, a free port on loopback, one user whose password comes through the environment."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_backend(data_dir: Path, user: str, password: str, **env: str) -> tuple[subprocess.Popen, str]:
+    """``(process, url)`` of a backend in ``data_dir``; ``env`` adds variables (PAI_LOCAL_JOB_USER ...)."""
+    environ = dict(os.environ, BENCH_PW=password, PYTHONPATH=str(REPO), **env)
+    proc = subprocess.Popen([sys.executable, "-m", "pai_magic.local", "--port", "0", "--data-dir", str(data_dir),
+                             "--user", user, "--password-env", "BENCH_PW"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environ, cwd=str(REPO))
+    assert proc.stdout is not None
+    url = proc.stdout.readline().decode().strip()
+    if not url.startswith("http"):
+        proc.kill()
+        raise SystemExit("the backend did not start")
+    return proc, url
