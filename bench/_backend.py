@@ -8,11 +8,16 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+JOB_USER_ENV = "PAI_LOCAL_JOB_USER"
 
 
 def start_backend(data_dir: Path, user: str, password: str, **env: str) -> tuple[subprocess.Popen, str]:
     """``(process, url)`` of a backend in ``data_dir``; ``env`` adds variables (PAI_LOCAL_JOB_USER ...)."""
-    environ = dict(os.environ, BENCH_PW=password, PYTHONPATH=str(REPO), **env)
+    # a benchmark's jobs run this machine's Python, which may sit in root's private home: jobs run as
+    # the backend's own user unless the caller says otherwise (see `pai-magic local --job-user`)
+    environ = dict(os.environ, BENCH_PW=password, PYTHONPATH=str(REPO))
+    environ.setdefault(JOB_USER_ENV, "root")
+    environ.update(env)
     proc = subprocess.Popen([sys.executable, "-m", "pai_magic.local", "--port", "0", "--data-dir", str(data_dir),
                              "--user", user, "--password-env", "BENCH_PW"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environ, cwd=str(REPO))

@@ -28,22 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._backend import start_backend  # noqa: E402
+from tests.integration.test_local_hardening import anchor_bomb  # noqa: E402  (the attack the tests reproduce)
 
 PREFIX = "/rest-server/api/v2"
 ADMIN, ADMIN_PW = "bench", "bench-password"
 ATTACKER, ATTACKER_PW = "mallory", "mallory-password"
 GOAL_MS = 100.0
-
-
-def anchor_bomb(name: str, levels: int = 9) -> bytes:
-    lines = ["protocolVersion: 2", f"name: {name}", "type: job", "parameters:",
-             '  a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
-    for i in range(1, levels + 1):
-        lines.append(f"  a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
-    lines += ["prerequisites:", "  - {name: image, type: dockerimage, uri: 'ubuntu:22.04'}", "taskRoles:",
-              "  main:", "    dockerImage: image", "    resourcePerInstance: {cpu: 1, memoryMB: 256, gpu: 0}",
-              "    commands: [echo]"]
-    return ("\n".join(lines) + "\n").encode()
 
 
 def login(api: str, user: str, password: str) -> str:
@@ -80,7 +70,7 @@ def attack(api: str, token: str, stop: threading.Event, counts: dict[str, int], 
             if heavy and n % 10 == 0:
                 body = big if n % 20 == 0 else deep
             else:
-                body = anchor_bomb(f"bomb{n}")
+                body = anchor_bomb(f"bomb{n}").encode()
             try:
                 resp = session.post(f"{api}/jobs", data=body, headers=headers, timeout=60)
                 counts[str(resp.status_code)] = counts.get(str(resp.status_code), 0) + 1
@@ -94,7 +84,7 @@ def main() -> int:
     parser.add_argument("--attackers", type=int, default=4, help="connections submitting bombs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-attack-") as tmp:
-        proc, url = start_backend(Path(tmp) / "data", ADMIN, ADMIN_PW, PAI_LOCAL_JOB_USER="root")
+        proc, url = start_backend(Path(tmp) / "data", ADMIN, ADMIN_PW)
         api = url + PREFIX
         try:
             admin = login(api, ADMIN, ADMIN_PW)

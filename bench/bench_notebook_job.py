@@ -67,6 +67,8 @@ def main() -> None:
         os.environ.update(PAI_MAGIC_CONFIG_DIR=str(root / "cfg"), PAI_MAGIC_DATA_DIR=str(root / "data"),
                           HOME=str(root / "home"))
         (root / "home").mkdir()
+        # the runner uses this machine's Python, which may sit in root's private home (see bench/_backend.py)
+        os.environ.setdefault("PAI_LOCAL_JOB_USER", "root")
         from pai_magic.core.client import PaiClient
         from pai_magic.local.connect import connect_local, stop_started
 

@@ -44,31 +44,28 @@ USER, PASSWORD = "bench", "bench-password"
 async def cold_start(kernel_name: str) -> float:
     """The first kernel a process starts also pays for importing its manager's code (for the
     remote kernel: paramiko, cryptography, the REST client); a Jupyter server pays that once."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    km = AsyncKernelManager(kernel_name=kernel_name)
-    t0 = time.perf_counter()
-    await km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    await kc.wait_for_ready(timeout=120)
-    elapsed = time.perf_counter() - t0
+    km, kc, elapsed = await started(kernel_name)
     kc.stop_channels()
     await km.shutdown_kernel()
     return elapsed
 
 
-async def measure(kernel_name: str, runs: int, job_state: Any = None) -> dict[str, float]:
+async def started(kernel_name: str) -> tuple[Any, Any, float]:
+    """A started kernel, its client with channels open, and the seconds until it was ready."""
     from jupyter_client.manager import AsyncKernelManager
 
-    out: dict[str, float] = {}
     km = AsyncKernelManager(kernel_name=kernel_name)
     t0 = time.perf_counter()
     await km.start_kernel()
     kc = km.client()
     kc.start_channels()
     await kc.wait_for_ready(timeout=120)
-    out["start"] = time.perf_counter() - t0
+    return km, kc, time.perf_counter() - t0
+
+
+async def measure(kernel_name: str, runs: int, job_state: Any = None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    km, kc, out["start"] = await started(kernel_name)
     for _ in range(10):
         await kc.execute_interactive("pass", store_history=False, timeout=60)
     samples = []
