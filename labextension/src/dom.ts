@@ -29,13 +29,18 @@ export function labelled(label: string, input: HTMLElement, field?: string): HTM
   wrap.appendChild(input);
   if (field) {
     wrap.dataset.field = field;
-    const error = el('div', 'pai-magic-field-error');
-    error.dataset.fieldError = field;
-    error.setAttribute('role', 'alert');
-    error.hidden = true;
-    wrap.appendChild(error);
+    wrap.appendChild(fieldError(field));
   }
   return wrap;
+}
+
+/** The (hidden until used) line where the server's message about ``field`` is shown. */
+export function fieldError(field: string): HTMLDivElement {
+  const error = el('div', 'pai-magic-field-error');
+  error.dataset.fieldError = field;
+  error.setAttribute('role', 'alert');
+  error.hidden = true;
+  return error;
 }
 
 export function textInput(name: string, placeholder: string, type = 'text'): HTMLInputElement {
@@ -64,6 +69,15 @@ export function checkbox(name: string, label: string): [HTMLLabelElement, HTMLIn
   wrap.appendChild(input);
   wrap.appendChild(document.createTextNode(` ${label}`));
   return [wrap, input];
+}
+
+/** A checkbox with its own error line under it, for a form field the server may refuse. */
+export function checkboxField(name: string, label: string): [HTMLDivElement, HTMLInputElement] {
+  const [wrap, input] = checkbox(name, label);
+  const field = el('div', 'pai-magic-field');
+  field.appendChild(wrap);
+  field.appendChild(fieldError(name));
+  return [field, input];
 }
 
 export function selectInput(name: string, options: [string, string][]): HTMLSelectElement {

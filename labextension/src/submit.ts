@@ -9,7 +9,7 @@ import { PaiRequestError, postAPI } from './request';
 import { IJobSpec, IProtocol } from './types';
 import {
   button,
-  checkbox,
+  checkboxField,
   el,
   labelled,
   newRequestId,
@@ -175,23 +175,11 @@ export class SubmitForm {
     grid.appendChild(labelled('Virtual cluster', i.virtualCluster, 'virtualCluster'));
     form.appendChild(grid);
     form.appendChild(labelled('Storages', i.storages, 'storages'));
-    const [sshWrap, ssh] = checkbox('ssh', 'SSH into the tasks (your key is added)');
-    const [keepWrap, keep] = checkbox('keepAlive', 'keep the container up after the commands');
+    const [sshField, ssh] = checkboxField('ssh', 'SSH into the tasks (your key is added)');
+    const [keepField, keep] = checkboxField('keepAlive', 'keep the container up after the commands');
     this._ssh = ssh;
     this._keepAlive = keep;
-    const sshField = el('div', 'pai-magic-field');
-    sshField.appendChild(sshWrap);
-    const sshError = el('div', 'pai-magic-field-error');
-    sshError.dataset.fieldError = 'ssh';
-    sshError.hidden = true;
-    sshField.appendChild(sshError);
     form.appendChild(sshField);
-    const keepField = el('div', 'pai-magic-field');
-    keepField.appendChild(keepWrap);
-    const keepError = el('div', 'pai-magic-field-error');
-    keepError.dataset.fieldError = 'keepAlive';
-    keepError.hidden = true;
-    keepField.appendChild(keepError);
     form.appendChild(keepField);
 
     this._formError = el('div', 'pai-magic-form-error');
