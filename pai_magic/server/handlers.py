@@ -108,11 +108,6 @@ class PaiApiHandler(APIHandler):
         super()._handle_request_exception(e)
 
 
-def bad_input(message: str, field: str | None) -> InvalidInputError:
-    """An InvalidInputError naming the request field (query argument or body key) at fault."""
-    return InvalidInputError(message, field=field)
-
-
 def check_job_name(name: str) -> str:
     parse_job_ref(name)
     return name
@@ -163,7 +158,7 @@ class JobsHandler(PaiApiHandler):
         offset = self.query_int("offset", 0, 0, 10**9) or 0
         keyword = (self.get_query_argument("keyword", "") or "").strip() or None
         if keyword is not None and len(keyword) > 200:
-            raise bad_input("The search text is too long: give at most 200 characters of a job name.", "keyword")
+            raise InvalidInputError("The search text is too long: give at most 200 characters of a job name.", field="keyword")
         # ?user= absent: the logged-in user's jobs; "*": everyone's; a name: that user's
         user_arg = (self.get_query_argument("user", "") or "").strip()
         if user_arg != "*":
@@ -254,7 +249,7 @@ class ProtocolHandler(PaiApiHandler):
         kind = kinds[0]
         payload = body[kind]
         if kind == "yaml" and (not isinstance(payload, str) or not payload.strip()):
-            raise bad_input("The YAML is empty: paste or load an OpenPAI protocol v2 document.", "yaml")
+            raise InvalidInputError("The YAML is empty: paste or load an OpenPAI protocol v2 document.", field="yaml")
         if kind == "spec" and not isinstance(payload, dict):
             raise InvalidInputError("`spec` must be a JSON object.")
         self.reply(await self.call(self.backend.protocol, kind, payload))
@@ -269,7 +264,7 @@ class ProfilesHandler(PaiApiHandler):
     async def post(self) -> None:
         name = _text(self.json_body(), "profile")
         if not name:
-            raise bad_input("Choose a profile to switch to: send {\"profile\": NAME}.", "profile")
+            raise InvalidInputError("Choose a profile to switch to: send {\"profile\": NAME}.", field="profile")
         self.reply(await self.call(self.backend.select_profile, name))
 
 
@@ -292,7 +287,7 @@ class ImageTagsHandler(PaiApiHandler):
     async def get(self) -> None:
         repository = (self.get_query_argument("repository", "") or "").strip()
         if not repository:
-            raise bad_input("Give the repository, e.g. ?repository=team/train.", "repository")
+            raise InvalidInputError("Give the repository, e.g. ?repository=team/train.", field="repository")
         self.reply(await self.call(self.backend.image_tags, repository))
 
 
