@@ -48,11 +48,6 @@ export function sshLabel(command: ISshCommand): string {
     : `${task}the portal's command: needs your default SSH key or ssh-agent`;
 }
 
-/** The terminal command that opens a shell in a task (the CLI's own ssh). */
-export function terminalCommand(full: string, task: string | null): string {
-  return `pai-magic ssh ${full}${task ? ` --task ${task}` : ''}`;
-}
-
 function portsText(task: ITask): string {
   return Object.entries(task.ports || {})
     .map(([name, ports]) => `${name}: ${ports.join(',')}`)
@@ -313,9 +308,9 @@ export class JobDetailView {
         this._reloadLog();
       });
       actions.appendChild(logs);
-      if (task.state === 'RUNNING' && this._options.openTerminal) {
+      const command = task.terminalCommand;
+      if (task.state === 'RUNNING' && command && this._options.openTerminal) {
         const term = button('Terminal', 'pai-magic-terminal');
-        const command = terminalCommand(full, detail.tasks.length > 1 ? name : null);
         term.title = `Open a JupyterLab terminal running: ${command}`;
         term.dataset.command = command;
         term.addEventListener('click', () => {

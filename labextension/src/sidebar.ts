@@ -22,7 +22,7 @@ import { SubmitForm } from './submit';
 import { ImagesView } from './images';
 import { StorageView } from './storage';
 
-export { sshCommands, sshLabel, terminalCommand } from './detail';
+export { sshCommands, sshLabel } from './detail';
 
 export interface ISidebarOptions {
   /** Seconds between refreshes while visible. */

@@ -34,6 +34,8 @@ export interface ITask {
   diagnostics: string | null;
   retries?: number;
   attemptId?: number;
+  /** The server's shell line into this task (its own pai-magic, its profile). */
+  terminalCommand?: string | null;
 }
 
 export interface IJobDetail extends Omit<IJob, 'gpus'> {

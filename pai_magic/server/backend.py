@@ -186,7 +186,11 @@ class CoreBackend(PaiBackend):
                 "offset": offset, "limit": limit}
 
     def get_job(self, name: str) -> dict[str, Any]:
-        return serialize.job_detail(self._client().get_job(name))
+        from pai_magic.core.cli_command import task_shell_commands
+
+        client = self._client()
+        detail = client.get_job(name)
+        return serialize.job_detail(detail, task_shell_commands(detail, client.profile.name))
 
     def submit(self, kind: str, payload: Any) -> dict[str, Any]:
         from pai_magic.server.submit import protocol_from_request

@@ -42,11 +42,14 @@ def task_row(task: TaskStatus) -> dict[str, Any]:
     }
 
 
-def job_detail(job: JobDetail) -> dict[str, Any]:
+def job_detail(job: JobDetail, shell_commands: dict[str, str] | None = None) -> dict[str, Any]:
+    """``shell_commands`` (``role/index`` to a shell line) adds each task's ``terminalCommand``."""
     data = job_row(job)
     data["gpus"] = None  # the detail answer does not say; the list row does
     data["diagnostics"] = job.diagnostics
     data["tasks"] = [task_row(t) for t in job.tasks]
+    for row in data["tasks"]:
+        row["terminalCommand"] = (shell_commands or {}).get(f"{row['role']}/{row['index']}")
     return data
 
 

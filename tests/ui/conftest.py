@@ -12,6 +12,10 @@ from tests.server.jupyter_process import REPO, JupyterProcess
 
 LABEXT = REPO / "pai_magic" / "labextension"
 JOB_TIMEOUT_MS = 120_000
+#: The terminals' shell, as a Jupyter started from a virtual environment gives it to a user: a
+#: PATH without this interpreter's scripts folder (a login shell rebuilds PATH from
+#: /etc/profile), so a bare `pai-magic` typed there is not found or is another install's.
+TERMINAL_SHELL = ["/usr/bin/env", "PATH=/usr/bin:/bin", "/bin/bash", "--noprofile", "--norc", "-i"]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +23,8 @@ def lab(tmp_path_factory, local_backend):
     need((LABEXT / "package.json").exists(),
          "the labextension is not built: run scripts/build-labextension")
     root = tmp_path_factory.mktemp("lab")
-    proc = JupyterProcess(root / "lab", root / "pai-config", lab=True, labextension_dir=LABEXT)
+    proc = JupyterProcess(root / "lab", root / "pai-config", lab=True, labextension_dir=LABEXT,
+                          extra_config={"ServerApp": {"terminado_settings": {"shell_command": TERMINAL_SHELL}}})
     proc.start()
     yield proc
     proc.stop()

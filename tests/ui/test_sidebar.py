@@ -8,7 +8,9 @@ One JupyterLab and one Chromium for the module (tests/ui/conftest.py); tests run
 and share the page."""
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -91,7 +93,7 @@ def test_login_submit_succeed_logs_and_stop(page, sidebar, local_backend):
     assert local_backend.token not in html
 
 
-def test_ssh_commands_and_terminal_into_the_task(page, sidebar, local_backend, tmp_path):
+def test_ssh_commands_and_terminal_into_the_task(page, sidebar, lab, local_backend, tmp_path):
     login(page, sidebar, local_backend)
     submit_form(sidebar, "ui_ssh", "echo ready", ssh=True, keepAlive=True)
     row = job_row(sidebar, "ui_ssh", "RUNNING")
@@ -133,7 +135,12 @@ def test_ssh_commands_and_terminal_into_the_task(page, sidebar, local_backend, t
     # typed there runs in the task (its PAI_JOB_NAME is the job's)
     term_button = sidebar.locator("tr.pai-magic-task button.pai-magic-terminal")
     full = row.get_attribute("data-full-name")
-    assert term_button.get_attribute("data-command") == f"pai-magic ssh {full}"
+    # the server's own pai-magic by absolute path (the terminal's PATH lacks it: TERMINAL_SHELL)
+    # with the server's profile, so the terminal reaches the cluster the sidebar shows
+    command = shlex.split(term_button.get_attribute("data-command"))
+    assert os.path.isabs(command[0]) and os.access(command[0], os.X_OK), command
+    profile = lab.get("pai-magic/api/status").json()["profile"]
+    assert command[1:] == ["ssh", full, "--profile", profile], command
     term_button.click()
     terminal = page.locator(".jp-Terminal").last
     terminal.wait_for(state="visible", timeout=60_000)
@@ -152,7 +159,8 @@ def test_ssh_commands_and_terminal_into_the_task(page, sidebar, local_backend, t
             if written() == full:
                 break
             page.wait_for_timeout(500)
-    assert written() == full, f"the terminal's ssh session never ran the line (wrote {written()!r})"
+    assert written() == full, (f"the terminal's ssh session never ran the line (wrote {written()!r}); "
+                               f"the terminal shows: {terminal.inner_text()[-600:]!r}")
     page.keyboard.type("exit\n")
     sidebar.locator("tr.pai-magic-job[data-full-name='%s'] button.pai-magic-stop" % full).click()
     job_row(sidebar, "ui_ssh", "STOPPED").wait_for(timeout=JOB_TIMEOUT_MS)
