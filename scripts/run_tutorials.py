@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -37,6 +38,10 @@ def run(path: Path, out_dir: Path, timeout: int) -> bool:
         last = [line for line in str(exc).strip().splitlines() if line.strip()][-1:]
         print(f"FAILED  {path.name}: {last[0] if last else exc}")
     finally:
+        # nbclient shuts down only a kernel manager it made itself: end ours, or each tutorial's
+        # kernel lingers until its parent poller sees this script gone
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=False)
         nbformat.write(nb, out_dir / path.name)
         shutil.rmtree(ipc, ignore_errors=True)
     if ok:
