@@ -16,6 +16,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "login": ("printf %s \"$PAI_PASSWORD\" | pai-magic login http://10.0.0.1 --user alice --password-stdin",
               "pai-magic login https://pai.example.org --token-env PAI_TOKEN --profile lab --vc gpu",
               "pai-magic login --password-env PAI_PASSWORD   # again, for the active profile"),
+    "logout": ("pai-magic logout",
+               "pai-magic logout --profile lab --revoke   # also revoke a pasted token on the cluster"),
     "whoami": ("pai-magic whoami",
                "pai-magic --profile lab --json whoami"),
     "profiles": ("pai-magic profiles",

@@ -1,4 +1,5 @@
-"""``pai-magic login``, ``whoami`` and ``profiles``: getting a token and choosing a cluster."""
+"""``pai-magic login``, ``logout``, ``whoami`` and ``profiles``: getting (and ending) a token and
+choosing a cluster."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--registry", metavar="URL", help="Docker registry, scheme explicit (http://host:5000)")
     p.add_argument("--no-activate", action="store_true", help="save the profile without making it active")
     p.set_defaults(func=run_login)
+
+    lo = subparsers.add_parser(
+        "logout", help="log out: revoke the token on the cluster (password logins) and forget it here",
+        description="Forget the profile's token here. A token from a password login is also revoked on the "
+                    "cluster; a pasted token (application token) may be shared with scripts, so it stays valid "
+                    "there unless --revoke is given. A cluster that is down never stops the local part.")
+    lo.add_argument("--revoke", action="store_true",
+                    help="also revoke a pasted token on the cluster (scripts using it stop working)")
+    lo.set_defaults(func=run_logout)
 
     w = subparsers.add_parser("whoami", help="check the token of the profile with the cluster")
     w.set_defaults(func=run_whoami)
@@ -69,6 +79,15 @@ def run_login(args: argparse.Namespace) -> int:
     active = "" if args.no_activate else ", active"
     emit(args, {"profile": prof.public_dict(), "method": how, "active": not args.no_activate},
          f"Logged in to {prof.url} as {prof.user} with a {how} (profile {prof.name!r}{active}).")
+    return 0
+
+
+def run_logout(args: argparse.Namespace) -> int:
+    from pai_magic.cli.common import profile_name
+    from pai_magic.core.auth import logout
+
+    result = logout(profile_name(args), revoke=args.revoke)
+    emit(args, result.to_dict(), result.message)
     return 0
 
 

@@ -34,6 +34,11 @@ NO_PROFILE_HINT = ("No cluster profile: run `pai-magic login URL` or %pai_login 
                    "`pai-magic local --write-profile` or %pai_local)")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SECRET_FIELDS = ("token", "registry_password")
+#: How the profile's token was obtained (``Profile.token_source``); it decides what a logout
+#: does on the cluster (see :func:`pai_magic.core.auth.logout`). Files written before this
+#: field existed have none: such a token is treated like a pasted one (never revoked unasked).
+TOKEN_FROM_PASSWORD = "password"  # a browser token from a basic login: this session's own
+TOKEN_PASTED = "pasted"  # a token the person pasted (application token, OIDC portal): maybe shared
 
 
 def normalize_url(url: str) -> str:
@@ -96,6 +101,7 @@ class Profile:
     registry_password: str | None = field(default=None, repr=False)
     storage: str | None = None  # default storage to mount: "NAME" or "NAME:/mount/path"
     ssh_key: str | None = None  # path of the private key used for job SSH
+    token_source: str | None = None  # TOKEN_FROM_PASSWORD, TOKEN_PASTED, or None (unknown, older files)
 
     def __post_init__(self) -> None:
         if self.url:
@@ -284,3 +290,20 @@ def update_profile(name: str, **changes: Any) -> Profile:
         store["profiles"][name] = current.to_file_dict()
         _write_store(store)
         return current
+
+
+def forget_token(name: str, token: str) -> bool:
+    """Drop the token of profile ``name`` if it is still ``token``; True when it was dropped.
+
+    Compared under the file lock, so a logout never wipes the newer token of a login that
+    ran (in another kernel, the CLI, the server) while the old one was being revoked.
+    """
+    with _locked():
+        store = _read_store()
+        data = store["profiles"].get(name)
+        if not isinstance(data, dict) or not token or data.get("token") != token:
+            return False
+        data.pop("token", None)
+        data.pop("token_source", None)
+        _write_store(store)
+        return True

@@ -1,4 +1,4 @@
-"""Who am I, where: ``%pai_login``, ``%pai_profile``, ``%pai_local``.
+"""Who am I, where: ``%pai_login``, ``%pai_logout``, ``%pai_profile``, ``%pai_local``.
 
 The password (or a pasted token) is read with ``getpass`` and never taken as an argument,
 so it never lands in the notebook, its history or its outputs; only the token is kept, in
@@ -109,6 +109,30 @@ class LoginMagics(Magics):
         session.profile_name = profile.name
         session.forget_client()
         return whoami_view(profile, info, note)
+
+    @lazy_magic_arguments()
+    @argument("--profile", help="log out of this profile, e.g. --profile lab (default: the current one)")
+    @argument("--revoke", action="store_true",
+              help="also revoke a pasted token on the cluster (scripts using it stop working)")
+    @line_magic
+    @friendly
+    def pai_logout(self, line: str) -> View:
+        """Log out: a password login's token is revoked on the cluster, a pasted one only forgotten (unless --revoke).
+
+        The token is forgotten here even when the cluster is down; the output says what happened
+        there. Example: ``%pai_logout`` or ``%pai_logout --profile lab --revoke``
+        """
+        args = parse_line(self.pai_logout, line)
+        import re
+
+        if args.profile is not None and not re.match(_PROFILE_RE, args.profile):
+            raise UsageError(f"--profile {args.profile!r}: use letters, digits, '.', '_' or '-', e.g. --profile lab.")
+        from pai_magic.core.auth import logout
+
+        session = get_session(self.shell)
+        result = logout(args.profile or session.wanted_profile_name(), revoke=args.revoke)
+        session.forget_client()
+        return View(result.message)
 
     @lazy_magic_arguments()
     @argument("name", nargs="?", help="profile to use from now on, e.g. lab (default: list the profiles)")

@@ -47,7 +47,7 @@ class PaiBackend(LoggingConfigurable):
     def select_profile(self, name: str) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.select_profile")
 
-    def logout(self) -> dict[str, Any]:
+    def logout(self, *, revoke: bool = False) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.logout")
 
     def images(self, pattern: str | None) -> dict[str, Any]:
@@ -243,14 +243,14 @@ class CoreBackend(PaiBackend):
         self._session_profile = prof.name
         return _status_of(prof)
 
-    def logout(self) -> dict[str, Any]:
-        """Forget the token of the current profile (URL and user stay, for the next login)."""
-        from pai_magic.core.profiles import update_profile
+    def logout(self, *, revoke: bool = False) -> dict[str, Any]:
+        """Log out of the current profile (the core's rules: a password login's token is revoked
+        on the cluster, a pasted one only with ``revoke``); URL and user stay for the next login."""
+        from pai_magic.core.auth import logout
 
-        prof = self._profile()
-        if prof.token:
-            prof = update_profile(prof.name, token="")
-        return _status_of(prof, f"Logged out of {prof.url}: log in below.")
+        result = logout(self.profile or self._session_profile, revoke=revoke)
+        self._clients.close()
+        return _status_of(self._profile(), f"{result.message} To go on, log in below.")
 
     def _registry(self):
         from pai_magic.core.registry.client import RegistryClient

@@ -271,8 +271,10 @@ class ProfilesHandler(PaiApiHandler):
 class LogoutHandler(PaiApiHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
-        self.json_body()
-        self.reply(await self.call(self.backend.logout))
+        revoke = self.json_body().get("revoke", False)
+        if not isinstance(revoke, bool):
+            raise InvalidInputError("`revoke` must be true or false.", field="revoke")
+        self.reply(await self.call(self.backend.logout, revoke=revoke))
 
 
 class ImagesHandler(PaiApiHandler):

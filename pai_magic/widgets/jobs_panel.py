@@ -242,7 +242,7 @@ class PaiPanel:
         self.login_message = W.HTML("")
         self.profiles = W.Dropdown(options=[], description="Profile", layout=full(), style=desc)
         self.switch_button = W.Button(description="Switch", tooltip="Use this profile (cluster)")
-        self.logout_button = W.Button(description="Log out", tooltip="Forget this profile's token")
+        self.logout_button = W.Button(description="Log out", tooltip="Log out (a password login also ends on the cluster)")
         self.login_button.on_click(lambda _b: self.login())
         self.local_button.on_click(lambda _b: self.start_local())
         self.switch_button.on_click(lambda _b: self.switch_profile(self.profiles.value))
@@ -399,18 +399,18 @@ class PaiPanel:
             self._after_login(prof)
 
     def logout(self) -> None:
-        """Forget the profile's token (the URL and user stay for the next login)."""
+        """Log out with the core's rules (a password login's token is revoked on the cluster, a
+        pasted one only forgotten here); the URL and user stay for the next login."""
         def work() -> Any:
-            from pai_magic.core.profiles import update_profile
+            from pai_magic.core.auth import logout
 
-            prof = self._profile()
-            return update_profile(prof.name, token="")
+            return logout(self.profile_name)
 
-        prof = self._guard(work, where=self.login_message)
-        if prof is not None:
+        result = self._guard(work, where=self.login_message)
+        if result is not None:
             self.close_detail()
             self._clients.close()
-            _set(self.login_message, "value", note_html(f"Logged out of {prof.url}."))
+            _set(self.login_message, "value", note_html(result.message))
             self.refresh()
 
     # ---- jobs tab --------------------------------------------------------------------------------

@@ -138,9 +138,11 @@ def test_every_cluster_verb_prints_snake_case_keys(local_backend, run, monkeypat
     assert mounted["dry_run"] is True
     unmounted = run("umount", str(tmp_path / "mp"), "--dry-run")
     assert unmounted["dry_run"] is True
+    out = run("logout")
+    assert out["cluster"] == "revoked" and out["forgotten"] is True
     run("profiles", "remove", "lab")
     assert run.verbs == {"login", "whoami", "profiles", "submit", "logs", "ssh-key", "job", "jobs", "ssh-info",
-                         "ssh", "upload", "download", "stop", "storage", "mount", "umount"}
+                         "ssh", "upload", "download", "stop", "storage", "mount", "umount", "logout"}
 
 
 def test_image_verbs_print_snake_case_keys(registry, run, monkeypatch, tmp_path):

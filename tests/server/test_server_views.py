@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import requests
 import yaml
 
 from pai_magic.local.seed import seed_jobs
@@ -150,9 +151,15 @@ def test_logout_and_switch_profile(jupyter_fresh: CheckedJupyter, local_backend)
     unknown = api.post("profiles", {"profile": "nope"})
     assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
 
+    bad = api.post("logout", {"revoke": "yes"})
+    assert bad.status_code == 400 and bad.json().get("field") == "revoke"
+    stored = yaml.safe_load((api.proc.pai_config_dir / "profiles.yaml").read_text())["profiles"]
+    token = stored[first["profile"]]["token"]
     out = api.post("logout", {}).json()
-    assert out["loggedIn"] is False and "log in below" in out["message"]
+    assert out["loggedIn"] is False and "log in below" in out["message"] and "revoked" in out["message"]
     assert api.get("jobs").status_code == 401
+    # a real logout: the cluster refuses the old token now (the sidebar's login got it with a password)
+    assert requests.get(f"{local_backend.api}/jobs", headers=local_backend.headers(token), timeout=30).status_code == 401
     assert {p["name"]: p["loggedIn"] for p in api.get("profiles").json()["profiles"]}[first["profile"]] is False
 
 

@@ -162,3 +162,16 @@ def test_client_for_profile_keeps_one_client_until_the_profile_changes():
     assert second is not first and second.profile.token == "t2"
     assert closed == [True]  # the old client's connections were released
     clients.close()
+
+
+def test_forget_token_drops_only_the_token_it_was_given():
+    """A logout forgets the token it revoked, never a newer one a login saved meanwhile."""
+    P.save_profile(P.Profile(name="lab", url="http://10.0.0.1", user="alice", token=TOKEN,
+                             token_source=P.TOKEN_FROM_PASSWORD))
+    assert P.forget_token("lab", "another.token.value") is False
+    assert P.load_profile("lab").token == TOKEN
+    assert P.forget_token("lab", TOKEN) is True
+    left = P.load_profile("lab")
+    assert left.token == "" and left.token_source is None and left.user == "alice"
+    assert mode(P.profile_path()) == 0o600
+    assert P.forget_token("lab", TOKEN) is False and P.forget_token("nope", TOKEN) is False

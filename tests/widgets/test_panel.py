@@ -106,9 +106,14 @@ def test_login_button_and_wrong_password_never_kept(local_backend):
         token = load_profile().token
         state = _widget_state_text(p)
         assert token and token not in state and local_backend.password not in state and token not in repr(p)
-        # log out: the token is forgotten, the panel says to log in
+        # log out: the token is revoked on the cluster (a password login) and forgotten here
         p.logout_button.click()
         assert load_profile().token == "" and "Logged out" in p.login_message.value
+        assert "revoked" in p.login_message.value and token not in p.login_message.value
+        import requests
+
+        assert requests.get(f"{local_backend.api}/jobs", headers=local_backend.headers(token),
+                            timeout=30).status_code == 401
         assert "login" in p.error_text.lower()
     finally:
         p.close()
