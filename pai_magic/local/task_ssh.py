@@ -536,6 +536,26 @@ def _libc() -> Any:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
+#: setgroups(2) by architecture: glibc's setgroups() applies to every thread of the process
+#: (it is broadcast, as setuid is), the raw system call only to the calling one
+_SYS_SETGROUPS = {"x86_64": 116, "aarch64": 159}
+
+
+def _only_group_this_thread(libc: Any, gid: int) -> None:
+    """Leave the backend's supplementary groups in this thread only (else a file its groups
+    may read is readable over the task's SFTP whatever the filesystem uid)."""
+    import ctypes
+    import platform
+
+    number = _SYS_SETGROUPS.get(platform.machine())
+    if number is None:
+        raise PermissionError(f"task sftp: cannot drop supplementary groups on {platform.machine()}")
+    groups = (ctypes.c_uint * 1)(gid)
+    if libc.syscall(number, 1, groups) != 0:
+        raise PermissionError(f"task sftp: could not drop supplementary groups "
+                              f"({os.strerror(ctypes.get_errno())})")
+
+
 class _TaskSftp(SFTPServerInterface):
     """The filesystem as the task sees it: ``/`` is ``/``; relative paths start in cwd."""
 
@@ -559,6 +579,7 @@ class _TaskSftp(SFTPServerInterface):
             return
         uid, gid = self.identity
         libc = _libc()
+        _only_group_this_thread(libc, gid)
         libc.setfsgid(gid)
         libc.setfsuid(uid)
         if libc.setfsuid(-1) != uid:  # setfsuid returns the previous value: check it took

@@ -528,6 +528,10 @@ def test_unimplemented_routes_of_the_reference_answer_no_api_error(backend):
 
 # -- jobs of a root backend run unprivileged ------------------------------------------------
 
+#: a group the isolating backend is a member of and its jobs must not be
+BACKEND_GROUP = 4242
+
+
 @pytest.fixture(scope="module")
 def isolating_backend():
     from tests.fixtures.services import need
@@ -536,7 +540,10 @@ def isolating_backend():
     # the data folder must be reachable by other uids (pytest's tmp folders are 0700 root)
     base = Path(tempfile.mkdtemp(prefix="pai-isolation-", dir="/tmp"))
     os.chmod(base, 0o711)
-    b = LocalBackendProcess(base / "data", extra_args=["--job-user", "per-user"])
+    # the backend belongs to a supplementary group, as a service account on a workstation often
+    # does: a job's uid must not inherit it (setpriv, util-linux, execs the backend with it)
+    b = LocalBackendProcess(base / "data", extra_args=["--job-user", "per-user"],
+                            wrap=["setpriv", f"--groups={BACKEND_GROUP}", "--"])
     b.start()
     try:
         yield b
@@ -655,6 +662,16 @@ def test_task_ssh_and_sftp_act_as_the_jobs_uid(isolating_backend, tmp_path, monk
                 fh.write(b"sent over sftp\n")
             with pytest.raises(PermissionError):
                 sftp.open(str(b.data_dir / "secret.key"), "r").read()
+            # nor what the backend's supplementary group may read
+            group_only = b.data_dir.parent / "backend-group-only.txt"
+            group_only.write_text("for the backend's group\n")
+            os.chown(group_only, 0, BACKEND_GROUP)
+            os.chmod(group_only, 0o640)
+            with pytest.raises(PermissionError):
+                sftp.open(str(group_only), "r").read()
+            # only that thread left the group: the backend (its main thread) is still a member
+            status = Path(f"/proc/{b.proc.pid}/status").read_text()
+            assert str(BACKEND_GROUP) in status.split("Groups:")[1].splitlines()[0], status
             out: list[str] = []
             assert run_command(session, "id -u", on_stdout=out.append, timeout=60) == 0
             sftp.posix_rename(f"{storage}/sent/go.tmp", f"{storage}/sent/go")
