@@ -154,3 +154,19 @@ export function activatable(node: HTMLElement, label: string, action: () => void
     }
   });
 }
+
+/** "0.8s", "42s", "2m 05s", "1h 02m": an elapsed time in a line of text. */
+export function formatElapsed(ms: number): string {
+  if (ms < 10000) {
+    return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
+  }
+  const total = Math.floor(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const two = (n: number) => String(n).padStart(2, '0');
+  if (h > 0) {
+    return `${h}h ${two(m)}m`;
+  }
+  return m > 0 ? `${m}m ${two(s)}s` : `${s}s`;
+}

@@ -3,7 +3,8 @@
  * backend), find and follow jobs, stop and clone them, submit new ones, browse the
  * registry's images and the cluster's storages, all through the pai_magic server
  * extension, so it works with no kernel running. A task's shell opens in a JupyterLab
- * terminal running the CLI's `pai-magic ssh`.
+ * terminal running the CLI's `pai-magic ssh`. A second plugin shows the start phases of
+ * kernels that run in OpenPAI jobs as notifications.
  */
 import {
   ILayoutRestorer,
@@ -13,6 +14,7 @@ import {
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { paiIcon } from './icon';
+import { KernelStartNotifier } from './kernelstarts';
 import { ISidebarOptions, PaiSidebar } from './sidebar';
 
 const PLUGIN_ID = 'pai-magic:sidebar';
@@ -88,4 +90,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** A notification per kernel start on the cluster (submitted, waiting, running, ready). */
+const kernelStarts: JupyterFrontEndPlugin<void> = {
+  id: 'pai-magic:kernel-starts',
+  description: 'Notifications with the start phases of kernels that run in OpenPAI jobs.',
+  autoStart: true,
+  activate: (app: JupyterFrontEnd) => {
+    new KernelStartNotifier(app.serviceManager.kernelspecs);
+  }
+};
+
+export default [plugin, kernelStarts];

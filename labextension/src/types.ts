@@ -172,3 +172,34 @@ export interface ILog {
 }
 
 export const TERMINAL_STATES = new Set(['SUCCEEDED', 'FAILED', 'STOPPED']);
+
+/** One phase of a kernel start (GET kernel-starts). */
+export interface IKernelPhase {
+  key: string;
+  text: string;
+  /** epoch milliseconds (the server's clock) */
+  at: number;
+}
+
+/** One start (or restart) of a kernel on the cluster, as the provisioner recorded it. */
+export interface IKernelStart {
+  id: string;
+  kernelId: string;
+  kernelName: string;
+  displayName: string;
+  path: string | null;
+  job: string | null;
+  restart: boolean;
+  state: 'starting' | 'ready' | 'failed';
+  error: string | null;
+  started: number;
+  finished: number | null;
+  phases: IKernelPhase[];
+}
+
+export interface IKernelStarts {
+  version: number;
+  /** The server's clock (epoch milliseconds), so elapsed times ignore the browser's clock. */
+  now: number;
+  starts: IKernelStart[];
+}

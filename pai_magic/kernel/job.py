@@ -3,8 +3,10 @@ keep its lease, notice its end, stop it. The provisioner (an asyncio face) runs 
 threads; everything here is plain core calls (REST client, SSH forwarder, SFTP).
 
 The task side is :mod:`pai_magic.kernel.supervisor`; the file protocol between the two is
-described there. Every wait is bounded; every phase is reported through ``on_phase`` so the
-frontend's log shows "submitted", "waiting for resources", "running", "kernel ready".
+described there. Every wait is bounded; every phase is reported through ``on_phase`` (one
+log line) and ``on_step`` (its machine key and the same line, for
+:mod:`pai_magic.kernel.phases`, which JupyterLab shows as a notification): "submitted",
+"waiting for resources", "running", "connecting", "kernel ready".
 """
 from __future__ import annotations
 
@@ -67,11 +69,13 @@ class KernelJob:
     """The job behind one kernel (and its restarts)."""
 
     def __init__(self, settings: KernelSettings, *, client: Any = None, kernel_name: str = "",
-                 on_phase: Callable[[str], None] | None = None) -> None:
+                 on_phase: Callable[[str], None] | None = None,
+                 on_step: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings.validate()
         self._client = client
         self.kernel_name = kernel_name
         self.on_phase = on_phase or (lambda text: log.info("%s", text))
+        self.on_step = on_step
         self.job: str | None = None
         self.user: str = ""
         self.remote_dir = ""
@@ -95,11 +99,18 @@ class KernelJob:
             self._client = PaiClient(load_profile(self.settings.profile or None))
         return self._client
 
-    def _phase(self, text: str) -> None:
+    def _phase(self, key: str, text: str) -> None:
+        """Report a phase (a key of :data:`pai_magic.kernel.phases.PHASE_KEYS`); a failing
+        observer never breaks the start."""
         try:
             self.on_phase(f"pai-magic kernel: {text}")
         except Exception:
             pass
+        if self.on_step is not None:
+            try:
+                self.on_step(key, text)
+            except Exception:
+                log.debug("on_step failed", exc_info=True)
 
     def _connect(self) -> Any:
         from pai_magic.core.ssh.tasks import open_task_session
@@ -166,7 +177,7 @@ class KernelJob:
         self._supervisor_sent = False
         self.generation = 0
         self.remote_ports = []
-        self._phase(f"submitted job {self.job} ({s.image}, {s.gpu} GPU) to {profile.name}")
+        self._phase("submitted", f"submitted job {self.job} ({s.image}, {s.gpu} GPU) to {profile.name}")
         return self.job
 
     def wait_running(self, timeout: float) -> JobDetail:
@@ -186,14 +197,14 @@ class KernelJob:
                     raise KernelStartError(self._end_reason(detail))
                 task = detail.tasks[0] if detail.tasks else None
                 if task is not None and task.state == "RUNNING" and task.container_ip:
-                    self._phase(f"job {self.job} is running on {task.container_ip}; connecting over SSH")
+                    self._phase("running", f"job {self.job} is running on {task.container_ip}")
                     declared = task.ports.get("kernel") or []
                     if len(declared) >= len(PORT_NAMES) and not self.remote_ports:
                         self.remote_ports = [int(p) for p in declared[:len(PORT_NAMES)]]
                     return detail
                 if not said_waiting:
                     said_waiting = True
-                    self._phase(f"job {self.job} is {detail.state}: waiting for resources "
+                    self._phase("waiting", f"job {self.job} is {detail.state}: waiting for resources "
                                 "(a cluster may take minutes to schedule and pull the image)")
             if time.monotonic() > deadline:
                 self.stop()
@@ -207,7 +218,7 @@ class KernelJob:
         if self.forwarder is None:
             self.forwarder = PortForwarder(self._connect, [Forward(0, "127.0.0.1", 0) for _ in PORT_NAMES],
                                            on_reconnect=lambda s: self._phase(
-                                               f"SSH link to job {self.job} re-established"))
+                                               "connecting", f"SSH link to job {self.job} re-established"))
         return self.forwarder
 
     def _boot_supervisor(self, timeout: float, early: Callable[[], None] | None = None) -> None:
@@ -287,6 +298,9 @@ class KernelJob:
                 raise KernelStartError(self.ended)
             self.submit()
             self.wait_running(timeout)
+            self._phase("connecting", f"connecting to job {self.job} over SSH and starting the kernel")
+        else:
+            self._phase("restarting", f"starting kernel {self.generation + 1} in job {self.job}")
         requested: list[int] = []
 
         def request_start() -> None:
@@ -309,7 +323,7 @@ class KernelJob:
             raise KernelStartError(f"The kernel in job {self.job} exited at start (status {code}): see its log "
                                    f"(pai-magic logs {self.job}).")
         self._start_lease()
-        self._phase(f"kernel ready in job {self.job} ({time.monotonic() - started:.1f}s)")
+        self._phase("ready", f"kernel ready in job {self.job} ({time.monotonic() - started:.1f}s)")
         assert self.forwarder is not None
         local = dict(connection)
         local.update(ip="127.0.0.1", transport="tcp")
@@ -426,7 +440,7 @@ class KernelJob:
             current = self.client.get_job(self.job)
             if not current.terminal:
                 self.client.stop(self.job)
-            self._phase(f"stopped job {self.job}")
+            self._phase("stopped", f"stopped job {self.job}")
         except PaiError as exc:
             log.warning("pai-magic kernel: could not stop job %s (%s); asking its supervisor to end it",
                         self.job, exc)

@@ -11,10 +11,15 @@ Lifecycle as jupyter_client drives it: ``pre_launch`` (CurveZMQ keys), ``launch_
 the restarter (job state from the REST API, the kernel's exit status, the SSH link
 re-established when it dropped), ``kill``/``terminate``/``send_signal`` (files the supervisor
 acts on), ``cleanup(restart=True)`` keeps the job for the restart, ``cleanup()`` stops it.
+
+Each start's phases go to the server log and to :data:`pai_magic.kernel.phases.STARTS`, which
+the server extension serves to JupyterLab (a notification per start: a cluster can take
+minutes to schedule the job and pull its image while JupyterLab only says "Starting").
 """
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -24,6 +29,7 @@ from traitlets import Float, Int, List, Unicode
 
 from pai_magic.core.errors import PaiError
 
+from pai_magic.kernel.phases import STARTS
 from pai_magic.kernel.spec import DEFAULT_LEASE_SECONDS, DEFAULT_PYTHON, KernelSettings
 
 
@@ -59,6 +65,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):
     start_timeout = Float(900.0, help="seconds to wait for the job to run and the kernel to listen")
 
     _job: Any = None
+    _session_path: str | None = None
 
     # -- helpers -----------------------------------------------------------------------------
     def _kernel_job(self) -> Any:
@@ -70,8 +77,24 @@ class PaiKernelProvisioner(KernelProvisionerBase):
                                       storages=list(self.storages), python=self.python,
                                       lease_seconds=self.lease_seconds)
             name = getattr(self.parent, "kernel_name", "") or "python"
-            self._job = KernelJob(settings, kernel_name=name, on_phase=self.log.info)
+            self._job = KernelJob(settings, kernel_name=name, on_phase=self.log.info, on_step=self._step)
         return self._job
+
+    def _step(self, key: str, text: str) -> None:
+        """A phase of the current start, for the frontend (called from worker threads)."""
+        STARTS.phase(self.kernel_id, key, text, job=getattr(self._job, "job", None))
+
+    def _relative_to_root(self, path: str) -> str:
+        """The session's path as JupyterLab names it (relative to the server's root_dir)."""
+        root = getattr(getattr(self.parent, "parent", None), "root_dir", None)
+        if isinstance(root, str) and root:
+            try:
+                rel = os.path.relpath(os.path.realpath(path), os.path.realpath(os.path.expanduser(root)))
+            except ValueError:
+                rel = ""
+            if rel and not rel.startswith(".."):
+                return rel.replace(os.sep, "/")
+        return os.path.basename(path)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -90,6 +113,10 @@ class PaiKernelProvisioner(KernelProvisionerBase):
         if km is not None and getattr(km, "curve_publickey", None) is None and zmq.has("curve"):
             km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
         kwargs.pop("transport_encryption", None)
+        # jupyter_server's session manager names the notebook in the kernel's environment
+        session = (kwargs.get("env") or {}).get("JPY_SESSION_NAME")
+        if isinstance(session, str) and session:
+            self._session_path = self._relative_to_root(session)
         extra = kwargs.pop("extra_arguments", [])
         cmd = km.format_kernel_cmd(extra_arguments=extra) if km is not None else list(self.kernel_spec.argv)
         return await super().pre_launch(cmd=cmd, **kwargs)
@@ -103,11 +130,25 @@ class PaiKernelProvisioner(KernelProvisionerBase):
             connection["curve_publickey"] = km.curve_publickey.decode()
             connection["curve_secretkey"] = km.curve_secretkey.decode()
         job = self._kernel_job()
+        restart = job.job is not None and not job.ended
+        STARTS.begin(self.kernel_id, kernel_name=getattr(km, "kernel_name", "") or "",
+                     display_name=self.kernel_spec.display_name, path=self._session_path,
+                     restart=restart, job=job.job)
         try:
             local = await self._run(lambda: job.start_kernel(connection, timeout=self.start_timeout))
         except PaiError as exc:
             self.log.error("pai-magic kernel: %s", exc.message)
+            STARTS.failed(self.kernel_id, exc.message)
             raise KernelStartFailed(exc.message) from None
+        except asyncio.CancelledError:
+            STARTS.failed(self.kernel_id, "The kernel start was cancelled (the kernel was shut down).")
+            raise
+        except Exception as exc:
+            # not a message meant for the user (it may say anything): the log has the detail
+            STARTS.failed(self.kernel_id, f"The kernel did not start ({type(exc).__name__}): "
+                                          "see the Jupyter server log.")
+            raise
+        STARTS.ready(self.kernel_id, f"kernel ready in job {job.job}")
         local["key"] = session.key
         self.connection_info = local
         return local

@@ -48,9 +48,11 @@ class PaiMagicExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         from pai_magic.server.handlers import route_table
+        from pai_magic.server.kernel_handlers import kernel_routes
         from pai_magic.server.notebook_handlers import notebook_routes
 
         self.handlers.extend(notebook_routes(API_PREFIX))  # before route_table's catch-all
+        self.handlers.extend(kernel_routes(API_PREFIX))
         self.handlers.extend(route_table(API_PREFIX))
 
     async def stop_extension(self) -> None:

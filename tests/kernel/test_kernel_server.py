@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,11 +24,13 @@ import requests
 
 from pai_magic.kernel.spec import KernelSettings, build_kernelspec
 from tests.fixtures.services import need, need_binary
+from tests.server.conftest import CheckedJupyter
 from tests.server.jupyter_process import JupyterProcess
 
 websocket = pytest.importorskip("websocket")
 
 CULL_AFTER = 12
+DISPLAY = "Python 3 on OpenPAI (lab, no GPU)"
 
 
 def install_spec(jp_root: Path, name: str, **settings: Any) -> None:
@@ -274,12 +277,66 @@ def _drain(ws: WsKernel, wait: float = 2) -> list[dict[str, Any]]:
     return ws.seen
 
 
+def test_start_phases_are_served_to_jupyterlab(server, local_backend):
+    """A kernel started for a notebook (as JupyterLab does, through a session): the server
+    extension's long poll answers at each phase, not only at the end; the phases come in
+    order, name the notebook and the job, and end ready. A restart is a start of its own."""
+    api = CheckedJupyter(server, [local_backend.token, local_backend.password])
+    seen: list[dict[str, Any]] = []
+    polling = threading.Event()
+    stop = threading.Event()
+
+    def follow() -> None:  # what the labextension does: since=<last version>&wait=30, again and again
+        answer = api.get("kernel-starts").json()
+        polling.set()
+        while not stop.is_set():
+            answer = api.get(f"kernel-starts?since={answer['version']}&wait=30", timeout=60).json()
+            seen.extend(s for s in answer["starts"] if s["kernelName"] == "pai-test" and s["path"] == "phases.ipynb")
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    assert polling.wait(60)
+    resp = server.post("api/sessions", json={"path": "phases.ipynb", "name": "phases.ipynb", "type": "notebook",
+                                             "kernel": {"name": "pai-test"}}, timeout=300)
+    assert resp.status_code == 201, resp.text
+    kid = resp.json()["kernel"]["id"]
+    try:
+        wait_until(lambda: any(s["state"] == "ready" for s in seen), 60, "the long poll to report the kernel ready")
+        states = [s["state"] for s in seen]
+        assert states[0] == "starting" and states.index("ready") > 0, states  # answered during the start
+        start = next(s for s in seen if s["state"] == "ready")
+        assert start["kernelId"] == kid and not start["restart"] and start["error"] is None
+        assert start["job"].startswith("pai-kernel-pai-test_") and start["displayName"] == DISPLAY
+        keys = [p["key"] for p in start["phases"] if p["key"] != "waiting"]  # WAITING may be too short to see
+        assert keys == ["submitted", "running", "connecting", "ready"], start["phases"]
+        assert start["job"] in start["phases"][0]["text"]
+
+        # a restart in the same job is a new start, marked as one (its phases end the follower's wait)
+        stop.set()
+        assert server.post(f"api/kernels/{kid}/restart", timeout=300).status_code == 200
+        follower.join(60)
+        assert not follower.is_alive()
+        restarted = api.get("kernel-starts").json()["starts"]
+        again = next(s for s in restarted if s["kernelId"] == kid)
+        assert again["id"] != start["id"] and again["restart"] and again["state"] == "ready"
+        assert [p["key"] for p in again["phases"]] == ["restarting", "ready"] and again["job"] == start["job"]
+    finally:
+        stop.set()
+        server.request("DELETE", f"api/sessions/{resp.json()['id']}", timeout=120)
+        follower.join(60)
+
+
 def test_python_without_ipykernel_fails_in_one_line(server, local_backend):
     before = set(kernel_jobs(local_backend))
     resp = server.post("api/kernels", json={"name": "pai-nokernel"}, timeout=300)
     assert resp.status_code == 400
     message = resp.json().get("message", "")
     assert "has no ipykernel" in message and "pip install ipykernel" in message and "\n" not in message
+    # JupyterLab's notification gets the same line
+    api = CheckedJupyter(server, [local_backend.token, local_backend.password])
+    failed = [s for s in api.get("kernel-starts").json()["starts"] if s["kernelName"] == "pai-nokernel"]
+    assert failed and failed[-1]["state"] == "failed" and failed[-1]["error"] == message, failed
+    assert failed[-1]["phases"][0]["key"] == "submitted" and failed[-1]["phases"][-1]["key"] == "failed"
     new = set(kernel_jobs(local_backend)) - before
     assert len(new) == 1
     job = new.pop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 import threading
+import time
 import uuid
 
 import pytest
@@ -263,6 +264,9 @@ BAD_REQUESTS = [
     ("POST", "login", {"url": 5, "password": "p"}, 400, "url"),
     ("POST", "login", {"url": "ftp://x", "user": "u", "password": "p"}, 400, ""),
     ("POST", "login", {"url": "my cluster", "user": "u", "password": "p"}, 400, "http://HOST"),
+    ("GET", "kernel-starts?wait=99", None, 400, "wait"),
+    ("GET", "kernel-starts?wait=soon", None, 400, "wait"),
+    ("GET", "kernel-starts?since=-1", None, 400, "since"),
     ("GET", "no/such/route", None, 404, "endpoint"),
 ]
 
@@ -287,6 +291,20 @@ def test_invalid_protocol_lists_details(api: CheckedJupyter):
     assert resp.status_code == 400
     details = resp.json().get("details") or []
     assert details and all(": " in line for line in details), resp.json()
+
+
+def test_kernel_starts_long_poll_waits_for_a_change_bounded(jupyter_module: CheckedJupyter):
+    """No kernel starts in this server: an up-to-date `since` waits `wait` seconds and answers
+    the same version; any other `since`, or no `wait`, answers at once."""
+    first = jupyter_module.get("kernel-starts").json()
+    assert first["starts"] == [] and isinstance(first["version"], int)
+    t0 = time.monotonic()
+    same = jupyter_module.get(f"kernel-starts?since={first['version']}&wait=1", timeout=30).json()
+    took = time.monotonic() - t0
+    assert same["version"] == first["version"] and 0.9 <= took < 15, took
+    t0 = time.monotonic()
+    other = jupyter_module.get(f"kernel-starts?since={first['version'] - 1}&wait=30", timeout=60).json()
+    assert other["version"] == first["version"] and time.monotonic() - t0 < 10
 
 
 def test_method_not_allowed_is_json(api: CheckedJupyter):
