@@ -50,6 +50,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="print machine-readable JSON on stdout")
     parser.add_argument("--profile", default=argparse.SUPPRESS, metavar="NAME",
                         help="profile the kernel uses (default: the active one)")
+    parser.add_argument("--request-timeout", type=float, default=argparse.SUPPRESS, metavar="SECONDS",
+                        help="give up on the cluster after this long per request (default 30)")
 
 
 def run_kernel(args: argparse.Namespace) -> int:

@@ -99,6 +99,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     for run, err in errors:
         sys.stderr.write(f"pai-magic: {run.name} was not submitted: {err}\n")
     ok = [run for run, err in submitted if err is None]
+    if not ok and not wants_json(args):
+        return 2  # the stderr line(s) above say why; nothing runs, so no "running" hint
     show = _printer(args)
     from concurrent.futures import ThreadPoolExecutor
 

@@ -12,6 +12,7 @@ where every frontend (JupyterLab's launcher, VS Code, ``jupyter console``, nbcli
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -43,14 +44,18 @@ class KernelSettings:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
 
     def validate(self) -> "KernelSettings":
-        if not isinstance(self.image, str) or not self.image.strip() or any(c.isspace() for c in self.image.strip()):
+        from pai_magic.core.jobform import check_count, check_image
+
+        if not isinstance(self.image, str) or not self.image.strip():
             raise InvalidInputError("Give the image the kernel runs in, e.g. --image pytorch/pytorch:latest "
                                     "(it needs Python with ipykernel).")
-        self.image = self.image.strip()
-        for label in ("gpu", "cpu", "memory_mb"):
-            value = getattr(self, label)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidInputError(f"--{label.split('_')[0]} must be a whole number >= 0, got {value!r}.")
+        self.image = check_image(self.image)  # the rules (and words) of every job form
+        # a job with no CPU would be refused by the cluster only when the kernel starts
+        self.gpu = check_count("gpu", self.gpu) or 0
+        self.cpu = check_count("cpu", self.cpu) or self.cpu
+        value = self.memory_mb
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"--memory must be at least 1 MB, e.g. 16G, got {value!r}.")
         if not isinstance(self.python, str) or not _PYTHON_RE.match(self.python.strip()):
             raise InvalidInputError(f"--python {self.python!r} is not a command: give e.g. python3 or "
                                     "/opt/conda/bin/python (letters, digits, / . _ - + = and spaces).")
@@ -62,9 +67,9 @@ class KernelSettings:
             lease = float(self.lease_seconds)
         except (TypeError, ValueError):
             raise InvalidInputError(f"lease_seconds {self.lease_seconds!r} is not a number of seconds.") from None
-        if lease < 5:
-            raise InvalidInputError("lease_seconds must be at least 5: the provisioner renews it every "
-                                    "few seconds.")
+        if not math.isfinite(lease) or lease < 5:
+            raise InvalidInputError(f"--lease must be a number of seconds, at least 5 (the provisioner renews "
+                                    f"it every few seconds), got {self.lease_seconds!r}.")
         self.lease_seconds = lease
         return self
 

@@ -18,7 +18,9 @@ Every run is recorded in :mod:`results` so other faces find the executed copy by
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shlex
 import threading
 import time
@@ -27,9 +29,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pai_magic.core.client import PaiClient
-from pai_magic.core.errors import InvalidInputError, NotFoundError, PaiError
+from pai_magic.core.errors import AuthError, ForbiddenError, InvalidInputError, NotFoundError, PaiError
 from pai_magic.core.jobs import submit_job, task_reason
-from pai_magic.core.kinds import NOTEBOOK, PREFIXES, kind_stem
+from pai_magic.core.kinds import NOTEBOOK, PREFIXES, job_kind, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
 from pai_magic.core.notebook.params import code_cell_count, inject_parameters, read_notebook
@@ -50,6 +52,7 @@ STOP_GRACE = 20.0          # seconds a stop waits for the runner to save before 
 REST_EVERY = 10.0          # seconds between job-state reads while the SSH session carries progress
 REST_RATE = 5.0            # job reads per second for ALL runs followed by this process (a sweep of 100)
 SSH_READY_TIMEOUT = 300.0  # a cluster's ssh plugin may apt-install sshd first: keep trying this long
+_PYTHON_RE = re.compile(r"^[A-Za-z0-9_./+-]+\Z")  # one word: the job runs it as "$PY"
 FETCH_EVERY = 2.0          # seconds between two fetches of a large (> 1 MB) notebook while it runs
 
 ProgressFn = Callable[["RunProgress"], Any]
@@ -147,16 +150,35 @@ def bootstrap_commands(remote_dir: str, upload_wait: int = UPLOAD_WAIT, python: 
     ]
 
 
+def check_spec(spec: NotebookRunSpec) -> None:
+    """The options of a run, checked as a job form's are (one message per field, whatever the
+    face), before anything is built or submitted: a job with a malformed image, no CPU or a
+    timeout that never comes would only fail later, in the task, or never end."""
+    from pai_magic.core.jobform import check_count, check_image, check_virtual_cluster, parse_storages
+
+    if not (spec.image or "").strip():
+        raise InvalidInputError("A notebook job needs an image with Python, nbclient and ipykernel: give --image.")
+    spec.image = check_image(spec.image)
+    check_count("gpu", spec.gpu)
+    check_count("cpu", spec.cpu)
+    if spec.virtual_cluster:
+        check_virtual_cluster(spec.virtual_cluster)
+    if spec.timeout is not None and not (math.isfinite(spec.timeout) and spec.timeout > 0):
+        raise InvalidInputError(f"--timeout must be more than 0 seconds, got {spec.timeout:g}.")
+    if spec.python is not None and not _PYTHON_RE.match(spec.python):
+        raise InvalidInputError(f"--python {spec.python!r} is not a path to a Python: give e.g. /opt/conda/bin/python "
+                                "(letters, digits, / . _ - +).")
+    if spec.storage is not None:
+        parse_storages([spec.storage])
+
+
 def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
                 ssh_key_path: str | None = None) -> PreparedRun:
     """Read and parameterise the notebook and build its job; nothing touches the network."""
     path = Path(spec.notebook).expanduser()
     if not path.is_file():
         raise NotFoundError(f"Notebook {spec.notebook} does not exist: check the path.")
-    if not (spec.image or "").strip():
-        raise InvalidInputError("A notebook job needs an image with Python, nbclient and ipykernel: give --image.")
-    if spec.timeout is not None and spec.timeout <= 0:
-        raise InvalidInputError(f"--timeout must be more than 0 seconds, got {spec.timeout:g}.")
+    check_spec(spec)
     nb = read_notebook(path.read_bytes(), str(path))
     injected = inject_parameters(nb, spec.parameters)
     key = key or ensure_key(ssh_key_path)
@@ -396,7 +418,10 @@ class _EndWatch:
 
     def _run(self) -> None:
         while not self._done.wait(self.every):
-            detail = _job_state(self.client, self.name)
+            try:
+                detail = _job_state(self.client, self.name)
+            except PaiError:  # a refused token: the follower's own read reports it
+                return
             if detail is not None and detail.terminal:
                 self.ended = detail
                 session = self.f.session
@@ -409,8 +434,12 @@ class _EndWatch:
 
 
 def _job_state(client: PaiClient, name: str) -> JobDetail | None:
+    """The job's detail, or None on a passing fault (the next read tries again). A refused
+    token never passes: raised, or a follow would wait for ever."""
     try:
         return client.get_job(name)
+    except (AuthError, ForbiddenError):
+        raise
     except PaiError:
         return None
 
@@ -611,6 +640,14 @@ def attach_run(client: PaiClient, name: str) -> PreparedRun:
 
     user, job = split_job_name(name, client.user)
     existing = find_result(f"{user}~{job}")
+    try:  # one read first: an unknown job, a refused token or a dead cluster is an error now, not a wait
+        client.get_job(job, user)
+    except NotFoundError:
+        raise NotFoundError(f"No job {user}~{job} on the cluster: check the name with `pai-magic jobs` "
+                            "(notebook runs start with pai-nb-).") from None
+    if existing is None and job_kind(job) != NOTEBOOK:
+        raise InvalidInputError(f"{user}~{job} is not a notebook run: give a pai-nb-... job from "
+                                "`pai-magic jobs`, or see its output with `pai-magic logs`.")
     if existing is not None:
         out_dir, notebook = Path(existing.out_dir), existing.input
     else:
