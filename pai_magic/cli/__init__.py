@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (0 ok, 1 job not succeeded, 2 error, 130 interrupted)."""
     try:
         parser = build_parser()
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+        if extra:  # argparse would send the user to the top-level --help; the verb's own help says more
+            _deepest(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
         func = getattr(args, "func", None)
         if func is None:
             raise CliUsageError(f"{PROG}: choose a command: {', '.join(sorted(_verbs(parser)))} "
@@ -107,6 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
                     "rerun with PAI_MAGIC_DEBUG=1 for details and report it")
         return 2
+
+
+def _deepest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser of the verb the user chose (``kernel install``), for its ``--help`` hint."""
+    for action in parser._actions:  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _deepest(chosen, args)
+    return parser
 
 
 def _verbs(parser: argparse.ArgumentParser) -> list[str]:

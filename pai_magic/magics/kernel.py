@@ -43,6 +43,9 @@ class KernelMagics(Magics):
         from pai_magic.kernel import spec
 
         if args.verb == "list":
+            if args.name:
+                raise UsageError(f"%pai_kernel list takes no name (got {args.name!r}): it lists every OpenPAI "
+                                 "kernel; remove one with %pai_kernel remove NAME.")
             rows = spec.list_kernels()
             empty = "No OpenPAI kernels installed: %pai_kernel install NAME --image IMAGE"
             return Table(["name", "display name", "profile", "image"],

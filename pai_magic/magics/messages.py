@@ -27,6 +27,7 @@ _VERB_TO_MAGIC = {
     "ssh-info": "%pai_ssh_info", "ssh-key": "%pai_ssh_key", "ssh": "%pai_ssh", "images": "%pai_images",
     "upload": "%pai_upload", "download": "%pai_download", "storage": "%pai_storage",
     "mount": "%pai_mount", "umount": "%pai_umount", "doctor": "%pai_doctor",
+    "kernel": "%pai_kernel", "logout": "%pai_logout", "run-notebook": "%pai_run_notebook",
 }
 # `pai-magic VERB ARGS` (quoted) or a bare pai-magic VERB; longest verbs first (ssh-info before ssh)
 _VERBS = "|".join(sorted((re.escape(v) for v in _VERB_TO_MAGIC), key=len, reverse=True))

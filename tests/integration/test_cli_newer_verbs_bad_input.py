@@ -142,3 +142,12 @@ def test_kernel_verbs_take_the_request_timeout_every_verb_takes(cli, local_backe
     env = dict(_as(local_backend), JUPYTER_DATA_DIR=str(tmp_path / "jupyter"))
     proc = cli("kernel", "list", "--request-timeout", "5", extra_env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_extra_argument_points_at_the_verbs_own_help(cli, local_backend, tmp_path):  # noqa: F811
+    env = dict(_as(local_backend), JUPYTER_DATA_DIR=str(tmp_path / "jupyter"))
+    proc = cli("kernel", "install", "pai-a", "pai-b", "--image", "python:3.11", extra_env=env)
+    assert "unrecognized arguments: pai-b" in _error(proc) and "`pai-magic kernel install --help`" in proc.stderr
+    assert not (tmp_path / "jupyter" / "kernels").exists()
+    proc = cli("notebook-result", "a", "b", extra_env=env)
+    assert "`pai-magic notebook-result --help`" in _error(proc)
