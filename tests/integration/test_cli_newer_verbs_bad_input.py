@@ -151,3 +151,13 @@ def test_an_extra_argument_points_at_the_verbs_own_help(cli, local_backend, tmp_
     assert not (tmp_path / "jupyter" / "kernels").exists()
     proc = cli("notebook-result", "a", "b", extra_env=env)
     assert "`pai-magic notebook-result --help`" in _error(proc)
+
+
+def test_run_notebook_into_a_folder_it_cannot_write_submits_nothing(cli, local_backend, notebook, tmp_path):  # noqa: F811
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    before = _notebook_jobs(local_backend)
+    proc = cli("run-notebook", str(notebook), "--image", "python:3.11", "--out", str(blocker / "runs"),
+               extra_env=_as(local_backend))
+    assert "Cannot keep run folders in" in _error(proc) and "--out" in proc.stderr
+    assert _notebook_jobs(local_backend) == before

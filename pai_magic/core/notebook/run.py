@@ -190,10 +190,25 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
                        description=f"pai_magic notebook run of {path.name}")
     protocol = build_protocol(job_spec)
     out_root = Path(spec.out_root).expanduser() if spec.out_root else default_out_root(path.resolve())
+    _check_writable(out_root)
     return PreparedRun(spec=spec, name=name, protocol=protocol,
                        notebook_json=json.dumps(injected, ensure_ascii=False, indent=1).encode("utf-8"),
                        out_dir=out_root / name, output_name=path.name, total_cells=code_cell_count(injected),
                        key=key)
+
+
+def _check_writable(out_root: Path) -> None:
+    """Refuse a run folder this machine cannot write before the job exists: the executed notebook
+    would otherwise have nowhere to land, after the run, with its GPU time spent."""
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        writable = os.access(out_root, os.W_OK | os.X_OK)
+        reason = "not writable"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or type(exc).__name__
+    if not writable:
+        raise InvalidInputError(f"Cannot keep run folders in {out_root} ({reason}): give --out DIR, a folder "
+                                "you can write to.")
 
 
 def _storages(storage: str | None) -> list[tuple[str, str | None]]:
