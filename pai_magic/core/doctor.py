@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from pai_magic.core.errors import PaiError, one_line
+from pai_magic.core.errors import PaiError, PaiTimeoutError, one_line
 from pai_magic.core.registry.doctor import DoctorCheck, check_insecure_registry
 
 if TYPE_CHECKING:
@@ -193,14 +193,23 @@ def check_registry(profile: Profile | None, registry: str | None = None,
     if not configured:
         return [_skip("registry", "No Docker registry configured (only needed for your own images): add one "
                                   "with `pai-magic login URL --registry http://HOST:PORT` or PAI_REGISTRY.")]
+    from pai_magic.core.deadline import request_timeout
+
+    # the registry's own read timeout (60 s) suits blob transfers, not a check: a hung registry
+    # would hold the doctor for a minute whatever --request-timeout said
+    seconds = request_timeout()
     try:
-        client = open_registry(registry, profile, workers=1)
+        client = open_registry(registry, profile, workers=1, timeout=(min(5.0, seconds), seconds))
     except PaiError as exc:
         return [DoctorCheck("registry", False, one_line(str(exc)))]
     with client:
         try:
             client.ping()
             found = DoctorCheck("registry", True, f"{client.url} answers the registry API and accepts the credentials.")
+        except PaiTimeoutError:
+            found = DoctorCheck("registry", False, f"No answer from {client.url} within {seconds:g} s: the registry "
+                                                   "is down or overloaded; try again later, or allow more time with "
+                                                   "--request-timeout / PAI_MAGIC_REQUEST_TIMEOUT.")
         except PaiError as exc:
             found = DoctorCheck("registry", False, one_line(str(exc)))
         return [found, check_insecure_registry(client.url, daemon_json)]

@@ -161,3 +161,13 @@ def test_run_notebook_into_a_folder_it_cannot_write_submits_nothing(cli, local_b
                extra_env=_as(local_backend))
     assert "Cannot keep run folders in" in _error(proc) and "--out" in proc.stderr
     assert _notebook_jobs(local_backend) == before
+
+
+def test_doctor_against_a_hung_registry_ends_within_the_request_timeout(cli, local_backend, hung):  # noqa: F811
+    started = time.monotonic()
+    proc = cli("--json", "doctor", "--registry", hung.url, "--request-timeout", "2", extra_env=_as(local_backend),
+               timeout=120)
+    assert time.monotonic() - started < 30  # was a minute: the registry's own 60 s read timeout
+    checks = {c["name"]: c for c in json.loads(proc.stdout)}
+    assert proc.returncode == 1 and checks["cluster"]["ok"]
+    assert not checks["registry"]["ok"] and f"No answer from {hung.url} within 2 s" in checks["registry"]["message"]
