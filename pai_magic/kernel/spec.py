@@ -126,11 +126,16 @@ def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True)
     active one at install time, written into the spec so a later ``pai-magic use`` does not
     move running notebooks to another cluster.
     """
-    from pai_magic.core.profiles import load_profile
+    from pai_magic.core.profiles import ENV_PROFILE_NAME, load_profile
 
     name = check_name(name)
     settings.validate()
     profile = load_profile(settings.profile or None)
+    if not settings.profile and profile.name == ENV_PROFILE_NAME:
+        # the kernelspec names a profile, never a token, and the Jupyter server that starts the
+        # kernel later looks the name up in the profile file: "env" would never be found there
+        raise InvalidInputError("A kernel needs a saved profile (PAI_URL / PAI_TOKEN reach only this process): "
+                                "log in with `pai-magic login URL` first, or give --profile NAME.")
     settings.profile = profile.name
     settings.virtual_cluster = settings.virtual_cluster or profile.virtual_cluster or ""
     spec = build_kernelspec(profile.name, settings)

@@ -171,3 +171,12 @@ def test_doctor_against_a_hung_registry_ends_within_the_request_timeout(cli, loc
     checks = {c["name"]: c for c in json.loads(proc.stdout)}
     assert proc.returncode == 1 and checks["cluster"]["ok"]
     assert not checks["registry"]["ok"] and f"No answer from {hung.url} within 2 s" in checks["registry"]["message"]
+
+
+def test_kernel_install_from_an_environment_only_login_is_refused(cli, local_backend, tmp_path):  # noqa: F811
+    """The spec would name profile 'env', which the Jupyter server starting the kernel never finds."""
+    env = dict(_as(local_backend), JUPYTER_DATA_DIR=str(tmp_path / "jupyter"))
+    proc = cli("kernel", "install", "pai-env", "--image", "python:3.11", extra_env=env)
+    assert "needs a saved profile" in _error(proc) and "pai-magic login URL" in proc.stderr
+    assert not (tmp_path / "jupyter" / "kernels" / "pai-env").exists()
+    cli.assert_no_secret(local_backend.token)

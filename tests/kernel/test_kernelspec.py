@@ -59,7 +59,7 @@ def test_cli_install_list_remove(profile, jupyter_data):
 
 @pytest.mark.parametrize("argv, words", [
     (["kernel", "install", "bad name", "--image", "x"], "Kernel name"),
-    (["kernel", "install", "k", "--image", "x", "--gpu", "-1"], "--gpu must be"),
+    (["kernel", "install", "k", "--image", "x", "--gpu", "-1"], "GPUs per instance must be"),
     (["kernel", "install", "k", "--image", "x", "--python", "python3; rm -rf /"], "--python"),
     (["kernel", "install", "k", "--image", "x", "--profile", "nope"], "nope"),
     (["kernel", "remove", "not-there"], "No OpenPAI kernel named"),
