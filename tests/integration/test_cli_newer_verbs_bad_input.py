@@ -180,3 +180,23 @@ def test_kernel_install_from_an_environment_only_login_is_refused(cli, local_bac
     assert "needs a saved profile" in _error(proc) and "pai-magic login URL" in proc.stderr
     assert not (tmp_path / "jupyter" / "kernels" / "pai-env").exists()
     cli.assert_no_secret(local_backend.token)
+
+
+def test_notebook_result_wait_on_another_users_run_says_whose_it_is(cli, local_backend):  # noqa: F811
+    run = f"pai-nb-theirs_{int(time.time() * 1000)}"
+    resp = local_backend.submit({"protocolVersion": 2, "name": run, "type": "job",
+                                 "prerequisites": [{"name": "img", "type": "dockerimage", "uri": "ubuntu:22.04"}],
+                                 "taskRoles": {"main": {"instances": 1, "dockerImage": "img",
+                                                        "resourcePerInstance": {"cpu": 1, "memoryMB": 256, "gpu": 0},
+                                                        "commands": ["true"]}}})
+    assert resp.status_code in (200, 201, 202), resp.text
+    other, password = f"bob{int(time.time() * 1000)}", "bob-password-1"
+    made = requests.post(f"{local_backend.api}/users", json={"username": other, "password": password},
+                         headers=local_backend.headers(), timeout=30)
+    assert made.status_code == 201, made.text
+    token = requests.post(f"{local_backend.api}/authn/basic/login", json={"username": other, "password": password},
+                          timeout=30).json()["token"]
+    env = {"PAI_URL": local_backend.url, "PAI_USER": other, "PAI_TOKEN": token}
+    proc = cli("notebook-result", f"{local_backend.user}~{run}", "--wait", extra_env=env, timeout=60)
+    assert f"is {local_backend.user}'s run" in _error(proc) and "pai-magic job" in proc.stderr
+    cli.assert_no_secret(token, password)

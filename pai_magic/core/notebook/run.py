@@ -660,6 +660,9 @@ def attach_run(client: PaiClient, name: str) -> PreparedRun:
     except NotFoundError:
         raise NotFoundError(f"No job {user}~{job} on the cluster: check the name with `pai-magic jobs` "
                             "(notebook runs start with pai-nb-).") from None
+    if user != client.user:  # its task holds the other user's SSH key, and the reads below name our jobs
+        raise InvalidInputError(f"{user}~{job} is {user}'s run: only its owner can fetch it; see its state with "
+                                f"`pai-magic job {user}~{job}`.")
     if existing is None and job_kind(job) != NOTEBOOK:
         raise InvalidInputError(f"{user}~{job} is not a notebook run: give a pai-nb-... job from "
                                 "`pai-magic jobs`, or see its output with `pai-magic logs`.")
