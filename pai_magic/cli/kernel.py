@@ -70,7 +70,8 @@ def run_install(args: argparse.Namespace) -> int:
                               storages=list(args.storage), python=args.python,
                               lease_seconds=args.lease if args.lease is not None else DEFAULT_LEASE_SECONDS)
     result = install_kernel(args.name, settings)
-    emit(args, result, f"Installed kernel {result['name']}: \"{result['display_name']}\" ({result['path']}). "
+    verb = "Replaced" if result.get("replaced") else "Installed"  # same name again: new settings, said so
+    emit(args, result, f"{verb} kernel {result['name']}: \"{result['display_name']}\" ({result['path']}). "
                        "Pick it in the JupyterLab launcher.")
     return 0
 

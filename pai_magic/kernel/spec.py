@@ -143,12 +143,13 @@ def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True)
     if target.exists() and not replace:
         raise InvalidInputError(f"A kernel named {name} is installed already: remove it first "
                                 f"(pai-magic kernel remove {name}) or choose another name.")
+    replaced = (target / "kernel.json").exists()
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / "kernel.json.tmp"
     tmp.write_text(json.dumps(spec, indent=1) + "\n")
     tmp.replace(target / "kernel.json")
     return {"name": name, "display_name": spec["display_name"], "path": str(target),
-            "config": spec["metadata"]["kernel_provisioner"]["config"]}
+            "config": spec["metadata"]["kernel_provisioner"]["config"], "replaced": replaced}
 
 
 def _ours(spec: dict[str, Any]) -> bool:

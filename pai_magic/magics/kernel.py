@@ -65,6 +65,7 @@ class KernelMagics(Magics):
             python=args.python,
             lease_seconds=args.lease if args.lease is not None else spec.DEFAULT_LEASE_SECONDS)
         result = spec.install_kernel(args.name, settings)
-        text = f"Installed kernel {result['name']}: \"{result['display_name']}\". Pick it in the JupyterLab launcher."
-        return View(text, f"Installed kernel <b>{esc(result['name'])}</b>: “{esc(result['display_name'])}”. "
+        verb = "Replaced" if result.get("replaced") else "Installed"
+        text = f"{verb} kernel {result['name']}: \"{result['display_name']}\". Pick it in the JupyterLab launcher."
+        return View(text, f"{verb} kernel <b>{esc(result['name'])}</b>: “{esc(result['display_name'])}”. "
                           "Pick it in the JupyterLab launcher.")

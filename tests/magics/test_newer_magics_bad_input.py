@@ -55,3 +55,12 @@ def test_pai_run_notebook_bad_values_submit_nothing(pai, tmp_path):
         image = [] if options[0] == "--image" else ["--image", "python:3.11"]
         assert words in _usage(pai, " ".join(["%pai_run_notebook", str(nb), *image, *options]))
     assert _notebook_jobs(pai.backend) == before
+
+
+def test_pai_kernel_install_over_an_existing_name_says_it_replaced_it(pai, kernels):
+    first = pai.run("%pai_kernel install pai-twice --image python:3.11 --gpu 0")
+    assert "Installed kernel pai-twice" in repr(first)
+    second = pai.run("%pai_kernel install pai-twice --image python:3.11 --gpu 2")
+    assert "Replaced kernel pai-twice" in repr(second) and "2 GPUs" in repr(second)
+    assert json.loads((kernels / "pai-twice" / "kernel.json").read_text())["metadata"][
+        "kernel_provisioner"]["config"]["gpu"] == 2
