@@ -96,9 +96,14 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     submitted = submit_sweep(client, runs)
     errors = [(run, err) for run, err in submitted if err is not None]
-    for run, err in errors:
-        sys.stderr.write(f"pai-magic: {run.name} was not submitted: {err}\n")
     ok = [run for run, err in submitted if err is None]
+    if errors and not ok and len({str(err) for _, err in errors}) == 1:  # one cause: one line
+        what = f"{errors[0][0].name} was not submitted" if len(errors) == 1 else \
+            f"none of the {len(errors)} runs was submitted"
+        sys.stderr.write(f"pai-magic: {what}: {errors[0][1]}\n")
+    else:
+        for run, err in errors:
+            sys.stderr.write(f"pai-magic: {run.name} was not submitted: {err}\n")
     if not ok and not wants_json(args):
         return 2  # the stderr line(s) above say why; nothing runs, so no "running" hint
     show = _printer(args)

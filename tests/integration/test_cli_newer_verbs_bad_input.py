@@ -200,3 +200,12 @@ def test_notebook_result_wait_on_another_users_run_says_whose_it_is(cli, local_b
     proc = cli("notebook-result", f"{local_backend.user}~{run}", "--wait", extra_env=env, timeout=60)
     assert f"is {local_backend.user}'s run" in _error(proc) and "pai-magic job" in proc.stderr
     cli.assert_no_secret(token, password)
+
+
+def test_a_sweep_against_a_stopped_cluster_is_one_line_and_one_attempt(cli, local_backend, notebook):  # noqa: F811
+    env = dict(_as(local_backend), PAI_URL=f"http://127.0.0.1:{_closed_port()}")
+    proc = cli("run-notebook", str(notebook), "--image", "python:3.11", "-p", "x", "1", "-p", "x", "2",
+               "-p", "x", "3", extra_env=env)
+    assert "none of the 3 runs was submitted" in _error(proc) and "Cannot reach" in proc.stderr
+    assert cli("run-notebook", "", "--image", "python:3.11", extra_env=env).stderr.strip() == \
+        "pai-magic: Give the notebook to run, e.g. train.ipynb."

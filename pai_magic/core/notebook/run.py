@@ -175,6 +175,8 @@ def check_spec(spec: NotebookRunSpec) -> None:
 def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
                 ssh_key_path: str | None = None) -> PreparedRun:
     """Read and parameterise the notebook and build its job; nothing touches the network."""
+    if not (spec.notebook or "").strip():
+        raise InvalidInputError("Give the notebook to run, e.g. train.ipynb.")
     path = Path(spec.notebook).expanduser()
     if not path.is_file():
         raise NotFoundError(f"Notebook {spec.notebook} does not exist: check the path.")

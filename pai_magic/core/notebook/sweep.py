@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pai_magic.core.client import PaiClient
-from pai_magic.core.errors import PaiError
+from pai_magic.core.errors import AuthError, ForbiddenError, PaiError, UnreachableError
 from pai_magic.core.notebook.results import NotebookResult, record
 from pai_magic.core.notebook.run import NotebookRunSpec, PreparedRun, ProgressFn, follow_run, prepare_run, submit_run
 from pai_magic.core.ssh.keys import ensure_key
@@ -33,14 +33,24 @@ def prepare_sweep(spec: NotebookRunSpec, points: list[dict[str, Any]], *,
 
 
 def submit_sweep(client: PaiClient, runs: list[PreparedRun]) -> list[tuple[PreparedRun, PaiError | None]]:
-    """Submit each run once; a failed submit is kept with its error, never retried here."""
+    """Submit each run once; a failed submit is kept with its error, never retried here.
+
+    After a refused token or an unreachable cluster the other points are not even tried (each
+    would fail the same way, one more connection and one more error line per point); they carry
+    that same error."""
     out: list[tuple[PreparedRun, PaiError | None]] = []
+    fatal: PaiError | None = None
     for run in runs:
+        if fatal is not None:
+            out.append((run, fatal))
+            continue
         try:
             submit_run(client, run)
             out.append((run, None))
         except PaiError as exc:
             out.append((run, exc))
+            if isinstance(exc, (AuthError, ForbiddenError, UnreachableError)):
+                fatal = exc
     return out
 
 
