@@ -111,6 +111,7 @@ export class SubmitForm {
       node.textContent = '';
       node.hidden = true;
       node.parentElement?.classList.remove('pai-magic-invalid');
+      node.parentElement?.querySelector('input, textarea')?.removeAttribute('aria-invalid');
     }
     this._formError.textContent = '';
     this._formError.hidden = true;
@@ -135,6 +136,9 @@ export class SubmitForm {
       const input = target.parentElement?.querySelector<HTMLElement>('input, textarea');
       input?.setAttribute('aria-invalid', 'true');
       target.scrollIntoView({ block: 'nearest' });
+      // the clicked Submit button was disabled while the request ran, which drops the focus
+      // to the page: give it to the field to fix, so typing goes on where the error is
+      input?.focus({ preventScroll: true });
     } else {
       this._formError.textContent = message;
       this._formError.hidden = false;
@@ -248,6 +252,7 @@ export class SubmitForm {
         error.hidden = true;
         error.textContent = '';
         wrap.classList.remove('pai-magic-invalid');
+        (event.target as HTMLElement).removeAttribute('aria-invalid');
       }
     });
   }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pai_magic.core.kinds import job_kind, kind_label
+from pai_magic.core.kinds import job_kind, kind_label, kind_short_name
 from pai_magic.core.models import JobDetail, JobSummary, TaskStatus
 
 
@@ -16,6 +16,8 @@ def job_row(job: JobSummary | JobDetail) -> dict[str, Any]:
         # what pai_magic started the job for (a kernel, a notebook run), read from its name
         "kind": job_kind(job.name),
         "kindLabel": kind_label(job.name),
+        # the name without that prefix, for lists too narrow for the whole name
+        "shortName": kind_short_name(job.name),
         "name": job.name,
         "user": job.user,
         "state": job.state,
