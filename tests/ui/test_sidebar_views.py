@@ -193,11 +193,19 @@ def test_kernel_and_notebook_jobs_labelled(page, sidebar, seeded):
     notebook = sidebar.locator('tr.pai-magic-job[data-kind="notebook"]')
     assert kernel.locator(".pai-magic-kind").inner_text() == "kernel"
     assert notebook.locator(".pai-magic-kind").inner_text() == "notebook run"
+    # the list is narrow: the name it shows drops the kind's prefix (else every kernel job reads
+    # "pai-kerne..."); the whole name stays in the row's tooltip
+    for row, full_prefix in ((kernel, "pai-kernel-"), (notebook, "pai-nb-")):
+        shown = row.locator(".pai-magic-job-name")
+        assert shown.inner_text().startswith(prefix[::-1]), shown.inner_text()
+        assert (row.get_attribute("data-job-name") or "").startswith(full_prefix + prefix[::-1])
+        assert (shown.get_attribute("title") or "").split("\n")[0].endswith(row.get_attribute("data-job-name"))
     # a notebook run's detail offers its executed notebook once the notebook-runs route has
     # it; until then (404, or the route not installed) it says so
     notebook.click()
     box = sidebar.locator(".pai-magic-detail .pai-magic-notebook")
     box.wait_for()
+    assert sidebar.locator(".pai-magic-detail .pai-magic-detail-name").inner_text().startswith(prefix[::-1])
     assert "not back yet" in box.inner_text() or box.locator('button[name="open-notebook"]').count() == 1
 
 
