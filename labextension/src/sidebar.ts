@@ -321,6 +321,8 @@ export class PaiSidebar extends Widget {
       this._passwordInput.value = '';
       this._loginError.textContent = (error as Error).message;
       this._loginError.hidden = false;
+      // the secret was cleared: the caret goes where it is typed again
+      this._passwordInput.focus();
     }
   }
 

@@ -347,6 +347,20 @@ def test_switch_cluster_and_log_out(page, sidebar, lab, local_backend):
     assert "log in below" in cluster.inner_text()
     assert sidebar.locator("form.pai-magic-login").is_visible()
     assert sidebar.locator(".pai-magic-tabs").is_hidden()
+    # a wrong password: one line in the person's words (no API error code), the caret back in
+    # the emptied password field
+    form = sidebar.locator("form.pai-magic-login")
+    form.locator('input[name="url"]').fill(local_backend.url)
+    form.locator('input[name="user"]').fill(local_backend.user)
+    form.locator('input[name="password"]').fill("not-the-password")
+    form.locator('button[name="login"]').click()
+    refused = form.locator(".pai-magic-form-error")
+    refused.wait_for(state="visible", timeout=30_000)
+    assert "wrong user name or password" in refused.inner_text()
+    assert "\n" not in refused.inner_text().strip() and not re.search(r"\(\w*Error\)|\(\d{3}\)", refused.inner_text())
+    password = form.locator('input[name="password"]')
+    page.wait_for_function("el => document.activeElement === el", arg=password.element_handle(), timeout=30_000)
+    assert password.input_value() == ""
     login(page, sidebar, local_backend)
     assert sidebar.locator(".pai-magic-tabs").is_visible()
 
