@@ -311,6 +311,14 @@ def test_storages_with_mount_state_into_the_form(page, sidebar, lab, monkeypatch
     assert item.get_attribute("data-mounted") == "false"
     assert "Not mounted here" in item.inner_text() and "/mnt/default" in item.inner_text()
     assert item.locator(".pai-magic-mount-command").get_attribute("title").startswith("sudo mount -t nfs")
+    # the command is cut at the sidebar's width: a Copy button beside it says it copied
+    copy = item.locator('button[name="copy-mount-command"]')
+    copy.wait_for(state="visible")
+    said = copy.evaluate("""el => new Promise(done => {
+        el.addEventListener('click', () => setTimeout(() => done(el.textContent), 0), {once: true});
+        el.click();
+    })""")
+    assert said == "Copied"
     sidebar.locator('[data-panel="submit"] input[name="storages"]').evaluate("el => el.value = ''")
     item.locator("button.pai-magic-use").click()
     assert sidebar.locator('[data-panel="submit"] input[name="storages"]').input_value() == "default"
