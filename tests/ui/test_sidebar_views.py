@@ -423,6 +423,12 @@ def test_layout_widened_and_dark_theme_readable(page, sidebar, lab, seeded, tmp_
         assert poor == [], f"unreadable text in the dark theme: {poor[:5]}"
         _shot(page, sidebar, "sidebar-dark.png", tmp_path)
         assert re.search(r"\d", sidebar.locator(".pai-magic-page-label").inner_text())
+        # the first page: "Newer" is disabled and looks it (JupyterLab's dark theme alone draws
+        # it as bright as the enabled "Older")
+        newer, older = sidebar.locator("button.pai-magic-prev"), sidebar.locator("button.pai-magic-next")
+        assert newer.is_disabled() and older.is_enabled()
+        color = "el => getComputedStyle(el).color"
+        assert newer.evaluate(color) != older.evaluate(color)
     finally:
         lab.request("PUT", "lab/api/settings/@jupyterlab/apputils-extension:themes",
                     json={"raw": json.dumps({"theme": "JupyterLab Light"})})
