@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pai_magic.core.diagnostics import readable_diagnostics
 from pai_magic.core.kinds import job_kind, kind_label, kind_short_name
 from pai_magic.core.models import JobDetail, JobSummary, TaskStatus
 
@@ -48,7 +49,7 @@ def job_detail(job: JobDetail, shell_commands: dict[str, str] | None = None) -> 
     """``shell_commands`` (``role/index`` to a shell line) adds each task's ``terminalCommand``."""
     data = job_row(job)
     data["gpus"] = None  # the detail answer does not say; the list row does
-    data["diagnostics"] = job.diagnostics
+    data["diagnostics"] = readable_diagnostics(job.diagnostics)  # not the job controller's words
     data["tasks"] = [task_row(t) for t in job.tasks]
     for row in data["tasks"]:
         row["terminalCommand"] = (shell_commands or {}).get(f"{row['role']}/{row['index']}")

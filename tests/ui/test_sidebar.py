@@ -70,6 +70,11 @@ def test_login_submit_succeed_logs_and_stop(page, sidebar, local_backend):
     task.wait_for()
     cells = task.locator("td").all_inner_texts()
     assert cells[0].endswith("/0") and cells[1] == "SUCCEEDED" and cells[4] == "0" and cells[5] == "0", cells
+    # the job's diagnostics in plain words, not the job controller's (SucceededTaskCount ...)
+    diagnostics = detail.locator(".pai-magic-diagnostics")
+    diagnostics.wait_for(timeout=JOB_TIMEOUT_MS)
+    said = diagnostics.inner_text()
+    assert "succeeded, as many as the job needs" in said and "TaskCount" not in said, said
     log = sidebar.locator('.pai-magic-log[data-state="text"][data-stream="stdout"]')
     log.wait_for(timeout=JOB_TIMEOUT_MS)
     assert log.get_attribute("data-task").endswith("/0")
