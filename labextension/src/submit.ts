@@ -159,13 +159,14 @@ export class SubmitForm {
     this._commands.name = 'commands';
     this._commands.rows = 3;
     this._commands.placeholder = 'shell commands, one per line';
-    i.virtualCluster = textInput('virtualCluster', 'default (the profile\'s)');
+    // placeholders fit the default sidebar width (a cut one reads as a different hint)
+    i.virtualCluster = textInput('virtualCluster', 'profile\'s');
     i.gpu = numberInput('gpu', 0, 0);
     i.cpu = numberInput('cpu', 1, 1);
     i.memoryMB = numberInput('memoryMB', 4096, 1);
     i.instances = numberInput('instances', 1, 1);
     i.retry = numberInput('retry', 0, 0);
-    i.storages = textInput('storages', 'NAME or NAME:/mount/path, comma separated');
+    i.storages = textInput('storages', 'NAME[:/PATH], NAME2 ...');
 
     form.appendChild(labelled('Name', i.name, 'name'));
     form.appendChild(labelled('Image', i.image, 'image'));

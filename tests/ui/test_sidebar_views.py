@@ -111,6 +111,22 @@ def _no_horizontal_overflow(sidebar) -> None:
     assert clipped == [], f"controls cut at the sidebar's edge: {clipped}"
 
 
+def _placeholders_fit(sidebar) -> None:
+    cut = sidebar.evaluate("""el => {
+        const ctx = document.createElement('canvas').getContext('2d');
+        return Array.from(el.querySelectorAll('input[placeholder], textarea[placeholder]'))
+            .filter(n => n.clientWidth > 0 && !n.closest('[hidden]') && !n.value)
+            .filter(n => {
+                const s = getComputedStyle(n);
+                ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+                const room = n.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                return ctx.measureText(n.placeholder).width > room + 1;
+            })
+            .map(n => `${n.name}: ${n.placeholder}`);
+    }""")
+    assert cut == [], f"placeholders cut at the default width: {cut}"
+
+
 def _in_view(sidebar, locator) -> bool:
     box = locator.bounding_box()
     frame = sidebar.bounding_box()
@@ -352,6 +368,9 @@ def test_switch_cluster_and_log_out(page, sidebar, lab, local_backend):
 
     sidebar.locator('button[name="logout"]').click()
     page.wait_for_function("el => el.dataset.loggedIn === 'false'", arg=cluster.element_handle())
+    # the focus moves to the login form (not dropped to the page with the hidden button)
+    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'password'",
+                           timeout=30_000)
     assert "log in below" in cluster.inner_text()
     assert sidebar.locator("form.pai-magic-login").is_visible()
     assert sidebar.locator(".pai-magic-tabs").is_hidden()
@@ -387,7 +406,12 @@ def _shot(page, sidebar, name: str, tmp: Path) -> None:
 def test_layout_widened_and_dark_theme_readable(page, sidebar, lab, seeded, tmp_path):
     prefix, names = seeded
     page.set_viewport_size({"width": 1400, "height": 1250})  # the whole sidebar in the screenshots
+    form = show_tab(sidebar, "submit")
+    for name in ("virtualCluster", "storages"):
+        form.locator(f'input[name="{name}"]').fill("")
+    _placeholders_fit(sidebar)
     search_jobs(sidebar, f"{prefix}-")
+    _placeholders_fit(sidebar)
     page.wait_for_function("() => document.querySelectorAll('tr.pai-magic-job').length > 0")
     sidebar.locator("tr.pai-magic-job").first.click()
     sidebar.locator(".pai-magic-detail tr.pai-magic-task").first.wait_for()
