@@ -222,7 +222,7 @@ export class JobDetailView {
     const head = this._head;
     head.textContent = '';
     const title = el('h3', 'pai-magic-detail-title');
-    title.appendChild(ellipsized('pai-magic-detail-name', detail.name, full));
+    title.appendChild(ellipsized('pai-magic-detail-name', detail.shortName || detail.name, full));
     if (detail.kindLabel) {
       title.appendChild(el('span', `pai-magic-kind pai-magic-kind-${detail.kind}`, detail.kindLabel));
     }

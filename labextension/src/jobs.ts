@@ -256,7 +256,7 @@ export class JobsView {
     nameCell.appendChild(
       ellipsized(
         'pai-magic-job-name',
-        `${who}${job.name}`,
+        `${who}${job.shortName || job.name}`,
         `${full}\nsubmitted ${formatTime(job.submissionTime)}${job.virtualCluster ? `\nVC ${job.virtualCluster}` : ''}`
       )
     );

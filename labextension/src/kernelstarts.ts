@@ -11,7 +11,7 @@
  * one-line reason. A restart in the kernel's running job takes a second, so it is only shown
  * when it lasts longer than that or fails. A notification the person closed stays closed.
  */
-import { Notification } from '@jupyterlab/apputils';
+import { Notification, showErrorMessage } from '@jupyterlab/apputils';
 import { KernelSpec } from '@jupyterlab/services';
 import { Poll } from '@lumino/polling';
 
@@ -60,6 +60,25 @@ export function startMessage(start: IKernelStart, now: number): string {
   const last = start.phases.length > 0 ? start.phases[start.phases.length - 1].text : '';
   const verb = start.restart ? 'restarting' : 'starting';
   return `${subject(start)} ${verb} on OpenPAI · ${elapsed}\n${last || 'preparing the job'}`;
+}
+
+/**
+ * The button of a failed start's notification: the toast cuts the reason at 140 characters,
+ * and the cut part is the one saying what to do next, so the whole line opens in a dialog
+ * (where it can also be selected and copied). The notification stays.
+ */
+function reasonAction(start: IKernelStart, message: string): Notification.IAction {
+  return {
+    label: 'Show the reason',
+    caption: message,
+    displayType: 'accent',
+    callback: event => {
+      event.preventDefault();
+      void showErrorMessage(`${subject(start)} did not start`, {
+        message: start.error ?? 'See the Jupyter server log.'
+      });
+    }
+  };
 }
 
 interface ITracked {
@@ -183,10 +202,11 @@ export class KernelStartNotifier {
     tracked.done = true;
     const type = start.state === 'ready' ? 'success' : 'error';
     const autoClose = start.state === 'ready' ? READY_CLOSE_MS : false;
+    const actions = start.state === 'failed' ? [reasonAction(start, message)] : [];
     if (tracked.notification !== null) {
-      Notification.update({ id: tracked.notification, message, type, autoClose });
+      Notification.update({ id: tracked.notification, message, type, autoClose, actions });
     } else if (start.state === 'failed') {
-      tracked.notification = Notification.emit(message, type, { autoClose });
+      tracked.notification = Notification.emit(message, type, { autoClose, actions });
     }
   }
 

@@ -321,6 +321,8 @@ export class PaiSidebar extends Widget {
       this._passwordInput.value = '';
       this._loginError.textContent = (error as Error).message;
       this._loginError.hidden = false;
+      // the secret was cleared: the caret goes where it is typed again
+      this._passwordInput.focus();
     }
   }
 
@@ -342,6 +344,9 @@ export class PaiSidebar extends Widget {
       this._detail.hide();
       this._jobs.clear();
       this._afterStatusChange(status);
+      // the Log out button just hid itself, which drops the focus to the page: it goes to
+      // the form that is shown instead, where the next login is typed
+      (this._urlInput.value ? this._passwordInput : this._urlInput).focus();
     } catch (error) {
       this._showError((error as Error).message);
     }

@@ -2,6 +2,8 @@
  * The cluster's storages: type and server, whether (and where) each is mounted on this
  * machine and how full it is, the mount command, and "Use" to add it to the submit form.
  */
+import { Clipboard } from '@jupyterlab/apputils';
+
 import { requestAPI } from './request';
 import { IStorage } from './types';
 import { button, el, ellipsized, formatBytes } from './dom';
@@ -97,9 +99,23 @@ export class StorageView {
         card.appendChild(usage);
       }
       if (storage.mountCommand && !storage.mounted) {
-        const command = el('code', 'pai-magic-ellipsis pai-magic-mount-command', storage.mountCommand);
-        command.title = storage.mountCommand;
-        card.appendChild(command);
+        // the command is cut at the panel's width: a Copy button, as for the SSH lines, so
+        // it can be pasted into a terminal without widening the sidebar to read it
+        const line = storage.mountCommand;
+        const row = el('div', 'pai-magic-ssh-line pai-magic-mount-line');
+        const command = el('code', 'pai-magic-ellipsis pai-magic-mount-command', line);
+        command.title = line;
+        row.appendChild(command);
+        const copy = button('Copy', 'pai-magic-copy');
+        copy.name = 'copy-mount-command';
+        copy.title = 'Copy the mount command to the clipboard';
+        copy.addEventListener('click', () => {
+          Clipboard.copyToSystem(line);
+          copy.textContent = 'Copied';
+          window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
+        });
+        row.appendChild(copy);
+        card.appendChild(row);
       }
       list.appendChild(card);
     }

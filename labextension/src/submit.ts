@@ -111,6 +111,7 @@ export class SubmitForm {
       node.textContent = '';
       node.hidden = true;
       node.parentElement?.classList.remove('pai-magic-invalid');
+      node.parentElement?.querySelector('input, textarea')?.removeAttribute('aria-invalid');
     }
     this._formError.textContent = '';
     this._formError.hidden = true;
@@ -135,6 +136,9 @@ export class SubmitForm {
       const input = target.parentElement?.querySelector<HTMLElement>('input, textarea');
       input?.setAttribute('aria-invalid', 'true');
       target.scrollIntoView({ block: 'nearest' });
+      // the clicked Submit button was disabled while the request ran, which drops the focus
+      // to the page: give it to the field to fix, so typing goes on where the error is
+      input?.focus({ preventScroll: true });
     } else {
       this._formError.textContent = message;
       this._formError.hidden = false;
@@ -155,13 +159,14 @@ export class SubmitForm {
     this._commands.name = 'commands';
     this._commands.rows = 3;
     this._commands.placeholder = 'shell commands, one per line';
-    i.virtualCluster = textInput('virtualCluster', 'default (the profile\'s)');
+    // placeholders fit the default sidebar width (a cut one reads as a different hint)
+    i.virtualCluster = textInput('virtualCluster', 'profile\'s');
     i.gpu = numberInput('gpu', 0, 0);
     i.cpu = numberInput('cpu', 1, 1);
     i.memoryMB = numberInput('memoryMB', 4096, 1);
     i.instances = numberInput('instances', 1, 1);
     i.retry = numberInput('retry', 0, 0);
-    i.storages = textInput('storages', 'NAME or NAME:/mount/path, comma separated');
+    i.storages = textInput('storages', 'NAME[:/PATH], NAME2 ...');
 
     form.appendChild(labelled('Name', i.name, 'name'));
     form.appendChild(labelled('Image', i.image, 'image'));
@@ -248,6 +253,7 @@ export class SubmitForm {
         error.hidden = true;
         error.textContent = '';
         wrap.classList.remove('pai-magic-invalid');
+        (event.target as HTMLElement).removeAttribute('aria-invalid');
       }
     });
   }

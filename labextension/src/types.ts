@@ -15,6 +15,8 @@ export interface IJob {
   /** 'kernel', 'notebook' or null (pai_magic.core.kinds); older servers leave it out. */
   kind?: string | null;
   kindLabel?: string;
+  /** The name without the kind's prefix (the kind label says it); older servers leave it out. */
+  shortName?: string;
   state: string;
   virtualCluster: string | null;
   gpus: number;

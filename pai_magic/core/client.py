@@ -189,8 +189,9 @@ class PaiClient:
         except (InvalidInputError, AuthError, NotFoundError) as exc:
             if isinstance(exc, NotFoundError) and not exc.code:
                 raise  # no OpenPAI answer at all: the URL is wrong, say that instead
-            raise AuthError(f"Login refused for {user!r} at {self.profile.url}: wrong user name or password "
-                            f"({exc.code or exc.status}); try again.", code=exc.code) from None
+            # the cluster's code (InvalidParametersError, 401) stays on the error, not in the words
+            raise AuthError(f"Login refused for {user!r} at {self.profile.url}: wrong user name or password; "
+                            "try again.", code=exc.code) from None
         data = json_of(resp)
         token = (data or {}).get("token") if isinstance(data, dict) else None
         if not token:

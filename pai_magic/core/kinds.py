@@ -29,6 +29,17 @@ def kind_stem(kind: str, stem: str) -> str:
     return PREFIXES[kind] + stem
 
 
+def kind_short_name(name: str) -> str:
+    """The bare name without its kind prefix: what a narrow list shows beside the kind label.
+
+    Every kernel job's name starts with the same 11 characters, so a list that cuts long
+    names would show ``pai-kerne...`` for all of them; the label already says the kind.
+    """
+    bare = name.split("~", 1)[-1]
+    kind = job_kind(bare)
+    return bare[len(PREFIXES[kind]):] if kind else bare
+
+
 def kind_label(name: str) -> str:
     """The short label a face shows beside a job name ('' for an ordinary job)."""
     kind = job_kind(name)

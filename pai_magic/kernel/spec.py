@@ -82,9 +82,11 @@ def resources_text(gpu: int) -> str:
     return f"{gpu} GPU" if gpu == 1 else (f"{gpu} GPUs" if gpu else "no GPU")
 
 
-def display_name(cluster: str, settings: KernelSettings) -> str:
-    """``Python 3 on OpenPAI (lab, 1 GPU)``: what the launcher shows."""
-    return f"Python 3 on OpenPAI ({cluster}, {resources_text(settings.gpu)})"
+def display_name(cluster: str, settings: KernelSettings, kernel_name: str = "") -> str:
+    """``Python 3 on OpenPAI (lab, 1 GPU)``: what the launcher shows; with ``kernel_name``
+    ``Python 3 on OpenPAI (lab, 1 GPU, pai-big)``, for a kernel that would look like another."""
+    extra = f", {kernel_name}" if kernel_name else ""
+    return f"Python 3 on OpenPAI ({cluster}, {resources_text(settings.gpu)}{extra})"
 
 
 def check_name(name: str) -> str:
@@ -139,6 +141,10 @@ def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True)
     settings.profile = profile.name
     settings.virtual_cluster = settings.virtual_cluster or profile.virtual_cluster or ""
     spec = build_kernelspec(profile.name, settings)
+    # two kernels on one cluster with as many GPUs (another image, Python or size) would be two
+    # launcher cards with the same words: the later one also names itself
+    if any(row["display_name"] == spec["display_name"] for row in list_kernels() if row["name"] != name):
+        spec["display_name"] = display_name(profile.name, settings, name)
     target = kernels_dir() / name
     if target.exists() and not replace:
         raise InvalidInputError(f"A kernel named {name} is installed already: remove it first "

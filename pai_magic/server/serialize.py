@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pai_magic.core.kinds import job_kind, kind_label
+from pai_magic.core.diagnostics import readable_diagnostics
+from pai_magic.core.kinds import job_kind, kind_label, kind_short_name
 from pai_magic.core.models import JobDetail, JobSummary, TaskStatus
 
 
@@ -16,6 +17,8 @@ def job_row(job: JobSummary | JobDetail) -> dict[str, Any]:
         # what pai_magic started the job for (a kernel, a notebook run), read from its name
         "kind": job_kind(job.name),
         "kindLabel": kind_label(job.name),
+        # the name without that prefix, for lists too narrow for the whole name
+        "shortName": kind_short_name(job.name),
         "name": job.name,
         "user": job.user,
         "state": job.state,
@@ -46,7 +49,7 @@ def job_detail(job: JobDetail, shell_commands: dict[str, str] | None = None) -> 
     """``shell_commands`` (``role/index`` to a shell line) adds each task's ``terminalCommand``."""
     data = job_row(job)
     data["gpus"] = None  # the detail answer does not say; the list row does
-    data["diagnostics"] = job.diagnostics
+    data["diagnostics"] = readable_diagnostics(job.diagnostics)  # not the job controller's words
     data["tasks"] = [task_row(t) for t in job.tasks]
     for row in data["tasks"]:
         row["terminalCommand"] = (shell_commands or {}).get(f"{row['role']}/{row['index']}")

@@ -105,6 +105,15 @@ def test_launcher_shows_the_kernel_and_a_notebook_runs_a_cell(lab, local_backend
         assert resp.status_code != 201, resp.text
         page.wait_for_function("() => window.__paiToasts.some(t => t.startsWith('Kernel for broken.ipynb did not "
                                "start:') && t.includes('ipykernel'))", timeout=120_000)
+        # the toast cuts the line at 140 characters, and the cut part says what to do next:
+        # its button shows the whole line in a dialog, the same line the server answered
+        reason = page.locator(".jp-toast-button", has_text="Show the reason")
+        reason.first.click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for(state="visible", timeout=30_000)
+        assert resp.json()["message"] in dialog.inner_text()
+        dialog.locator("button", has_text="Close").click()
+        dialog.wait_for(state="detached", timeout=30_000)
 
         # no pai-magic kernelspec left: the page drops its long poll, so a later start (a restart
         # of the running kernel) reaches it no more

@@ -57,6 +57,20 @@ def test_cli_install_list_remove(profile, jupyter_data):
     assert "No OpenPAI kernels installed" in cli("kernel", "list").stdout
 
 
+def test_a_second_kernel_that_would_look_the_same_in_the_launcher_names_itself(profile, jupyter_data):
+    for name, image in (("pai-cpu", "python:3.11"), ("pai-cpu-big", "pytorch/pytorch:latest")):
+        res = cli("kernel", "install", name, "--image", image, "--gpu", "0", "--json")
+        assert res.returncode == 0, res.stderr
+    names = [json.loads((jupyter_data / "kernels" / k / "kernel.json").read_text())["display_name"]
+             for k in ("pai-cpu", "pai-cpu-big")]
+    assert names == ["Python 3 on OpenPAI (lab, no GPU)", "Python 3 on OpenPAI (lab, no GPU, pai-cpu-big)"]
+    # installing it again over itself keeps the plain name when it is alone
+    assert cli("kernel", "remove", "pai-cpu").returncode == 0
+    assert cli("kernel", "install", "pai-cpu-big", "--image", "python:3.11", "--gpu", "0").returncode == 0
+    spec = json.loads((jupyter_data / "kernels" / "pai-cpu-big" / "kernel.json").read_text())
+    assert spec["display_name"] == "Python 3 on OpenPAI (lab, no GPU)"
+
+
 @pytest.mark.parametrize("argv, words", [
     (["kernel", "install", "bad name", "--image", "x"], "Kernel name"),
     (["kernel", "install", "k", "--image", "x", "--gpu", "-1"], "GPUs per instance must be"),

@@ -45,6 +45,9 @@ def test_job_kind_is_labelled(api: CheckedJupyter, seeded):
     by_name = {r["name"]: r for r in rows}
     assert by_name[kernel]["kind"] == "kernel" and by_name[kernel]["kindLabel"] == "kernel"
     assert by_name[names[0]]["kind"] is None and by_name[names[0]]["kindLabel"] == ""
+    # a narrow list shows the name without the prefix its kind label already says
+    assert by_name[kernel]["shortName"] == kernel.removeprefix("pai-kernel-")
+    assert by_name[names[0]]["shortName"] == names[0]
     detail = api.get(f"jobs/{kernel}").json()
     assert detail["kind"] == "kernel"
     assert all("attemptId" in t for t in detail["tasks"])

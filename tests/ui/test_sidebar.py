@@ -70,6 +70,11 @@ def test_login_submit_succeed_logs_and_stop(page, sidebar, local_backend):
     task.wait_for()
     cells = task.locator("td").all_inner_texts()
     assert cells[0].endswith("/0") and cells[1] == "SUCCEEDED" and cells[4] == "0" and cells[5] == "0", cells
+    # the job's diagnostics in plain words, not the job controller's (SucceededTaskCount ...)
+    diagnostics = detail.locator(".pai-magic-diagnostics")
+    diagnostics.wait_for(timeout=JOB_TIMEOUT_MS)
+    said = diagnostics.inner_text()
+    assert "succeeded, as many as the job needs" in said and "TaskCount" not in said, said
     log = sidebar.locator('.pai-magic-log[data-state="text"][data-stream="stdout"]')
     log.wait_for(timeout=JOB_TIMEOUT_MS)
     assert log.get_attribute("data-task").endswith("/0")
@@ -185,6 +190,11 @@ def test_invalid_image_refused_under_the_field_with_the_clis_words(page, sidebar
     field_error.wait_for(state="visible", timeout=30_000)
     assert field_error.inner_text().strip() == cli_line
     assert form.locator(".pai-magic-form-error").is_hidden()
+    # the clicked Submit was disabled while the request ran: the focus is on the field to fix,
+    # not dropped to the page, and the field says it is invalid
+    image = form.locator('input[name="image"]')
+    page.wait_for_function("el => document.activeElement === el", arg=image.element_handle(), timeout=30_000)
+    assert image.get_attribute("aria-invalid") == "true"
     # nothing was submitted
     search_jobs(sidebar, "ui_bad_image")
     page.wait_for_timeout(1_500)
@@ -193,6 +203,7 @@ def test_invalid_image_refused_under_the_field_with_the_clis_words(page, sidebar
     submit_form(sidebar, "ui_bad_image", "", image="ubuntu:22.04")
     form.locator('[data-field-error="commands"], .pai-magic-form-error').first.wait_for(state="visible")
     assert field_error.is_hidden()
+    assert image.get_attribute("aria-invalid") is None  # no stale mark on a field now accepted
 
 
 def test_stale_error_cleared_by_the_next_successful_refresh(page, sidebar, local_backend):

@@ -111,6 +111,22 @@ def _no_horizontal_overflow(sidebar) -> None:
     assert clipped == [], f"controls cut at the sidebar's edge: {clipped}"
 
 
+def _placeholders_fit(sidebar) -> None:
+    cut = sidebar.evaluate("""el => {
+        const ctx = document.createElement('canvas').getContext('2d');
+        return Array.from(el.querySelectorAll('input[placeholder], textarea[placeholder]'))
+            .filter(n => n.clientWidth > 0 && !n.closest('[hidden]') && !n.value)
+            .filter(n => {
+                const s = getComputedStyle(n);
+                ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+                const room = n.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                return ctx.measureText(n.placeholder).width > room + 1;
+            })
+            .map(n => `${n.name}: ${n.placeholder}`);
+    }""")
+    assert cut == [], f"placeholders cut at the default width: {cut}"
+
+
 def _in_view(sidebar, locator) -> bool:
     box = locator.bounding_box()
     frame = sidebar.bounding_box()
@@ -193,11 +209,19 @@ def test_kernel_and_notebook_jobs_labelled(page, sidebar, seeded):
     notebook = sidebar.locator('tr.pai-magic-job[data-kind="notebook"]')
     assert kernel.locator(".pai-magic-kind").inner_text() == "kernel"
     assert notebook.locator(".pai-magic-kind").inner_text() == "notebook run"
+    # the list is narrow: the name it shows drops the kind's prefix (else every kernel job reads
+    # "pai-kerne..."); the whole name stays in the row's tooltip
+    for row, full_prefix in ((kernel, "pai-kernel-"), (notebook, "pai-nb-")):
+        shown = row.locator(".pai-magic-job-name")
+        assert shown.inner_text().startswith(prefix[::-1]), shown.inner_text()
+        assert (row.get_attribute("data-job-name") or "").startswith(full_prefix + prefix[::-1])
+        assert (shown.get_attribute("title") or "").split("\n")[0].endswith(row.get_attribute("data-job-name"))
     # a notebook run's detail offers its executed notebook once the notebook-runs route has
     # it; until then (404, or the route not installed) it says so
     notebook.click()
     box = sidebar.locator(".pai-magic-detail .pai-magic-notebook")
     box.wait_for()
+    assert sidebar.locator(".pai-magic-detail .pai-magic-detail-name").inner_text().startswith(prefix[::-1])
     assert "not back yet" in box.inner_text() or box.locator('button[name="open-notebook"]').count() == 1
 
 
@@ -303,6 +327,14 @@ def test_storages_with_mount_state_into_the_form(page, sidebar, lab, monkeypatch
     assert item.get_attribute("data-mounted") == "false"
     assert "Not mounted here" in item.inner_text() and "/mnt/default" in item.inner_text()
     assert item.locator(".pai-magic-mount-command").get_attribute("title").startswith("sudo mount -t nfs")
+    # the command is cut at the sidebar's width: a Copy button beside it says it copied
+    copy = item.locator('button[name="copy-mount-command"]')
+    copy.wait_for(state="visible")
+    said = copy.evaluate("""el => new Promise(done => {
+        el.addEventListener('click', () => setTimeout(() => done(el.textContent), 0), {once: true});
+        el.click();
+    })""")
+    assert said == "Copied"
     sidebar.locator('[data-panel="submit"] input[name="storages"]').evaluate("el => el.value = ''")
     item.locator("button.pai-magic-use").click()
     assert sidebar.locator('[data-panel="submit"] input[name="storages"]').input_value() == "default"
@@ -336,9 +368,26 @@ def test_switch_cluster_and_log_out(page, sidebar, lab, local_backend):
 
     sidebar.locator('button[name="logout"]').click()
     page.wait_for_function("el => el.dataset.loggedIn === 'false'", arg=cluster.element_handle())
+    # the focus moves to the login form (not dropped to the page with the hidden button)
+    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'password'",
+                           timeout=30_000)
     assert "log in below" in cluster.inner_text()
     assert sidebar.locator("form.pai-magic-login").is_visible()
     assert sidebar.locator(".pai-magic-tabs").is_hidden()
+    # a wrong password: one line in the person's words (no API error code), the caret back in
+    # the emptied password field
+    form = sidebar.locator("form.pai-magic-login")
+    form.locator('input[name="url"]').fill(local_backend.url)
+    form.locator('input[name="user"]').fill(local_backend.user)
+    form.locator('input[name="password"]').fill("not-the-password")
+    form.locator('button[name="login"]').click()
+    refused = form.locator(".pai-magic-form-error")
+    refused.wait_for(state="visible", timeout=30_000)
+    assert "wrong user name or password" in refused.inner_text()
+    assert "\n" not in refused.inner_text().strip() and not re.search(r"\(\w*Error\)|\(\d{3}\)", refused.inner_text())
+    password = form.locator('input[name="password"]')
+    page.wait_for_function("el => document.activeElement === el", arg=password.element_handle(), timeout=30_000)
+    assert password.input_value() == ""
     login(page, sidebar, local_backend)
     assert sidebar.locator(".pai-magic-tabs").is_visible()
 
@@ -357,7 +406,12 @@ def _shot(page, sidebar, name: str, tmp: Path) -> None:
 def test_layout_widened_and_dark_theme_readable(page, sidebar, lab, seeded, tmp_path):
     prefix, names = seeded
     page.set_viewport_size({"width": 1400, "height": 1250})  # the whole sidebar in the screenshots
+    form = show_tab(sidebar, "submit")
+    for name in ("virtualCluster", "storages"):
+        form.locator(f'input[name="{name}"]').fill("")
+    _placeholders_fit(sidebar)
     search_jobs(sidebar, f"{prefix}-")
+    _placeholders_fit(sidebar)
     page.wait_for_function("() => document.querySelectorAll('tr.pai-magic-job').length > 0")
     sidebar.locator("tr.pai-magic-job").first.click()
     sidebar.locator(".pai-magic-detail tr.pai-magic-task").first.wait_for()
@@ -393,6 +447,12 @@ def test_layout_widened_and_dark_theme_readable(page, sidebar, lab, seeded, tmp_
         assert poor == [], f"unreadable text in the dark theme: {poor[:5]}"
         _shot(page, sidebar, "sidebar-dark.png", tmp_path)
         assert re.search(r"\d", sidebar.locator(".pai-magic-page-label").inner_text())
+        # the first page: "Newer" is disabled and looks it (JupyterLab's dark theme alone draws
+        # it as bright as the enabled "Older")
+        newer, older = sidebar.locator("button.pai-magic-prev"), sidebar.locator("button.pai-magic-next")
+        assert newer.is_disabled() and older.is_enabled()
+        color = "el => getComputedStyle(el).color"
+        assert newer.evaluate(color) != older.evaluate(color)
     finally:
         lab.request("PUT", "lab/api/settings/@jupyterlab/apputils-extension:themes",
                     json={"raw": json.dumps({"theme": "JupyterLab Light"})})

@@ -62,3 +62,17 @@ def test_summary_line_keeps_diagnostics_sentences_apart():
                                   "dockerImage x was recorded, not run.")
     assert summary_line("a " * 400, 50).endswith("…") and len(summary_line("a " * 400, 50)) == 50
     assert summary_line(None) == ""
+
+
+def test_controller_diagnostics_in_plain_words():
+    from pai_magic.core.diagnostics import readable_diagnostics
+
+    text = ("SucceededTaskCount 2 has reached MinSucceededTaskCount 2 in the TaskRole worker\n"
+            "dockerImage x was recorded, not run.")
+    assert readable_diagnostics(text) == ("2 tasks of role worker succeeded, as many as the job needs.\n"
+                                          "dockerImage x was recorded, not run.")
+    assert readable_diagnostics("FailedTaskCount 1 has reached MinFailedTaskCount 1 in the TaskRole taskrole") == (
+        "1 task of role taskrole failed, which ends the job: see that task's log.")
+    assert readable_diagnostics("Stop to complete current job attempt: user requested") == "Stopped on request."
+    assert readable_diagnostics("exit code 3: out of memory") == "exit code 3: out of memory"
+    assert readable_diagnostics(None) is None and readable_diagnostics("") == ""
