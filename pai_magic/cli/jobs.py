@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pai_magic.cli.common import client_for, emit, table, wants_json, when
+from pai_magic.core.diagnostics import readable_diagnostics
 from pai_magic.core.errors import InvalidInputError
 from pai_magic.core.kinds import kind_label
 from pai_magic.core.models import JOB_STATES, JobDetail, summary_line
@@ -237,7 +238,7 @@ def _detail_text(d: JobDetail) -> str:
              f"  virtual cluster: {d.virtual_cluster or '-'}   submitted: {when(d.submission_time)}"
              f"   completed: {when(d.completed_time)}   retries: {d.retries}"]
     if d.diagnostics:
-        lines.append(f"  diagnostics: {summary_line(d.diagnostics, 400)}")
+        lines.append(f"  diagnostics: {summary_line(readable_diagnostics(d.diagnostics) or '', 400)}")
     if d.tasks:
         rows = [(f"{t.role}/{t.index}", t.state, t.container_ip or "-",
                  ", ".join(f"{k}={','.join(map(str, v))}" for k, v in sorted(t.ports.items())) or "-",

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from pai_magic.core.diagnostics import readable_diagnostics
+
 STATE_COLORS = {
     "WAITING": "#8a6d00", "RUNNING": "#0b62c4", "STOPPING": "#8a6d00", "SUCCEEDED": "#1a7f37",
     "FAILED": "#cf222e", "STOPPED": "#6e7781", "UNKNOWN": "#6e7781",
@@ -194,7 +196,8 @@ def job_detail_view(detail: Any, *, now: float | None = None, ssh_lines: Sequenc
     pairs = [("state", detail.state), ("user", detail.user), ("virtual cluster", detail.virtual_cluster),
              ("submitted", fmt_epoch_ms(detail.submission_time)), ("duration", duration),
              ("exit code", detail.exit_code), ("retries", detail.retries or None),
-             ("diagnostics", truncate(detail.diagnostics, 500) if detail.diagnostics else None)]
+             ("diagnostics", truncate(readable_diagnostics(detail.diagnostics) or "", 500) if detail.diagnostics
+              else None)]
     header = kv_view(f"Job {detail.name}", pairs, {"state": state_html(detail.state)})
     tasks = Table(["task", "state", "ip", "ports", "exit code", "diagnostics"], empty="No tasks yet.")
     for r, task in enumerate(detail.tasks):

@@ -28,6 +28,7 @@ import time
 import uuid
 from typing import Any, Callable
 
+from pai_magic.core.diagnostics import readable_diagnostics
 from pai_magic.magics.render import StatusSnapshot, job_duration
 
 #: ``func(session, name, user, state) -> list[str] | None``, called when a tracked job changes
@@ -339,7 +340,7 @@ class StatusBoard:
             tracked.detail = self.session.client().get_job(tracked.name, user=tracked.user)
         except PaiError:
             return None
-        return tracked.detail.diagnostics
+        return readable_diagnostics(tracked.detail.diagnostics)
 
     def _extras(self, name: str, user: str, state: str) -> tuple[list[str], bool]:
         """(lines, whether a helper failed). A failure is a note that says the watch goes on

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import ipywidgets as W
 
+from pai_magic.core.diagnostics import readable_diagnostics
 from pai_magic.core.kinds import kind_label
 from pai_magic.core.models import is_terminal
 from pai_magic.widgets.common import set_if_changed as _set
@@ -117,7 +118,7 @@ class JobDetail:
         label = kind_label(detail.name)
         kind = f" <span style='opacity:.75'>({esc(label)})</span>" if label else ""
         exit_text = f", exit code {detail.exit_code}" if detail.exit_code is not None else ""
-        diag = note_html(detail.diagnostics) if detail.diagnostics else ""
+        diag = note_html(readable_diagnostics(detail.diagnostics) or "") if detail.diagnostics else ""
         _set(self.header, "value",
              f"<div class='pai-panel-detail-title' style='font-weight:bold;overflow-wrap:anywhere'>"
              f"{esc(detail.full_name)}{kind}</div><div>{state_badge(detail.state)}{esc(exit_text)}</div>"

@@ -123,6 +123,8 @@ def test_submit_built_job_wait_logs_and_json(logged_in, local_backend):
     assert name.startswith("cli_built_") and sub["user"] == local_backend.user
     done = cli("job", name, "--wait", "--timeout", "60")
     assert done.returncode == 0 and "SUCCEEDED" in done.stdout
+    # the job controller's line in plain words, as every face says it (core/diagnostics.py)
+    assert "1 task of role taskrole succeeded" in done.stdout and "SucceededTaskCount" not in done.stdout
     logs = cli("logs", name)
     assert logs.stdout == "hello from cli\n"
     detail = cli.json("job", name)

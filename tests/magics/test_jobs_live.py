@@ -81,8 +81,11 @@ def test_failed_job_shows_exit_code_and_diagnostics_as_text(pai):
     assert texts[0] == f"[pai] {handle.name}: SUBMITTED"
     assert texts[-1].startswith(f"[pai] {handle.name}: FAILED") and "exit code 3" in texts[-1]
     assert "—" in texts[-1], "diagnostics follow the exit code"
+    # in plain words, as every face says them (core/diagnostics.py)
+    assert "of role taskrole failed, which ends the job" in texts[-1], texts[-1]
     shown = pai.line("pai_job", handle.name)
     assert "FAILED" in shown.text and "taskrole/0" in shown.text and "3" in shown.text
+    assert "FailedTaskCount" not in shown.text and "which ends the job" in shown.text
 
 
 def test_full_yaml_cell_with_overrides(pai):
