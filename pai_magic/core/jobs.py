@@ -31,6 +31,7 @@ from pai_magic.core.errors import (
 from pai_magic.core.models import JobDetail, JobSummary, is_terminal
 from pai_magic.core.polling import (
     ALL_USERS,
+    DEFAULT_LIMIT,
     DEFAULT_RETRY_AFTER,
     MIN_INTERVAL,
     SharedJobList,
@@ -298,7 +299,9 @@ class JobWatcher:
     """Follow many jobs' states with ONE ``GET /jobs`` per :meth:`tick`.
 
     The list is asked newest first, sized to reach the watched jobs: when some are missing
-    and the cluster holds more, the next tick asks a larger page. All watched jobs of one
+    and the cluster holds more, the next tick asks a larger page. It starts at the shared
+    list's default page, which any sidebar or kernel refresh fetches: a larger first page
+    would make every watch on an account with more jobs than that ask the cluster itself. All watched jobs of one
     user are filtered by ``username``; jobs of several users share one unfiltered request.
 
     With ``shared=True`` the list comes from the machine-wide shared poll
@@ -308,7 +311,7 @@ class JobWatcher:
     """
 
     def __init__(self, client: PaiClient, names: Iterable[str] = (), *, user: str | None = None,
-                 page_limit: int = 100, max_limit: int = 50000, shared: bool = False,
+                 page_limit: int = DEFAULT_LIMIT, max_limit: int = 50000, shared: bool = False,
                  max_age: float = MIN_INTERVAL) -> None:
         self.client = client
         self.default_user = user or client.user

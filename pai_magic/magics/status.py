@@ -259,7 +259,7 @@ class StatusBoard:
 
         client = self.session.client()
         # shared: every kernel, sidebar and CLI watch of this user on this machine reads ONE list
-        watcher = JobWatcher(client, page_limit=50, shared=True, max_age=self._interval())
+        watcher = JobWatcher(client, shared=True, max_age=self._interval())
         with self._lock:
             self._watcher = watcher
             keys = list(self._jobs)

@@ -20,7 +20,7 @@ import requests
 from pai_magic.core.client import PaiClient
 from pai_magic.core.errors import RateLimitedError
 from pai_magic.core.jobs import JobWatcher
-from pai_magic.core.polling import SharedJobList, watch_interval
+from pai_magic.core.polling import DEFAULT_LIMIT, SharedJobList, watch_interval
 from pai_magic.core.profiles import Profile
 from pai_magic.core.protocol import JobSpec, build_protocol
 from pai_magic.local.ratelimit import ENV_VAR, RateLimits, with_rate_limits
@@ -170,9 +170,13 @@ def test_sidebar_and_a_kernel_watcher_share_one_list_call(local_backend, tmp_pat
     from tests.integration.test_client_faults import FaultInjector
     from tests.server.jupyter_process import JupyterProcess
 
-    # more jobs than the sidebar's page, as on any real account: its 5 rows must still serve the
-    # watcher, which reads the default page of the shared list
-    for _ in range(6):
+    # more jobs than the sidebar's page AND than the shared list's default page, as on any real
+    # account (and in the full test run): the sidebar's 5 rows must still serve a watcher made
+    # with its defaults (a CLI `job --wait`), which asks for the default page
+    query = {"username": local_backend.user, "limit": 1, "withTotalCount": "true"}
+    listed = requests.get(f"{local_backend.api}/jobs", params=query, headers=local_backend.headers(),
+                          timeout=30).json()
+    for _ in range(max(6, DEFAULT_LIMIT + 1 - int(listed["totalCount"]))):
         job = build_protocol(JobSpec(name="page_filler", image="ubuntu:22.04", commands=["true"]))
         assert local_backend.submit(job).status_code == 202
     proxy = FaultInjector(local_backend.url)
