@@ -7,7 +7,6 @@
  * Parts are updated in place, and only when what they show changed, so a refresh never
  * resets a "Copied", a chosen stream or the log's scroll position.
  */
-import { Clipboard } from '@jupyterlab/apputils';
 
 import { PaiRequestError, requestAPI } from './request';
 import {
@@ -19,7 +18,7 @@ import {
   ITask,
   TERMINAL_STATES
 } from './types';
-import { button, el, ellipsized, selectInput, stateBadge } from './dom';
+import { button, copyButton, el, ellipsized, selectInput, stateBadge } from './dom';
 
 /** Lines of the log shown; the server is asked for a bit more than that many characters. */
 const LOG_LINES = 200;
@@ -345,14 +344,7 @@ export class JobDetailView {
       const code = el('code', 'pai-magic-ellipsis', line);
       code.title = line;
       row.appendChild(code);
-      const copy = button('Copy', 'pai-magic-copy');
-      copy.title = 'Copy to the clipboard';
-      copy.addEventListener('click', () => {
-        Clipboard.copyToSystem(line);
-        copy.textContent = 'Copied';
-        window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
-      });
-      row.appendChild(copy);
+      row.appendChild(copyButton(line));
       box.appendChild(row);
     }
   }

@@ -2,6 +2,7 @@
  * Small DOM helpers shared by the sidebar's views: every node is made here with the
  * JupyterLab classes (jp-mod-styled ...) so the light and dark themes style it.
  */
+import { Clipboard } from '@jupyterlab/apputils';
 
 /** Create an element with a class and optional text. */
 export function el<K extends keyof HTMLElementTagNameMap>(
@@ -95,6 +96,18 @@ export function button(label: string, className = ''): HTMLButtonElement {
   const node = el('button', `jp-Button jp-mod-styled pai-magic-button ${className}`, label);
   node.type = 'button';
   return node;
+}
+
+/** "Copy": puts `text` on the clipboard and says "Copied" for a moment. */
+export function copyButton(text: string, title = 'Copy to the clipboard'): HTMLButtonElement {
+  const copy = button('Copy', 'pai-magic-copy');
+  copy.title = title;
+  copy.addEventListener('click', () => {
+    Clipboard.copyToSystem(text);
+    copy.textContent = 'Copied';
+    window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
+  });
+  return copy;
 }
 
 /** A state in words AND colour (never colour alone). */

@@ -2,11 +2,10 @@
  * The cluster's storages: type and server, whether (and where) each is mounted on this
  * machine and how full it is, the mount command, and "Use" to add it to the submit form.
  */
-import { Clipboard } from '@jupyterlab/apputils';
 
 import { requestAPI } from './request';
 import { IStorage } from './types';
-import { button, el, ellipsized, formatBytes } from './dom';
+import { button, copyButton, el, ellipsized, formatBytes } from './dom';
 
 export class StorageView {
   readonly node: HTMLElement;
@@ -106,14 +105,8 @@ export class StorageView {
         const command = el('code', 'pai-magic-ellipsis pai-magic-mount-command', line);
         command.title = line;
         row.appendChild(command);
-        const copy = button('Copy', 'pai-magic-copy');
+        const copy = copyButton(line, 'Copy the mount command to the clipboard');
         copy.name = 'copy-mount-command';
-        copy.title = 'Copy the mount command to the clipboard';
-        copy.addEventListener('click', () => {
-          Clipboard.copyToSystem(line);
-          copy.textContent = 'Copied';
-          window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
-        });
         row.appendChild(copy);
         card.appendChild(row);
       }

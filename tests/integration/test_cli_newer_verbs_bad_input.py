@@ -17,6 +17,7 @@ import requests
 
 from tests.integration.test_cli import cli  # noqa: F401 - the CLI fixture, shared
 from tests.integration.test_client_deadline import HungServer
+from tests.integration.test_local_hardening import simple_job
 
 pytestmark = pytest.mark.usefixtures("local_backend")
 
@@ -94,11 +95,7 @@ def test_notebook_result_wait_on_an_unknown_or_foreign_job_ends_at_once(cli, loc
     assert "No job" in _error(proc) and "pai-magic jobs" in proc.stderr
 
     plain = f"plain_{int(time.time() * 1000)}"
-    resp = local_backend.submit({"protocolVersion": 2, "name": plain, "type": "job",
-                                 "prerequisites": [{"name": "img", "type": "dockerimage", "uri": "ubuntu:22.04"}],
-                                 "taskRoles": {"main": {"instances": 1, "dockerImage": "img",
-                                                        "resourcePerInstance": {"cpu": 1, "memoryMB": 256, "gpu": 0},
-                                                        "commands": ["true"]}}})
+    resp = local_backend.submit(simple_job(plain, ["true"]))
     assert resp.status_code in (200, 201, 202), resp.text
     proc = cli("notebook-result", plain, "--wait", extra_env=_as(local_backend), timeout=60)
     assert "is not a notebook run" in _error(proc)
@@ -184,11 +181,7 @@ def test_kernel_install_from_an_environment_only_login_is_refused(cli, local_bac
 
 def test_notebook_result_wait_on_another_users_run_says_whose_it_is(cli, local_backend):  # noqa: F811
     run = f"pai-nb-theirs_{int(time.time() * 1000)}"
-    resp = local_backend.submit({"protocolVersion": 2, "name": run, "type": "job",
-                                 "prerequisites": [{"name": "img", "type": "dockerimage", "uri": "ubuntu:22.04"}],
-                                 "taskRoles": {"main": {"instances": 1, "dockerImage": "img",
-                                                        "resourcePerInstance": {"cpu": 1, "memoryMB": 256, "gpu": 0},
-                                                        "commands": ["true"]}}})
+    resp = local_backend.submit(simple_job(run, ["true"]))
     assert resp.status_code in (200, 201, 202), resp.text
     other, password = f"bob{int(time.time() * 1000)}", "bob-password-1"
     made = requests.post(f"{local_backend.api}/users", json={"username": other, "password": password},
