@@ -216,9 +216,11 @@ class KernelJob:
 
     def _ensure_forwarder(self) -> PortForwarder:
         if self.forwarder is None:
+            # avoid the task's own ports: with the embedded backend the task is this machine
             self.forwarder = PortForwarder(self._connect, [Forward(0, "127.0.0.1", 0) for _ in PORT_NAMES],
                                            on_reconnect=lambda s: self._phase(
-                                               "connecting", f"SSH link to job {self.job} re-established"))
+                                               "connecting", f"SSH link to job {self.job} re-established"),
+                                           avoid=self.remote_ports)
         return self.forwarder
 
     def _boot_supervisor(self, timeout: float, early: Callable[[], None] | None = None) -> None:

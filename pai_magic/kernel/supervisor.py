@@ -72,6 +72,9 @@ def has_ipykernel():
         return False
 
 
+PORT_KEYS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
 def listening(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -114,12 +117,25 @@ class Supervisor:
                 pass
             self.reap()
         with open(self.path("kernel.json")) as fh:
-            self.shell_port = int(json.load(fh)["shell_port"])
+            info = json.load(fh)
+        self.shell_port = int(info["shell_port"])
+        self.gen = gen
+        # a port another process listens on would fool the readiness check (it connects) and
+        # make the kernel die binding it: say which one instead (an old kernel may take a moment)
+        taken = [p for p in PORT_KEYS if listening(int(info[p]))]
+        deadline = time.monotonic() + 3
+        while taken and time.monotonic() < deadline:
+            time.sleep(0.1)
+            taken = [p for p in taken if listening(int(info[p]))]
+        if taken:
+            write_atomic(self.path("kernel-%d.exit" % gen), "98")
+            say("kernel %d not started: port %d (%s) on the task's loopback is taken by another process"
+                % (gen, int(info[taken[0]]), taken[0]))
+            return
         argv = [sys.executable, "-m", "ipykernel_launcher", "-f", self.path("kernel.json")]
         env = dict(os.environ)
         env.pop("PYTHONSTARTUP", None)
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
-        self.gen = gen
         self.ready = False
         write_atomic(self.path("kernel-%d.pid" % gen), str(self.proc.pid))
         say("kernel %d started (pid %d)" % (gen, self.proc.pid))

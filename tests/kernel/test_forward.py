@@ -211,3 +211,29 @@ def test_taken_local_port_is_one_line(task_server):
 
         with pytest.raises(InvalidInputError, match="is taken"):
             PortForwarder(lambda: None, [Forward(busy.getsockname()[1], "127.0.0.1", 1)])  # type: ignore
+
+
+class _FirstPickCollides(PortForwarder):
+    """A FAKE for a race this machine produces only now and then: the system's first pick for a
+    listener is a port the task reserved (the CI run saw it: the kernel in the task then failed
+    to bind its shell port). The first bind is steered to that port; the rest are real picks."""
+
+    steer: list[int] = []
+
+    def _listen(self, fwd: Forward) -> socket.socket:
+        if fwd.local_port == 0 and self.steer:
+            return super()._listen(Forward(self.steer.pop(0), fwd.remote_host, fwd.remote_port))
+        return super()._listen(fwd)
+
+
+def test_listeners_never_take_the_tasks_own_ports():
+    reserved = free_port()
+    _FirstPickCollides.steer = [reserved]
+    fwd = _FirstPickCollides(lambda: None, [Forward(0, "127.0.0.1", reserved)], avoid=[reserved])  # type: ignore
+    try:
+        assert fwd.local_ports[0] != reserved
+        # and the port it stepped over is free again for the task's kernel to bind
+        with socket.socket() as kernel:
+            kernel.bind(("127.0.0.1", reserved))
+    finally:
+        fwd.close()

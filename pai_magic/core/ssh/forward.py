@@ -23,7 +23,7 @@ import selectors
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from pai_magic.core.errors import InvalidInputError, PaiError, UnreachableError
 from pai_magic.core.ssh.connect import SshSession
@@ -70,7 +70,8 @@ class PortForwarder:
     def __init__(self, connect: Callable[[], SshSession], forwards: Sequence[Forward], *,
                  bind_host: str = "127.0.0.1", keep_session: bool = True,
                  open_timeout: float = 10.0, io_timeout: float = 60.0,
-                 on_reconnect: Callable[[SshSession], None] | None = None) -> None:
+                 on_reconnect: Callable[[SshSession], None] | None = None,
+                 avoid: Collection[int] = ()) -> None:
         self._connect = connect
         self._bind_host = bind_host
         self._keep_session = keep_session
@@ -93,7 +94,7 @@ class PortForwarder:
         self._listeners: list[tuple[socket.socket, Forward]] = []
         try:
             for fwd in forwards:
-                self._listeners.append((self._listen(fwd), fwd))
+                self._listeners.append((self._listen_avoiding(fwd, set(avoid)), fwd))
         except BaseException:
             self._close_listeners()
             raise
@@ -213,6 +214,23 @@ class PortForwarder:
         sock.listen(64)
         sock.setblocking(False)
         return sock
+
+    def _listen_avoiding(self, fwd: Forward, avoid: set[int]) -> socket.socket:
+        """A listener for ``fwd``; a port the system picks (``local_port`` 0) is never one of
+        ``avoid``. Why: when the far end is this very machine (the embedded backend's tasks),
+        the remote ports were only reserved, not yet bound, and a listener of ours on one of
+        them makes the kernel there fail to bind it."""
+        held: list[socket.socket] = []
+        try:
+            for _ in range(64):
+                sock = self._listen(fwd)
+                if fwd.local_port or sock.getsockname()[1] not in avoid:
+                    return sock
+                held.append(sock)  # kept open while asking again, so the next pick differs
+            raise InvalidInputError(f"No free local port outside {sorted(avoid)}: stop some listeners and retry.")
+        finally:
+            for sock in held:
+                sock.close()
 
     def _close_listeners(self) -> None:
         for sock, _f in self._listeners:
