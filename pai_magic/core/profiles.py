@@ -183,9 +183,11 @@ def _write_store(store: dict[str, Any]) -> None:
     write_private(profile_path(), text)
 
 
-def _check_name(name: str) -> str:
+def check_profile_name(name: str) -> str:
+    """The one rule for a profile name (it is a key in the profile file and a kernelspec field)."""
     if not name or not _NAME_RE.match(name):
-        raise InvalidInputError(f"Profile name {name!r} is not valid: use letters, digits, '.', '_' or '-'.")
+        raise InvalidInputError(f"Profile name {name!r} is not valid: use letters, digits, '.', '_' or '-', "
+                                "e.g. lab.")
     return name
 
 
@@ -238,7 +240,7 @@ def load_profile(name: str | None = None) -> Profile:
 
 def save_profile(profile: Profile, *, activate: bool = True) -> Profile:
     """Add or replace ``profile`` in the file (0600); make it the active one unless told not to."""
-    _check_name(profile.name)
+    check_profile_name(profile.name)
     if not profile.url:
         raise InvalidInputError("A profile needs a cluster URL: run `pai-magic login URL`.")
     with _locked():

@@ -19,8 +19,6 @@ from pai_magic.magics.errors import friendly, usage_errors
 from pai_magic.magics.render import Table, View, kv_view
 from pai_magic.magics.session import get_session
 
-_PROFILE_RE = r"^[A-Za-z0-9_.-]+$"
-
 
 def ask_secret(prompt: str) -> str:
     """``getpass``, with every way a front end can fail to ask turned into a UsageError."""
@@ -64,8 +62,10 @@ class LoginMagics(Magics):
         args = parse_line(self.pai_login, line)
         import re
 
-        if args.profile is not None and not re.match(_PROFILE_RE, args.profile):
-            raise UsageError(f"--profile {args.profile!r}: use letters, digits, '.', '_' or '-', e.g. --profile lab.")
+        from pai_magic.core.profiles import check_profile_name
+
+        if args.profile is not None:
+            check_profile_name(args.profile)
         if args.user is not None and not re.match(r"^[A-Za-z0-9_.@-]+$", args.user):
             raise UsageError(f"--user {args.user!r} is not a user name: e.g. --user alice.")
         session = get_session(self.shell)
@@ -123,11 +123,11 @@ class LoginMagics(Magics):
         there. Example: ``%pai_logout`` or ``%pai_logout --profile lab --revoke``
         """
         args = parse_line(self.pai_logout, line)
-        import re
-
-        if args.profile is not None and not re.match(_PROFILE_RE, args.profile):
-            raise UsageError(f"--profile {args.profile!r}: use letters, digits, '.', '_' or '-', e.g. --profile lab.")
         from pai_magic.core.auth import logout
+        from pai_magic.core.profiles import check_profile_name
+
+        if args.profile is not None:
+            check_profile_name(args.profile)
 
         session = get_session(self.shell)
         result = logout(args.profile or session.wanted_profile_name(), revoke=args.revoke)
@@ -145,10 +145,9 @@ class LoginMagics(Magics):
 
         session = get_session(self.shell)
         if args.name:
-            import re
+            from pai_magic.core.profiles import check_profile_name
 
-            if not re.match(_PROFILE_RE, args.name):
-                raise UsageError(f"{args.name!r} is not a profile name: %pai_profile lists them.")
+            check_profile_name(args.name)
             profile = select_profile(args.name)
             session.profile_name = profile.name
             session.forget_client()
