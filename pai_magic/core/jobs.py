@@ -512,13 +512,16 @@ def task_reason(client: PaiClient, name: str, detail: JobDetail | None = None) -
         detail = detail or client.get_job(name)
     except PaiError:
         return ""
-    tasks = sorted(detail.tasks, key=lambda t: (t.state not in ("FAILED", "STOPPED"), t.role, t.index))
-    for task in tasks[:1]:
+    lines: list[str] = []
+    if detail.tasks:
+        task = min(detail.tasks, key=lambda t: (t.state not in ("FAILED", "STOPPED"), t.role, t.index))
         try:
-            chunk = client.task_log_text(name, task.role, task.index, stream="stderr", detail=detail, tail=True)
+            lines = client.task_log_text(name, task.role, task.index, stream="stderr", detail=detail,
+                                         tail=True).text.splitlines()
         except PaiError:
-            break
-        lines = [ln.strip() for ln in chunk.text.splitlines() if ln.strip()]
-        if lines:
-            return lines[-1][:300]
-    return (detail.diagnostics or "").strip().splitlines()[-1][:300] if (detail.diagnostics or "").strip() else ""
+            pass
+    for text in (lines, (detail.diagnostics or "").splitlines()):
+        said = [ln.strip() for ln in text if ln.strip()]
+        if said:
+            return said[-1][:300]
+    return ""
