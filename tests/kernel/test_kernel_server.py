@@ -114,6 +114,23 @@ class WsKernel:
         return self.collect(self.send("execute_request", {"code": code, "silent": False,
                                                           "store_history": True, "allow_stdin": False}), timeout)
 
+    def wait_iopub(self, timeout: float = 60.0) -> None:
+        """Return once IOPub delivers again: kernel_info requests until one's idle status comes.
+
+        Why: after the server's SUB socket reconnects, the kernel's PUB drops what it publishes
+        until the new subscription reaches it (ZeroMQ's "slow joiner"), while the shell channel
+        already works: a cell sent at once can run with its output lost. jupyter_server waits
+        the same way (its ``nudge``) before it tells a new websocket that the kernel is there.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.collect(self.send("kernel_info_request", {}), timeout=1.0)
+                return
+            except (AssertionError, websocket.WebSocketTimeoutException):  # no idle within the second
+                continue
+        raise AssertionError(f"IOPub delivered nothing within {timeout}s")
+
     def wait_started(self, msg_id: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -202,9 +219,10 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
         assert f":{ssh_port}" in killed.stdout, killed.stdout + killed.stderr
         # ZeroMQ reconnects at once to the same local ports, which opens a new transport; a
         # message already written into the dead one is lost (ZeroMQ does not resend), so the
-        # next cell is sent once the link is back
+        # next cell is sent once the link is back and IOPub is subscribed again
         relinked = f"SSH link to job {job} re-established"
         wait_until(lambda: relinked in jp.log_path.read_text(errors="replace"), 60, "the SSH link to come back")
+        ws.wait_iopub()
         assert ws.execute("print('still here', y)", timeout=120)["text"] == "still here kept\n"
 
         # the kernel's ZMQ traffic is CurveZMQ-encrypted (ipykernel warns in the job's log otherwise)
