@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
 def run_doctor(args: argparse.Namespace) -> int:
     from pai_magic.core.doctor import doctor_dicts, doctor_ok, doctor_text, run_doctor as doctor
 
-    checks = doctor(profile_name(args), registry=args.registry, daemon_json=args.daemon_json)
+    name = profile_name(args)
+    if name is not None:  # typed --profile: an unknown one is bad input (exit 2, one line), as in %pai_doctor
+        from pai_magic.core.profiles import require_profile
+
+        require_profile(name)
+    checks = doctor(name, registry=args.registry, daemon_json=args.daemon_json)
     emit(args, doctor_dicts(checks), lambda: doctor_text(checks))
     return 0 if doctor_ok(checks) else 1

@@ -191,6 +191,15 @@ def check_profile_name(name: str) -> str:
     return name
 
 
+def require_profile(name: str) -> Profile:
+    """The profile a person NAMED (``--profile NAME``): a valid name that exists, else one line.
+
+    Why not let a check report it: a typo in a typed name is bad input, answered at once with
+    the profiles that exist and how to make this one, not a report whose every check is skipped.
+    """
+    return load_profile(check_profile_name(name))
+
+
 def profile_from_env() -> Profile | None:
     """The profile described by ``PAI_URL``/``PAI_USER``/``PAI_TOKEN``, if ``PAI_URL`` is set."""
     url = os.environ.get("PAI_URL", "").strip()

@@ -40,6 +40,7 @@ class DoctorMagics(Magics):
     shell: Any  # the InteractiveShell: set by IPython when the class is registered
 
     @lazy_magic_arguments()
+    @argument("--profile", metavar="NAME", help="profile to check instead of the current one, e.g. --profile lab")
     @argument("--registry", metavar="URL", help="registry to check instead of the profile's, e.g. http://10.0.0.5:5000")
     @argument("--daemon-json", metavar="PATH", help="Docker daemon config to check (default /etc/docker/daemon.json)")
     @line_magic
@@ -47,10 +48,15 @@ class DoctorMagics(Magics):
     def pai_doctor(self, line: str = "") -> View:
         """Check the whole setup (profile, cluster, token, SSH key, mounts, registry, kernelspecs).
 
-        Each line says ok or what to do next; nothing is changed. Example: ``%pai_doctor``
+        Each line says ok or what to do next; nothing is changed. Example: ``%pai_doctor`` or
+        ``%pai_doctor --profile lab``
         """
         from pai_magic.core.doctor import run_doctor
 
         args = parse_line(self.pai_doctor, line)
         profile = get_session(self.shell).wanted_profile_name()
+        if args.profile is not None:  # a typed name that does not exist: one line, not a report
+            from pai_magic.core.profiles import require_profile
+
+            profile = require_profile(args.profile).name
         return doctor_view(run_doctor(profile, registry=args.registry, daemon_json=args.daemon_json))
