@@ -2,7 +2,9 @@
 
 The verbs parse, call :mod:`pai_magic.core.notebook` and render. Progress goes to stdout one
 line per change; the final verdict of a run that did not succeed is ONE line on stderr naming
-the failed cell (exit 1), like ``submit --wait``.
+the failed cell (exit 1), like ``submit --wait``. A warning of the core (parameters put at the
+top of a notebook with no ``parameters`` cell) is one ``warning:`` line on stderr, once per
+command; the run goes ahead and the exit code does not change.
 """
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ def _text(results: list[Any]) -> str:
 
 def run_notebook_cmd(args: argparse.Namespace) -> int:
     from pai_magic.core.notebook import NotebookRunSpec, parse_pairs, sweep_points
-    from pai_magic.core.notebook.run import follow_run
+    from pai_magic.core.notebook.run import follow_run, run_warnings
     from pai_magic.core.notebook.sweep import prepare_sweep, submit_sweep
 
     values = parse_pairs(args.parameter)
@@ -94,6 +96,10 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
                            html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
                            python=args.python, storage=args.storage)
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
+    warnings = run_warnings(runs)
+    for warning in warnings:  # stderr also under --json: stdout stays one JSON document
+        sys.stderr.write(f"pai-magic: warning: {warning}\n")
+    sys.stderr.flush()
     submitted = submit_sweep(client, runs)
     errors = [(run, err) for run, err in submitted if err is not None]
     ok = [run for run, err in submitted if err is None]
@@ -113,7 +119,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
         futures = [pool.submit(follow_run, client, run, on_progress=show, detach_when_running=not args.wait)
                    for run in ok]
         results = [f.result() for f in futures]
-    data = {"runs": [r.as_dict() for r in results], "not_submitted": [run.name for run, _ in errors]}
+    data = {"runs": [r.as_dict() for r in results], "not_submitted": [run.name for run, _ in errors],
+            "warnings": warnings}
     if not args.wait:
         hint = "" if wants_json(args) else (
             "\nrunning; fetch the executed notebook with `pai-magic notebook-result JOB --wait` "

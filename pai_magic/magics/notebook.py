@@ -5,6 +5,8 @@ submitted (once each) while the cell runs, so a bad value or a refused submit is
 ``UsageError`` at once; then each run is followed by a daemon thread and the cell returns. One
 live line per run ("cell 3 of 10 ...") is kept up to date in the cell's output (replaced in
 place in Jupyter, printed on change in a terminal). ``--wait`` blocks until every run ended.
+A warning of the core (parameters put at the top of a notebook with no ``parameters`` cell) is
+shown once, as its own line above the live lines; the runs go ahead.
 The returned :class:`NotebookRuns` handle has ``.wait()``, ``.stop()`` and ``.results``.
 """
 from __future__ import annotations
@@ -41,6 +43,7 @@ class NotebookRuns:
         self._lock = threading.Lock()
         self._display_id = f"pai-magic-nb-{uuid.uuid4().hex}"
         self._threads: list[threading.Thread] = []
+        self.warnings: list[str] = []
 
     @property
     def jobs(self) -> list[str]:
@@ -106,6 +109,11 @@ class NotebookRuns:
         return self._view().html
 
 
+def warning_view(message: str) -> View:
+    """A core warning as the notebook shows one: a line of its own, in the warning colour."""
+    return View(f"Warning: {message}", f"<div style='color:#9a6700'>Warning: {esc(message)}</div>")
+
+
 @magics_class
 class NotebookMagics(Magics):
     """Notebooks as cluster jobs."""
@@ -136,6 +144,7 @@ class NotebookMagics(Magics):
         Example: ``%pai_run_notebook train.ipynb --image python:3.11 -p lr 0.1 -p lr 0.01``
         """
         from pai_magic.core.notebook import NotebookRunSpec, parse_pairs, sweep_points
+        from pai_magic.core.notebook.run import run_warnings
         from pai_magic.core.notebook.sweep import prepare_sweep, submit_sweep
 
         args = parse_line(self.pai_run_notebook, line)
@@ -158,7 +167,11 @@ class NotebookMagics(Magics):
         ok = [r for r, e in submitted if e is None]
         if failed and not ok:
             raise failed[0][1]
-        handle = NotebookRuns(self.shell, client, ok, rich=rich_frontend(self.shell, getattr(opts, "display", "auto")))
+        rich = rich_frontend(self.shell, getattr(opts, "display", "auto"))
+        handle = NotebookRuns(self.shell, client, ok, rich=rich)
+        handle.warnings = run_warnings(runs)
+        for warning in handle.warnings:  # once, above the live lines (not part of them: they repeat)
+            publish(self.shell, warning_view(warning), text_only=not rich)
         for run, err in failed:
             handle.lines[f"{client.user}~{run.name}"] = f"{run.name}: not submitted: {err}"
         if var and self.shell is not None:

@@ -8,6 +8,10 @@ and copies the executed notebook (and HTML) to the staging paths the scheduler d
 from. A stop asked through the scheduler arrives as a flag file: the run interrupts the
 kernel, fetches what ran and stops the OpenPAI job; the job then reads STOPPED. Anything that
 goes wrong after the submit stops the OpenPAI job, so nothing keeps a GPU for nobody.
+A warning of the core about the run (parameters put at the top of a notebook with no cell
+tagged ``parameters``) ends the job's final status message, once, whatever the outcome: that
+is the line the Notebook Jobs list keeps. A parameter name the core refuses fails the job
+before anything is submitted.
 """
 from __future__ import annotations
 
@@ -60,6 +64,8 @@ class PaiExecutionManager(ExecutionManager):
                                out_root=os.path.join(staging_dir, "pai-runs"), name=Path(job.input_filename).stem,
                                linger=float(settings.get("linger", 600)), python=settings.get("python") or None)
         run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
+        for warning in run.warnings:
+            log.warning("pai_magic: job %s: %s", self.job_id, warning)
         full = submit_run(client, run)
         Path(staging_dir, JOB_FILE).write_text(full, encoding="utf-8")
         self._update(status_message=f"OpenPAI job {full}: submitted")
@@ -123,15 +129,18 @@ class PaiExecutionManager(ExecutionManager):
             wake.set()
             reporter.join(timeout=30)  # its last write must not land after the job's final status
         self._collect(result, job)
+        warned = "".join(f"; warning: {w}" for w in run.warnings)
         if result.state == "SUCCEEDED":
+            if warned:
+                self._update(status_message=f"OpenPAI job {full} succeeded{warned}"[:2000])
             return
         if result.state == "STOPPED" and stop.is_set():
             self.stopped = True
-            self._message = f"OpenPAI job {full} stopped; {result.message}"
+            self._message = f"OpenPAI job {full} stopped; {result.message}{warned}"
             return
         fix = "set c.PaiScheduler.install_deps = True in the server's config"
         message = result.message.replace("run again with --install-deps", fix)
-        raise RuntimeError(f"OpenPAI job {full} {result.state}: {message}")
+        raise RuntimeError(f"OpenPAI job {full} {result.state}: {message}{warned}")
 
     def _collect(self, result: Any, job: Any) -> None:
         """Copy what came back to the staging paths the Notebook Jobs list downloads from."""

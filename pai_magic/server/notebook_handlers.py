@@ -4,7 +4,9 @@ The sidebar links a notebook-run job (name prefix ``pai-nb-``) to its executed n
 it is back. The answer comes from the runs index (:func:`pai_magic.core.notebook.find_result`)
 on this machine, not from the cluster, so it costs no request to OpenPAI. ``path`` is relative
 to the Jupyter server's ``root_dir`` (what JupyterLab opens), or null when the file lies
-outside it; ``absolute_path`` is always given once something came back.
+outside it; ``absolute_path`` is always given once something came back. ``warnings`` are the
+core's lines about the run (e.g. parameters put at the top of a notebook with no cell tagged
+``parameters``), an empty list when there are none.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def notebook_answer(name: str, root_dir: str | None) -> dict[str, Any]:
     return {"job": result.job, "state": result.state,
             "path": relative_to_root(result.notebook, root_dir), "absolute_path": result.notebook,
             "html_path": relative_to_root(result.html, root_dir), "failed_cell": result.failed_cell,
-            "message": result.message, "out_dir": result.out_dir}
+            "message": result.message, "out_dir": result.out_dir, "warnings": list(result.warnings)}
 
 
 class NotebookResultHandler(PaiApiHandler):

@@ -5,7 +5,12 @@ are booleans, ``None`` is None, then int, then float, else the text itself), so 
 that already runs under papermill gets the same Python values here. They are injected as a
 new code cell tagged ``injected-parameters`` right after the cell tagged ``parameters`` (at
 the top when there is none), which is what papermill writes: a person reading the executed
-copy sees exactly what the run used.
+copy sees exactly what the run used. At the top, a cell of the notebook that sets the same
+names later wins over the values given, so :func:`injection_warning` says so (papermill warns
+too) and every face shows that line once; the run still goes ahead.
+
+A parameter name becomes ``name = value`` in that cell: :func:`check_parameter_name` is the one
+rule (a Python identifier, not a keyword), whichever face the names came from.
 
 A sweep is one job per point. Repeating ``-p`` for a name gives that name several values;
 several names with several values are zipped (same count) or, with ``grid``, crossed.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import keyword
 import math
 from typing import Any, Iterable, Sequence
 
@@ -43,15 +49,21 @@ def parse_value(text: str) -> Any:
     return value
 
 
+def check_parameter_name(name: Any) -> str:
+    """A parameter name that can be assigned in the injected cell, else one line saying why."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise InvalidInputError(f"Parameter name {name!r} is not a Python name: use letters, digits and "
+                                "'_', not starting with a digit and not a keyword such as 'class', e.g. lr.")
+    return name
+
+
 def parse_pairs(pairs: Iterable[Sequence[str]]) -> dict[str, list[Any]]:
     """``[(name, value), ...]`` -> ``{name: [values in order]}`` (repeats make a sweep)."""
     out: dict[str, list[Any]] = {}
     for pair in pairs:
         if len(pair) != 2:
             raise InvalidInputError("Each parameter is -p NAME VALUE, e.g. -p lr 0.01.")
-        name, value = str(pair[0]).strip(), pair[1]
-        if not name.isidentifier():
-            raise InvalidInputError(f"Parameter name {name!r} is not a Python name: use letters, digits and '_'.")
+        name, value = check_parameter_name(str(pair[0]).strip()), pair[1]
         out.setdefault(name, []).append(value if not isinstance(value, str) else parse_value(value))
     return out
 
@@ -98,8 +110,27 @@ def _tags(cell: dict[str, Any]) -> list[str]:
     return [str(t) for t in tags] if isinstance(tags, list) else []
 
 
+def has_parameters_cell(nb: dict[str, Any]) -> bool:
+    return any(PARAMETERS_TAG in _tags(c) for c in nb.get("cells", []))
+
+
+def injection_warning(nb: dict[str, Any], params: dict[str, Any], where: str = "The notebook") -> str | None:
+    """One line when ``params`` go to the top because no cell is tagged ``parameters``, else None.
+
+    Why a warning and not an error: the run is still what papermill would do, and a notebook
+    that never sets these names works; but one that sets them later silently ignores the values.
+    """
+    if not params or has_parameters_cell(nb):
+        return None
+    names = ", ".join(params)
+    return (f"{where} has no cell tagged `parameters`: {names} were set in a new first cell, so a later cell "
+            "that sets them again wins; tag the cell holding their defaults `parameters` (papermill's convention).")
+
+
 def inject_parameters(nb: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """The notebook with an ``injected-parameters`` cell (a copy; earlier injections replaced)."""
+    for name in params:
+        check_parameter_name(name)
     copy: dict[str, Any] = json.loads(json.dumps(nb))
     cells = [c for c in copy.get("cells", []) if INJECTED_TAG not in _tags(c)]
     if params:

@@ -41,6 +41,7 @@ class NotebookResult:
     input: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     storage_copy: str | None = None  # "NAME:pai-nb-runs/<job>/<notebook>" when the run kept one on a storage
+    warnings: list[str] = field(default_factory=list)  # e.g. parameters put at the top (no `parameters` cell)
     updated: float = 0.0
 
     @property

@@ -34,7 +34,7 @@ from pai_magic.core.jobs import submit_job, task_reason
 from pai_magic.core.kinds import NOTEBOOK, PREFIXES, job_kind, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
-from pai_magic.core.notebook.params import code_cell_count, inject_parameters, read_notebook
+from pai_magic.core.notebook.params import code_cell_count, inject_parameters, injection_warning, read_notebook
 from pai_magic.core.notebook.results import NotebookResult, find_result, record
 from pai_magic.core.protocol import JobSpec, build_protocol
 from pai_magic.core.protocol.build import unique_job_name
@@ -91,6 +91,7 @@ class PreparedRun:
     output_name: str
     total_cells: int
     key: SshKey | None = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)  # the run goes ahead; each face shows them once
 
     @property
     def remote_dir(self) -> str:
@@ -183,6 +184,7 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     check_spec(spec)
     nb = read_notebook(path.read_bytes(), str(path))
     injected = inject_parameters(nb, spec.parameters)
+    warning = injection_warning(nb, spec.parameters, path.name)
     key = key or ensure_key(ssh_key_path)
     name = unique_job_name(kind_stem(NOTEBOOK, spec.name or path.stem))
     job_spec = JobSpec(name=name, exact_name=True, image=spec.image,
@@ -196,7 +198,12 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
     return PreparedRun(spec=spec, name=name, protocol=protocol,
                        notebook_json=json.dumps(injected, ensure_ascii=False, indent=1).encode("utf-8"),
                        out_dir=out_root / name, output_name=path.name, total_cells=code_cell_count(injected),
-                       key=key)
+                       key=key, warnings=[warning] if warning else [])
+
+
+def run_warnings(runs: list[PreparedRun]) -> list[str]:
+    """The warnings of some runs (a sweep's points share theirs), each once, in order."""
+    return list(dict.fromkeys(w for run in runs for w in run.warnings))
 
 
 def _check_writable(out_root: Path) -> None:
@@ -236,7 +243,8 @@ def submit_run(client: PaiClient, run: PreparedRun) -> str:
 
 def _result(run: PreparedRun, full: str, state: str, **extra: Any) -> NotebookResult:
     return NotebookResult(job=full, state=state, out_dir=str(run.out_dir), input=str(run.spec.notebook),
-                          parameters=dict(run.spec.parameters), storage_copy=storage_folder(run), **extra)
+                          parameters=dict(run.spec.parameters), storage_copy=storage_folder(run),
+                          warnings=list(run.warnings), **extra)
 
 
 def _runner_config(run: PreparedRun) -> dict[str, Any]:
@@ -674,7 +682,8 @@ def attach_run(client: PaiClient, name: str) -> PreparedRun:
         out_dir, notebook = Path("pai-runs").resolve() / job, f"{job}.ipynb"
     spec = NotebookRunSpec(notebook=notebook, image="-", parameters=dict(existing.parameters) if existing else {})
     return PreparedRun(spec=spec, name=job, protocol={}, notebook_json=b"", out_dir=out_dir,
-                       output_name=Path(notebook).name, total_cells=0)
+                       output_name=Path(notebook).name, total_cells=0,
+                       warnings=list(existing.warnings) if existing else [])
 
 
 def stop_run(client: PaiClient, name: str, *, grace: float = STOP_GRACE) -> NotebookResult | None:

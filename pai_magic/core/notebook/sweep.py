@@ -73,7 +73,8 @@ def run_sweep(client: PaiClient, spec: NotebookRunSpec, points: list[dict[str, A
         except PaiError as exc:
             results[i] = record(NotebookResult(job=f"{client.user}~{run.name}", state="FAILED",
                                                out_dir=str(run.out_dir), input=run.spec.notebook,
-                                               parameters=dict(run.spec.parameters), message=exc.message))
+                                               parameters=dict(run.spec.parameters), message=exc.message,
+                                               warnings=list(run.warnings)))
 
     workers = max(1, parallel or len(submitted))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pai-nb-sweep") as pool:
@@ -81,7 +82,7 @@ def run_sweep(client: PaiClient, spec: NotebookRunSpec, points: list[dict[str, A
             if error is not None:
                 results[i] = NotebookResult(job=f"{client.user}~{run.name}", state="FAILED", out_dir=str(run.out_dir),
                                             input=run.spec.notebook, parameters=dict(run.spec.parameters),
-                                            message=f"not submitted: {error.message}")
+                                            message=f"not submitted: {error.message}", warnings=list(run.warnings))
             else:
                 pool.submit(follow, i, run)
     return [r for r in results if r is not None]
