@@ -5,6 +5,7 @@ reaches COMPLETED and its executed notebook downloads into the Notebook Jobs lis
 stopped over the REST API ends STOPPED, and so does its OpenPAI job; our notebook route answers."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -188,3 +189,38 @@ def test_progress_written_while_the_scheduler_database_is_locked_still_arrives(j
         assert _until(jupyter, job_id, _ended, "STOPPED")["status"] == "STOPPED"
     finally:
         shutil.rmtree(gate, ignore_errors=True)
+
+
+def test_parameters_without_a_parameters_cell_complete_with_the_warning(jupyter, local_backend):
+    """The job still runs; its final status message ends with the core's warning (once), and the
+    sidebar's notebook route answers it in ``warnings``."""
+    write_notebook(jupyter.notebooks / "untagged.ipynb", "lr = 1\nprint('lr is', lr)")
+    job_id = _create(jupyter, "untagged.ipynb", parameters={"lr": "0.5"})
+    job = _until(jupyter, job_id, _ended, "the end")
+    assert job["status"] == "COMPLETED", job
+    message = job["status_message"]
+    assert message.count("no cell tagged `parameters`") == 1 and "warning: untagged.ipynb has no cell" in message, job
+    name = _openpai_job(job)
+    from tests.server.conftest import CheckedJupyter
+
+    answer = CheckedJupyter(jupyter).get(f"jobs/{name}/notebook")  # validated against server/openapi.yaml
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["state"] == "SUCCEEDED" and len(body["warnings"]) == 1, body
+    assert body["warnings"][0] in message and "lr is 1" in outputs_text(body["absolute_path"])
+
+
+def test_a_parameter_name_the_core_refuses_fails_the_job_before_any_submit(jupyter, local_backend):
+    write_notebook(jupyter.notebooks / "named.ipynb", "print(x)", parameters="x = 1")
+    before = _recorded_runs(jupyter)
+    job_id = _create(jupyter, "named.ipynb", parameters={"not a name": "1"})
+    job = _until(jupyter, job_id, _ended, "the end")
+    assert job["status"] == "FAILED" and "'not a name' is not a Python name" in job["status_message"], job
+    assert "\n" not in job["status_message"].strip() and "OpenPAI" not in job["status_message"], job
+    assert _recorded_runs(jupyter) == before  # no run was recorded: nothing was submitted
+
+
+def _recorded_runs(jupyter) -> set:
+    """The runs the server's processes recorded (core.notebook.results' index in their data dir)."""
+    index = jupyter.pai_data / "notebook-runs.json"
+    return set(json.loads(index.read_text())["runs"]) if index.exists() else set()
