@@ -6,6 +6,7 @@ global ``--profile``, default the active one), never a token.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from pai_magic.cli.common import emit, profile_name, table
@@ -70,6 +71,8 @@ def run_install(args: argparse.Namespace) -> int:
                               storages=list(args.storage), python=args.python,
                               lease_seconds=args.lease if args.lease is not None else DEFAULT_LEASE_SECONDS)
     result = install_kernel(args.name, settings)
+    for warning in result["warnings"]:  # installed anyway (offline is fine): said once, on stderr
+        sys.stderr.write(f"pai-magic: warning: {warning}\n")
     verb = "Replaced" if result.get("replaced") else "Installed"  # same name again: new settings, said so
     emit(args, result, f"{verb} kernel {result['name']}: \"{result['display_name']}\" ({result['path']}). "
                        "Pick it in the JupyterLab launcher.")

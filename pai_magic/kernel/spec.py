@@ -121,12 +121,15 @@ def build_kernelspec(cluster: str, settings: KernelSettings) -> dict[str, Any]:
     }
 
 
-def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True) -> dict[str, Any]:
-    """Write the kernelspec ``name``; returns ``{name, display_name, path, config}``.
+def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True,
+                   check_cluster: bool = True) -> dict[str, Any]:
+    """Write the kernelspec ``name``; returns ``{name, display_name, path, config, replaced, warnings}``.
 
     The profile must exist (it is what the kernel connects with); the empty profile means the
     active one at install time, written into the spec so a later ``pai-magic use`` does not
-    move running notebooks to another cluster.
+    move running notebooks to another cluster. A virtual cluster given explicitly is checked
+    against the cluster (``check_cluster``): one it says is unknown or not the user's is an
+    error; one it cannot be asked about is installed anyway, with a line in ``warnings``.
     """
     from pai_magic.core.profiles import ENV_PROFILE_NAME, load_profile
 
@@ -139,6 +142,14 @@ def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True)
         raise InvalidInputError("A kernel needs a saved profile (PAI_URL / PAI_TOKEN reach only this process): "
                                 "log in with `pai-magic login URL` first, or give --profile NAME.")
     settings.profile = profile.name
+    warnings: list[str] = []
+    if settings.virtual_cluster and check_cluster:
+        from pai_magic.core.jobform import check_virtual_cluster
+        from pai_magic.core.virtual_clusters import check_virtual_cluster_on
+
+        vc = settings.virtual_cluster = check_virtual_cluster(settings.virtual_cluster) or ""
+        warning = check_virtual_cluster_on(profile, vc)
+        warnings += [warning] if warning else []
     settings.virtual_cluster = settings.virtual_cluster or profile.virtual_cluster or ""
     spec = build_kernelspec(profile.name, settings)
     # two kernels on one cluster with as many GPUs (another image, Python or size) would be two
@@ -155,7 +166,7 @@ def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True)
     tmp.write_text(json.dumps(spec, indent=1) + "\n")
     tmp.replace(target / "kernel.json")
     return {"name": name, "display_name": spec["display_name"], "path": str(target),
-            "config": spec["metadata"]["kernel_provisioner"]["config"], "replaced": replaced}
+            "config": spec["metadata"]["kernel_provisioner"]["config"], "replaced": replaced, "warnings": warnings}
 
 
 def _ours(spec: dict[str, Any]) -> bool:

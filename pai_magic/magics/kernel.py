@@ -13,6 +13,7 @@ from IPython.core.magic_arguments import argument
 
 from pai_magic.magics.args import lazy_magic_arguments, parse_line, parse_memory
 from pai_magic.magics.errors import friendly
+from pai_magic.magics.messages import _cli_to_magic
 from pai_magic.magics.render import Table, View, esc
 
 
@@ -67,5 +68,10 @@ class KernelMagics(Magics):
         result = spec.install_kernel(args.name, settings)
         verb = "Replaced" if result.get("replaced") else "Installed"
         text = f"{verb} kernel {result['name']}: \"{result['display_name']}\". Pick it in the JupyterLab launcher."
-        return View(text, f"{verb} kernel <b>{esc(result['name'])}</b>: “{esc(result['display_name'])}”. "
-                          "Pick it in the JupyterLab launcher.")
+        html_text = (f"{verb} kernel <b>{esc(result['name'])}</b>: “{esc(result['display_name'])}”. "
+                     "Pick it in the JupyterLab launcher.")
+        for warning in result.get("warnings") or []:  # installed anyway (offline is fine): said once
+            warning = _cli_to_magic(warning)
+            text += f"\nWarning: {warning}"
+            html_text += f"<div style='color:#9a6700'>Warning: {esc(warning)}</div>"
+        return View(text, html_text)
