@@ -6,17 +6,13 @@ create links anywhere, oversized or explosive bodies, deep nesting, password gue
 """
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import select
 import shutil
-import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urljoin
 
 import pytest
@@ -24,6 +20,7 @@ import requests
 import yaml
 
 from pai_magic.core.protocol import unique_job_name
+from tests.fixtures.chunked import send_chunked
 from tests.fixtures.local_backend import LocalBackendProcess
 
 T = 30
@@ -228,37 +225,6 @@ def test_an_oversized_body_is_refused_before_it_is_read(backend):
                          headers={"Content-Type": "application/json"})
     assert resp.status_code == 413, resp.text[:200]
     assert requests.get(f"{b.api}/info", timeout=T).status_code == 200
-
-
-def send_chunked(url: str, path: str, chunks: Iterator[bytes], headers: dict[str, str],
-                 declared: int | None = None) -> tuple[int, str, bytes, int]:
-    """POST ``chunks`` with Transfer-Encoding: chunked over a raw socket, each as one chunk of
-    the HTTP framing (``declared``: the first chunk's header announces that size instead, and
-    the chunks that follow are its data). Stops sending as soon as the server answers or
-    closes, as a client whose body never ends must. Returns (status, Content-Type, body, bytes
-    sent); the connection is closed."""
-    host, port = url.split("//", 1)[1].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=T) as sock:
-        head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked",
-                *(f"{k}: {v}" for k, v in headers.items())]
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        sent = 0
-        try:
-            for chunk in chunks:
-                if select.select([sock], [], [], 0)[0]:
-                    break  # the answer (or the close) is there: the server wants no more
-                if declared is None:
-                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                else:
-                    sock.sendall((b"%x\r\n" % declared if sent == 0 else b"") + chunk)
-                sent += len(chunk)
-            else:
-                sock.sendall(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # closed while we were sending: its answer is still readable
-        resp = http.client.HTTPResponse(sock, method="POST")
-        resp.begin()
-        return resp.status, resp.getheader("Content-Type", ""), resp.read(), sent
 
 
 def test_a_chunked_body_past_the_limit_gets_the_json_413_however_it_is_chunked(backend):

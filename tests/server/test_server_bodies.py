@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from tests.integration.test_local_hardening import send_chunked
+from tests.fixtures.chunked import send_chunked
 from tests.server.conftest import _start
 from tests.server.jupyter_process import JupyterProcess
 
