@@ -343,7 +343,10 @@ class Runner:
 
     def _mark_lost(self, name: str, tasks: list[dict[str, Any]], job: dict[str, Any]) -> None:
         t = now_ms()
-        state = "STOPPED" if job["state"] == "STOPPING" else "FAILED"
+        # a job the user had asked to stop ends STOPPED, as it would have: also when the backend
+        # went down before it was STOPPING (still queued, or between the two writes of stop())
+        stopped = job["state"] == "STOPPING" or job["execution_type"] == "STOP"
+        state = "STOPPED" if stopped else "FAILED"
         code = STOP_EXIT_CODE if state == "STOPPED" else BACKEND_LOST_CODE
         for task in tasks:
             if task["state"] in ("WAITING", "RUNNING", "STOPPING"):

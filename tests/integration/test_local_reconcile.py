@@ -1,6 +1,6 @@
 """The embedded backend brings a job's recorded state in line with its processes.
 
-Two ways a job's record can say RUNNING while none of its processes runs, each produced for
+Ways a job's record can say it is active while none of its processes runs, each produced for
 real against a backend serving real HTTP on loopback:
 
 - a task's parent process (the shim) is killed from outside the backend (``kill -9`` on the
@@ -10,7 +10,9 @@ real against a backend serving real HTTP on loopback:
   restored copy, another process; WAL lets one write while the backend serves) puts a job that
   ended, or that was being stopped, back into an active state. The reconciler
   (``Runner.reconcile`` every RECONCILE_SECONDS on its own thread) finalizes it from what the
-  store knows, with a reason the user can read through the REST API.
+  store knows, with a reason the user can read through the REST API;
+- the backend dies (SIGKILL) while the user is stopping a job: ``recover()`` at the next start
+  over the same data dir ends it the way the stop would have.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import yaml
 from pai_magic.core.protocol import unique_job_name
 from pai_magic.local import runner as runner_module
 from pai_magic.local.server import ServerHandle, start_in_thread
+from tests.fixtures.local_backend import LocalBackendProcess
 
 T = 30
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -45,12 +48,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {resp.json()['token']}"}
 
     def submit(self, name: str, commands: list[str]) -> None:
-        job = {"protocolVersion": 2, "name": name, "type": "job",
-               "prerequisites": [{"name": "i", "type": "dockerimage", "uri": "ubuntu:22.04"}],
-               "taskRoles": {"main": {"instances": 1, "dockerImage": "i",
-                                      "resourcePerInstance": {"cpu": 1, "memoryMB": 64, "gpu": 0},
-                                      "commands": commands}}}
-        resp = requests.post(f"{self.api}/jobs", data=yaml.safe_dump(job).encode(), timeout=T,
+        resp = requests.post(f"{self.api}/jobs", data=yaml.safe_dump(_job(name, commands)).encode(), timeout=T,
                              headers={**self.headers, "Content-Type": "text/yaml"})
         assert resp.status_code == 202, resp.text
 
@@ -220,3 +218,50 @@ def test_the_reconciler_waits_while_a_bookkeeping_write_is_retried(backend):
         with runner._pending_lock:
             runner._pending.discard("a fake pending write")
     assert b.wait(name)["jobStatus"]["state"] == "SUCCEEDED"  # the loop's next round does it
+
+
+# -- a restart over the same data dir ------------------------------------------------------
+
+def test_jobs_the_user_was_stopping_when_the_backend_died_end_stopped_at_the_restart(tmp_path):
+    """recover() at the next start ends the jobs the dead backend left active; one the user had
+    asked to stop ends STOPPED as the stop would have, also when it had not reached STOPPING
+    yet (before: FAILED, 'the embedded backend stopped while the job ran')."""
+    b = LocalBackendProcess(tmp_path / "data")
+    b.start()
+    try:
+        stubborn, queued = unique_job_name("stubborn"), unique_job_name("queued")
+        pidfile = tmp_path / "pids"
+        # ignores the STOP's SIGTERM: it stays STOPPING for the shim's grace period
+        assert b.submit(_job(stubborn, ["trap '' TERM", f"echo $$ >> {pidfile}", "sleep 300 & wait"])).status_code == 202
+        assert b.submit(_job(queued, ["echo done"])).status_code == 202
+        b.wait(stubborn, ("RUNNING",))
+        assert b.wait(queued)["jobStatus"]["state"] == "SUCCEEDED"
+        pids = wait_for_pids(pidfile, 1)
+        resp = requests.put(f"{b.api}/jobs/{b.user}~{stubborn}/executionType", json={"value": "STOP"},
+                            headers=b.headers(), timeout=T)
+        assert resp.status_code == 202 and b.job(stubborn)["jobStatus"]["state"] == "STOPPING"
+        b.kill()  # SIGKILL mid-stop: the backend records nothing more
+        # and a job that was still queued when its stop was asked for (what stop() writes first)
+        _rewrite(b.data_dir, f"{b.user}~{queued}", {**RUNNING_AGAIN, "state": "WAITING", "execution_type": "STOP",
+                                                    "launched_time": None},
+                 {"state": "WAITING", "exit_code": None, "completed_time": None, "launched_time": None})
+        b.start()
+        for name in (stubborn, queued):
+            status = b.job(name)["jobStatus"]
+            assert (status["state"], status["appExitCode"], status["executionType"]) == ("STOPPED", -210, "STOP"), (
+                name, status)
+            assert status["appExitDiagnostics"].startswith("Stop to complete current job attempt: user requested")
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(p) for p in pids)
+    finally:
+        b.stop()
+
+
+def _job(name: str, commands: list[str]) -> dict:
+    return {"protocolVersion": 2, "name": name, "type": "job",
+            "prerequisites": [{"name": "i", "type": "dockerimage", "uri": "ubuntu:22.04"}],
+            "taskRoles": {"main": {"instances": 1, "dockerImage": "i",
+                                   "resourcePerInstance": {"cpu": 1, "memoryMB": 64, "gpu": 0},
+                                   "commands": commands}}}
