@@ -23,6 +23,7 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -61,6 +62,14 @@ class Api:
         resp = requests.get(f"{self.api}/jobs/{self.user}~{name}/events", headers=self.headers, timeout=T)
         resp.raise_for_status()
         return resp.json()["data"]
+
+    def stderr(self, name: str) -> str:
+        """The task's stderr, found the way a client finds it (log locations, then the link)."""
+        url = f"{self.api}/jobs/{self.user}~{name}/attempts/0/taskRoles/main/taskIndex/0/attempts/0/logs"
+        resp = requests.get(url, headers=self.headers, timeout=T)
+        resp.raise_for_status()
+        uri = {loc["name"]: loc["uri"] for loc in resp.json()["locations"]}["stderr"]
+        return requests.get(urljoin(self.handle.url + "/", uri), timeout=T).text
 
     def wait(self, name: str, states: tuple[str, ...] = TERMINAL, timeout: float = 20.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -134,6 +143,23 @@ def test_a_task_whose_parent_is_killed_from_outside_ends_its_job_with_the_reason
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(p) for p in pids), [p for p in pids if alive(p)]  # nothing of the task runs on
+
+
+def test_a_task_whose_main_process_is_killed_says_so_in_its_last_stderr_line(backend, tmp_path):
+    """The shim stays: it ends the rest of the task and exits 137 like the container would, and
+    says why, or 137 reads as the commands' own exit code (faces show the last stderr line)."""
+    b = backend
+    pidfile = tmp_path / "pid"
+    name = unique_job_name("main-killed")
+    b.submit(name, [f"echo $$ > {pidfile}", "echo working >&2", "sleep 300"])
+    b.wait(name, ("RUNNING",))
+    os.kill(wait_for_pids(pidfile, 1)[0], signal.SIGKILL)
+    detail = b.wait(name)
+    assert (detail["jobStatus"]["state"], task_status(detail)["containerExitCode"]) == ("FAILED", 137), detail
+    lines = b.stderr(name).splitlines()
+    assert lines[0] == "working" and lines[-1] == (
+        "pai-magic local: the task's main process was killed by SIGKILL (out of memory, or a kill from outside "
+        "the job?); exit code 137"), lines
 
 
 def _rewrite(data_dir: Path, framework: str, job: dict, tasks: dict | None = None) -> None:
