@@ -68,7 +68,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def data_received(self, chunk: bytes) -> None:
         # a body without Content-Length (chunked) is refused as soon as it passes the limit,
         # as body-parser does: answering before the body ended makes tornado stop reading and
-        # close the connection once the answer is out (the client sees the 413, not a reset)
+        # close the connection once the answer is out (a client still sending reads the 413 first)
         self._size += len(chunk)
         if self._size > MAX_BODY_BYTES:
             error = _too_large()

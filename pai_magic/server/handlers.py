@@ -64,6 +64,8 @@ class PaiApiHandler(APIHandler):
         if isinstance(conn, tornado.http1connection.HTTP1Connection):
             conn.set_max_body_size(UNCAPPED_BODY_BYTES)
         await super().prepare()
+        if self._finished:  # Jupyter answered already (a redirect to its login page)
+            return
         length = self.request.headers.get("Content-Length", "").strip()
         if length.isdigit() and int(length) > self.body_limit():
             raise self._too_large()
