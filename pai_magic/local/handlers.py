@@ -13,6 +13,7 @@ import logging
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
+import tornado.http1connection
 import tornado.ioloop
 import tornado.web
 
@@ -27,6 +28,8 @@ SEG = r"([^/]+)"
 
 #: the rest-server's body limit: body-parser's default of 100 kB for JSON, forms and text/*
 MAX_BODY_BYTES = 100 * 1024
+#: tornado's per-request cap while a BaseHandler reads a body (see BaseHandler.prepare)
+UNCAPPED_BODY_BYTES = 1 << 62
 
 
 @tornado.web.stream_request_body
@@ -49,20 +52,31 @@ class BaseHandler(tornado.web.RequestHandler):
         return
 
     def prepare(self) -> None:
+        # This handler enforces the body limit itself, with the rest-server's JSON 413. The
+        # server's own cap (tornado's max_body_size) answers a bare 400 instead, and for a
+        # chunked body it judges each chunk by the size its header DECLARES, before a byte
+        # reaches data_received: lift it for this request so the 413 below always comes first.
+        # Nothing more is read for that: tornado reads at most one piece (its chunk_size) per
+        # data_received, and stops reading once this handler has answered.
+        conn = self.request.connection
+        if isinstance(conn, tornado.http1connection.HTTP1Connection):
+            conn.set_max_body_size(UNCAPPED_BODY_BYTES)
         length = self.request.headers.get("Content-Length")
         if length is not None and length.strip().isdigit() and int(length) > MAX_BODY_BYTES:
             raise _too_large()
 
     def data_received(self, chunk: bytes) -> None:
-        # a chunked body past the limit is read and dropped up to the server's hard cap
-        # (server.py: 10x the limit), past which tornado itself answers 400 and closes
+        # a body without Content-Length (chunked) is refused as soon as it passes the limit,
+        # as body-parser does: answering before the body ended makes tornado stop reading and
+        # close the connection once the answer is out (a client still sending reads the 413 first)
         self._size += len(chunk)
-        if self._size <= MAX_BODY_BYTES:
-            self._chunks.append(chunk)
+        if self._size > MAX_BODY_BYTES:
+            error = _too_large()
+            self.send_error(error.status, exc_info=(type(error), error, None))
+            return
+        self._chunks.append(chunk)
 
     def raw_body(self) -> bytes:
-        if self._size > MAX_BODY_BYTES:
-            raise _too_large()
         return b"".join(self._chunks)
 
     # -- helpers ---------------------------------------------------------------------------

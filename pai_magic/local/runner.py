@@ -30,6 +30,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ SHIM_PATH = str(Path(__file__).with_name("shim.py"))
 USER_STOP = "Stop to complete current job attempt: user requested"
 RETRY_MAX_SECONDS = 10.0
 RECONCILE_SECONDS = 5.0
+DRAIN_SECONDS = 5.0  # how long a task's output is still read after its shim ended
 ACTIVE = ("WAITING", "RUNNING", "STOPPING")
 
 
@@ -89,6 +91,7 @@ class _Proc:
     killed_reason: str | None = None
     thread: threading.Thread | None = None
     note: str = ""  # one line the task's stderr ends with when it fails (e.g. its uid cannot run our Python)
+    signal: int = 0  # the signal that killed the task's shim: never one the backend sends it
 
 
 @dataclass
@@ -340,7 +343,10 @@ class Runner:
 
     def _mark_lost(self, name: str, tasks: list[dict[str, Any]], job: dict[str, Any]) -> None:
         t = now_ms()
-        state = "STOPPED" if job["state"] == "STOPPING" else "FAILED"
+        # a job the user had asked to stop ends STOPPED, as it would have: also when the backend
+        # went down before it was STOPPING (still queued, or between the two writes of stop())
+        stopped = job["state"] == "STOPPING" or job["execution_type"] == "STOP"
+        state = "STOPPED" if stopped else "FAILED"
         code = STOP_EXIT_CODE if state == "STOPPED" else BACKEND_LOST_CODE
         for task in tasks:
             if task["state"] in ("WAITING", "RUNNING", "STOPPING"):
@@ -659,6 +665,7 @@ class Runner:
         sel.register(proc.popen.stderr, selectors.EVENT_READ, "stderr")
         open_streams = 2
         code: int | None = None
+        drain_until = 0.0
         lost: set[str] = set()
         try:
             while open_streams:
@@ -682,6 +689,18 @@ class Runner:
                         # like a container whose main process ended: the rest of the group goes too,
                         # so background children cannot hold the task open
                         _killpg(proc.popen.pid, signal.SIGKILL)
+                        if code < 0:
+                            # the shim itself was killed (SIGKILL from outside: a kill, the OOM
+                            # killer) before it could end the task, which runs in its own
+                            # session: find the task's processes by their marker, or they would
+                            # run on unsupervised and hold the job RUNNING through the pipes
+                            _end_marked(proc.uid)
+                        drain_until = time.monotonic() + DRAIN_SECONDS
+                elif time.monotonic() > drain_until:
+                    # what still holds the pipes escaped even the marker (env -i): the task ended
+                    log.warning("embedded backend: %s %s-%s: its output pipes stayed open after the task "
+                                "ended; no longer reading them", proc.job, proc.role, proc.idx)
+                    break
             code = proc.popen.wait()
             if code != 0 and proc.note and proc.killed_reason is None:
                 # the likely cause, as the last line of stderr (what faces show as the reason)
@@ -706,10 +725,7 @@ class Runner:
             _killpg(proc.popen.pid, signal.SIGKILL)
             # a backstop for what escaped the shim (a task that killed its shim): anything still
             # carrying this task's marker goes too
-            try:
-                kill_marked_processes({proc.uid}, timeout=2.0)
-            except OSError as exc:
-                log.debug("embedded backend: marker scan for %s failed: %s", proc.uid, exc)
+            _end_marked(proc.uid)
             if proc.ssh is not None:
                 # closing waits for SSH sessions to end: keep that off the task's bookkeeping
                 threading.Thread(target=_close_quietly, args=(proc.ssh,), name="pai-task-ssh-close",
@@ -717,6 +733,7 @@ class Runner:
         if code is None:
             code = proc.popen.wait()
         if code < 0:
+            proc.signal = -code
             code = 128 - code  # killed by signal N: the container convention 128+N
         self._release_ports(tp)
         if not self._closing:
@@ -766,6 +783,8 @@ class Runner:
                 diag = f"Stop to complete current FrameworkAttempt: {proc.killed_reason}"
             elif code == 0:
                 state, exit_code, diag = "SUCCEEDED", 0, None
+            elif proc.signal:
+                state, exit_code, diag = "FAILED", code, killed_from_outside(proc.signal)
             else:
                 state, exit_code, diag = "FAILED", code, f"the task's commands exited with code {code}"
                 if proc.note:
@@ -889,6 +908,24 @@ class Runner:
         self.remove_created(job)
 
 
+def killed_from_outside(signum: int) -> str:
+    """The task's reason when its shim died of a signal: the backend only ever sends the shim
+    SIGTERM and SIGUSR1, which it handles, so this came from outside (a kill, the OOM killer)."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return (f"the task was killed by {name} from outside the embedded backend (a kill command or the "
+            f"out-of-memory killer?); its processes were ended")
+
+
+def _end_marked(uid: str) -> None:
+    try:
+        kill_marked_processes({uid}, timeout=2.0)
+    except OSError as exc:
+        log.debug("embedded backend: marker scan for %s failed: %s", uid, exc)
+
+
 def _join_diag(message: str, notes: list[str]) -> str:
     return "\n".join([message, *notes]) if notes else message
 
@@ -949,7 +986,6 @@ def kill_marked_processes(uids: set[str], timeout: float = 10.0) -> int:
     Each task's shim is asked first (SIGUSR1): it also ends the task's processes that
     cleared their environment. Whatever still carries a marker is then SIGKILLed.
     """
-    import time
 
     wanted = {f"{MARKER}={u}".encode() for u in uids}
     killed = 0

@@ -98,6 +98,16 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def killed_line(signum: int) -> str:
+    """The task's last stderr line when a signal ended its main process (what faces show)."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    hint = " (out of memory, or a kill from outside the job?)" if signum == signal.SIGKILL else ""
+    return f"pai-magic local: the task's main process was killed by {name}{hint}; exit code {128 + signum}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shim.py")
     parser.add_argument("--uid", type=int, default=None)
@@ -144,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             if pid == main_proc.pid:
                 code = exit_code(status)
                 main_proc.returncode = code  # reaped here, not by Popen
+                if os.WIFSIGNALED(status) and state["term_at"] is None and not state["kill"]:
+                    # not a STOP: say so, or 137 reads as the commands' own exit code
+                    print(killed_line(os.WTERMSIG(status)), file=sys.stderr, flush=True)
         if code is not None:
             break
         if state["kill"] or (state["term_at"] is not None and time.monotonic() - state["term_at"] > args.grace):

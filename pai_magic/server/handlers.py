@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any, Callable
 
+import tornado.http1connection
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
@@ -27,12 +28,60 @@ LOG_STREAMS = ("stdout", "stderr", "all")
 MAX_LIMIT = 1000
 
 
+#: the largest request body this API reads (or less, when the server's max_body_size is lower):
+#: far above any job protocol a cluster accepts (100 kB), far below what a server buffers (512 MB)
+MAX_BODY_BYTES = 1024 * 1024
+#: tornado's per-request cap while a PaiApiHandler reads a body (see PaiApiHandler.prepare)
+UNCAPPED_BODY_BYTES = 1 << 62
+
+
+@tornado.web.stream_request_body
 class PaiApiHandler(APIHandler):
-    """Shared plumbing: JSON bodies, the error shape, and running core calls off the loop."""
+    """Shared plumbing: JSON bodies, the error shape, and running core calls off the loop.
+
+    Bodies are streamed (``stream_request_body``) so that a body over the limit gets this
+    API's JSON 413 as soon as it passes the limit, chunked or not: tornado's own check of
+    ServerApp.max_body_size answers a bare 400 and resets the connection, and without
+    streaming the whole body (up to 512 MB) would be buffered first. Jupyter's
+    authentication (in ``prepare``) also comes before any of the body is read."""
+
+    _chunks: list[bytes]
+    _size = 0
 
     @property
     def backend(self):
         return self.settings["pai_magic_backend"]
+
+    def body_limit(self) -> int:
+        server_cap = getattr(self.settings.get("serverapp"), "max_body_size", None)
+        return min(MAX_BODY_BYTES, server_cap) if isinstance(server_cap, int) and server_cap > 0 else MAX_BODY_BYTES
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        self._chunks, self._size = [], 0
+        # lifted first, so tornado never answers for this request (not even after a refusal
+        # below): the limit is enforced here, and tornado stops reading once an answer is out
+        conn = self.request.connection
+        if isinstance(conn, tornado.http1connection.HTTP1Connection):
+            conn.set_max_body_size(UNCAPPED_BODY_BYTES)
+        await super().prepare()
+        if self._finished:  # Jupyter answered already (a redirect to its login page)
+            return
+        length = self.request.headers.get("Content-Length", "").strip()
+        if length.isdigit() and int(length) > self.body_limit():
+            raise self._too_large()
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self.body_limit():
+            error = self._too_large()
+            self.send_error(error.status_code, exc_info=(type(error), error, None))
+            return
+        self._chunks.append(chunk)
+
+    def _too_large(self) -> tornado.web.HTTPError:
+        return tornado.web.HTTPError(413, log_message=(
+            f"The request body is over {self.body_limit() // 1024} kB, the most this API reads: "
+            "send the JSON object the API describes (pai_magic/server/openapi.yaml), not files."))
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a blocking backend call on the extension's thread pool."""
@@ -46,7 +95,7 @@ class PaiApiHandler(APIHandler):
         self.finish(json.dumps(data))
 
     def json_body(self) -> dict[str, Any]:
-        raw = self.request.body or b""
+        raw = b"".join(self._chunks)
         if not raw.strip():
             return {}
         try:

@@ -53,6 +53,7 @@ class KernelStartsHandler(PaiApiHandler):
     _gone: asyncio.Event | None = None
 
     def on_connection_close(self) -> None:
+        super().on_connection_close()  # a body being streamed ends too (PaiApiHandler streams bodies)
         if self._gone is not None:
             self._gone.set()
 
