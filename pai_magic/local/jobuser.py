@@ -3,8 +3,8 @@
 Why: a backend started as root ran every job as root, so any job could read the backend's
 token-signing key (``secret.key``), its database, the generated password and every other
 user's job folders. When the backend runs as root it now runs each OpenPAI user's jobs under
-that user's own unprivileged uid (``per-user``, the default), allocated once from
-UID_BASE upwards and kept in ``<data dir>/job-uids.json``; these uids have no passwd entry
+that user's own unprivileged uid (``per-user``, the default), allocated once and kept in
+``<data dir>/job-uids.json``; these uids have no passwd entry
 (``HOME``, ``USER`` and ``LOGNAME`` are set for the task instead). The data folder becomes
 traversable but not listable (0711); the key, database and credentials stay 0600 root, the
 logs tree 0700 root, each task folder 0700 owned by the job's uid, storages shared (0777),
@@ -14,6 +14,13 @@ as a team storage is on a cluster.
 existing account name or uid (every job runs as it), or ``root`` (jobs run as the backend,
 as before: only for a machine where nothing else matters). A backend that is not root
 cannot switch users and runs jobs as itself.
+
+Why each data folder draws its own block of uids: two root backends on one machine (two
+people's demos, a test run next to a service) that both counted from one fixed base gave
+their first users the same uid, so a job of one backend could read and signal the jobs of
+the other. The first user of a data folder gets a uid at a random block start
+(``UID_BASE + k * UID_BLOCK``, below 2**31 for tools that read uids as signed); later users
+count up from the highest uid in the table, so a folder's uids stay one contiguous run.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import sys
 import threading
 from pathlib import Path
@@ -31,6 +39,9 @@ log = logging.getLogger("pai_magic.local")
 
 ENV_VAR = "PAI_LOCAL_JOB_USER"
 UID_BASE = 2_000_000
+#: uids per data folder; the block starts are UID_BASE + k * UID_BLOCK for k < UID_BLOCKS
+UID_BLOCK = 65_536
+UID_BLOCKS = 32_000
 PER_USER = "per-user"
 
 
@@ -62,7 +73,7 @@ class JobUsers:
                 table = {}
             uid = table.get(username)
             if uid is None:
-                uid = max([UID_BASE - 1, *table.values()]) + 1
+                uid = max(table.values()) + 1 if table else first_uid()
                 table[username] = uid
                 write_private(path, json.dumps(table))
         return uid, uid
@@ -72,7 +83,13 @@ class JobUsers:
             return "as the backend's own user"
         if self._fixed is not None:
             return f"as uid {self._fixed[0]} ({self.mode})"
-        return f"as one unprivileged uid per user (from {UID_BASE})"
+        return f"as one unprivileged uid per user (from {UID_BASE}, a block per data folder)"
+
+
+def first_uid() -> int:
+    """The uid of a data folder's first user: the start of a block no other folder is likely
+    to have drawn (1 in UID_BLOCKS)."""
+    return UID_BASE + secrets.randbelow(UID_BLOCKS) * UID_BLOCK
 
 
 def _account(name: str) -> tuple[int, int]:
