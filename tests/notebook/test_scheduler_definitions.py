@@ -1,0 +1,139 @@
+"""Recurring Notebook Jobs (job definitions with a cron schedule) on OpenPAI, for real: a Jupyter
+server with jupyter-scheduler and ``PaiScheduler``, the embedded backend as the cluster, the task
+runner polling every second (``TaskRunner.poll_interval``), and definitions scheduled
+``* * * * *`` (cron's finest step: the first run comes at the next minute boundary).
+
+A second server on the same scheduler database starts after the definitions exist, so its task
+runner loads them from the database (what a restarted server does) and fires the same ticks as
+the first server's: every tick must still give ONE run and one OpenPAI job per definition. Each
+run is its own ``pai-nb-`` job with the definition's parameters; pausing a definition stops its
+runs; deleting one keeps its finished runs and their outputs; neither gets a run afterwards.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.notebook.conftest import outputs_text, write_notebook
+from tests.notebook.test_scheduler import SCHEDULER_LINE, _ended, _job, _openpai_job, _server, _until
+
+FIRST_RUN_WAIT = 75.0   # the next minute boundary, plus the runners' poll and a loaded machine
+TICK_SLACK = 8.0        # after a minute boundary: both runners (1 s polls) have had their turn
+POLL = {"TaskRunner": {"poll_interval": 1}}
+
+
+def _runs(jupyter, definition_id: str) -> list[dict]:
+    resp = jupyter.get("scheduler/jobs", params={"job_definition_id": definition_id, "max_items": 100})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["jobs"]
+
+
+def _define(jupyter, notebook: str, parameters: dict[str, str]) -> str:
+    body = {"input_uri": notebook, "runtime_environment_name": "python:3.11", "name": Path(notebook).stem,
+            "output_formats": ["ipynb"], "compute_type": "CPU", "parameters": parameters,
+            "schedule": "* * * * *", "timezone": "UTC"}
+    resp = jupyter.post("scheduler/job_definitions", json=body)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["job_definition_id"]
+
+
+def _first_run(jupyter, definition_id: str) -> dict:
+    deadline = time.monotonic() + FIRST_RUN_WAIT
+    while time.monotonic() < deadline:
+        runs = _runs(jupyter, definition_id)
+        if runs:
+            return runs[0]
+        time.sleep(0.5)
+    pytest.fail(f"no run of definition {definition_id} within {FIRST_RUN_WAIT}s\n{jupyter.log_tail()}")
+
+
+def _backend_jobs(backend, stem: str) -> list[str]:
+    """The OpenPAI jobs whose names carry ``stem``, as the cluster lists them."""
+    resp = requests.get(f"{backend.api}/jobs", params={"username": backend.user, "keyword": stem, "limit": 100},
+                        headers=backend.headers(), timeout=30)
+    resp.raise_for_status()
+    body = resp.json()
+    jobs = body["data"] if isinstance(body, dict) else body
+    return sorted(j["name"] for j in jobs if j["name"].startswith(f"pai-nb-{stem}_"))
+
+
+def _after_next_tick(since: float) -> float:
+    """Seconds (wall clock) until the first minute boundary after ``since``, plus the slack."""
+    boundary = (int(since) // 60 + 1) * 60
+    return max(0.0, boundary + TICK_SLACK - time.time())
+
+
+def test_scheduled_definition_runs_on_openpai_once_per_tick_then_pause_and_delete_stop_it(
+        local_backend, tmp_path_factory):
+    first = _server(local_backend, tmp_path_factory, POLL)
+    second = None
+    try:
+        write_notebook(first.notebooks / "every_minute_kept.ipynb", "print('lr is', lr)", parameters="lr = 1")
+        write_notebook(first.notebooks / "every_minute_dropped.ipynb", "print('lr is', lr)", parameters="lr = 1")
+        kept = _define(first, "every_minute_kept.ipynb", {"lr": "0.25"})
+        dropped = _define(first, "every_minute_dropped.ipynb", {"lr": "0.5"})
+        assert first.get(f"scheduler/job_definitions/{kept}").json()["schedule"] == "* * * * *"
+
+        # a second server on the same database and staging area: its task runner reads the
+        # definitions at start, as after a restart, and fires the same ticks
+        data = first.root / "jupyter-data"
+        shared = {"SchedulerApp": {**SCHEDULER_LINE["SchedulerApp"], "db_url": f"sqlite:///{data}/scheduler.sqlite"},
+                  "PaiScheduler": {"staging_path": str(data / "scheduler_staging_area")}, **POLL}
+        second = _server(local_backend, tmp_path_factory, shared)
+
+        run = _first_run(first, kept)
+        # pausing stops further runs, not the one under way
+        resp = first.request("PATCH", f"scheduler/job_definitions/{kept}", json={"active": False})
+        assert resp.status_code == 204, resp.text
+        paused_at = time.time()
+        assert first.get(f"scheduler/job_definitions/{kept}").json()["active"] is False
+
+        run = _until(first, run["job_id"], _ended, "the end of the scheduled run")
+        assert run["status"] == "COMPLETED", run
+        name = _openpai_job(run)
+        assert name.split("~")[1].startswith("pai-nb-every_minute_kept_"), name
+        assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "SUCCEEDED"
+        assert first.get(f"scheduler/jobs/{run['job_id']}/download_files").status_code in (200, 204)
+        run = _until(first, run["job_id"], lambda j: j.get("downloaded"), "the download")
+        executed = first.notebooks / next(f["file_path"] for f in run["job_files"] if f["file_format"] == "ipynb")
+        assert "lr is 0.25" in outputs_text(executed), outputs_text(executed)
+
+        drop_run = _until(first, _first_run(first, dropped)["job_id"], _ended, "the end of the other run")
+        assert drop_run["status"] == "COMPLETED", drop_run
+        drop_name = _openpai_job(drop_run)
+        assert drop_name != name and local_backend.wait(drop_name.split("~")[1], timeout=60)["jobStatus"]["state"] == "SUCCEEDED"
+        dropped_runs = _runs(first, dropped)
+        finished = [j for j in dropped_runs if _ended(j)]
+        resp = first.request("DELETE", f"scheduler/job_definitions/{dropped}")
+        assert resp.status_code == 204, resp.text
+        deleted_at = time.time()
+        assert first.get(f"scheduler/job_definitions/{dropped}").status_code >= 400
+        for old in finished:  # the finished runs stay, with their outputs
+            kept_run = _job(first, old["job_id"])
+            assert kept_run["status"] == old["status"] and _openpai_job(kept_run) == _openpai_job(old)
+        first.get(f"scheduler/jobs/{drop_run['job_id']}/download_files")
+        drop_run = _until(first, drop_run["job_id"], lambda j: j.get("downloaded"), "the kept run's download")
+        ipynb = next(f["file_path"] for f in drop_run["job_files"] if f["file_format"] == "ipynb")
+        assert "lr is 0.5" in outputs_text(first.notebooks / ipynb)
+
+        # the next tick after the pause and the delete passes, in both servers: nothing new
+        time.sleep(_after_next_tick(max(paused_at, deleted_at)))
+        for definition_id, stem, runs_before in ((kept, "every_minute_kept", None),
+                                                 (dropped, "every_minute_dropped", dropped_runs)):
+            runs = _runs(first, definition_id) if runs_before is None else runs_before
+            created_after = [j for j in runs if j["create_time"] / 1000 > max(paused_at, deleted_at)]
+            assert not created_after, created_after
+            # one run per tick however many runners fired it, and one OpenPAI job per run
+            tokens = [j.get("idempotency_token") for j in runs]
+            assert len(set(tokens)) == len(tokens), tokens
+            assert len(_backend_jobs(local_backend, stem)) == len(runs), (_backend_jobs(local_backend, stem), runs)
+        every = first.get("scheduler/jobs", params={"max_items": 100}).json()["jobs"]
+        assert len(every) == len(_runs(first, kept)) + len(finished), every
+        assert all(j["create_time"] / 1000 <= max(paused_at, deleted_at) for j in every), every
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
