@@ -21,7 +21,7 @@ from tests.notebook.conftest import outputs_text, write_notebook
 from tests.notebook.test_scheduler import SCHEDULER_LINE, _ended, _job, _openpai_job, _server, _until
 
 FIRST_RUN_WAIT = 75.0   # the next minute boundary, plus the runners' poll and a loaded machine
-TICK_SLACK = 8.0        # after a minute boundary: both runners (1 s polls) have had their turn
+TICK_SLACK = 5.0        # after a minute boundary: both runners (1 s polls) have had their turn
 POLL = {"TaskRunner": {"poll_interval": 1}}
 
 
@@ -60,6 +60,20 @@ def _backend_jobs(backend, stem: str) -> list[str]:
     return sorted(j["name"] for j in jobs if j["name"].startswith(f"pai-nb-{stem}_"))
 
 
+def _clear_of_the_next_tick(margin: float = 12.0) -> None:
+    """When the next minute boundary is closer than ``margin`` s, wait until it has passed: the
+    second server must be up before the first tick, or it would not fire that tick too."""
+    left = 60.0 - time.time() % 60.0
+    if left < margin:
+        time.sleep(left + 0.5)
+
+
+def _refused(proc, definition_id: str) -> bool:
+    """Whether this server's task runner fired a tick that the other server's run had claimed."""
+    text = proc.log_path.read_text(errors="replace")
+    return f"run of job definition {definition_id} for " in text and "created by another server" in text
+
+
 def _after_next_tick(since: float) -> float:
     """Seconds (wall clock) until the first minute boundary after ``since``, plus the slack."""
     boundary = (int(since) // 60 + 1) * 60
@@ -71,6 +85,7 @@ def test_scheduled_definition_runs_on_openpai_once_per_tick_then_pause_and_delet
     first = _server(local_backend, tmp_path_factory, POLL)
     second = None
     try:
+        _clear_of_the_next_tick()
         write_notebook(first.notebooks / "every_minute_kept.ipynb", "print('lr is', lr)", parameters="lr = 1")
         write_notebook(first.notebooks / "every_minute_dropped.ipynb", "print('lr is', lr)", parameters="lr = 1")
         kept = _define(first, "every_minute_kept.ipynb", {"lr": "0.25"})
@@ -85,6 +100,11 @@ def test_scheduled_definition_runs_on_openpai_once_per_tick_then_pause_and_delet
         second = _server(local_backend, tmp_path_factory, shared)
 
         run = _first_run(first, kept)
+        # both runners fired that tick; the one that came second created nothing
+        deadline = time.monotonic() + 30
+        while not (_refused(first, kept) or _refused(second, kept)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _refused(first, kept) or _refused(second, kept), second.log_tail()
         # pausing stops further runs, not the one under way
         resp = first.request("PATCH", f"scheduler/job_definitions/{kept}", json={"active": False})
         assert resp.status_code == 204, resp.text
@@ -137,3 +157,39 @@ def test_scheduled_definition_runs_on_openpai_once_per_tick_then_pause_and_delet
         if second is not None:
             second.stop()
         first.stop()
+
+
+def _claim_when_released(db_url: str, token: str, barrier, answers) -> None:
+    """One "server" (a process of its own) claiming a tick at the same moment as the others."""
+    from jupyter_scheduler.orm import create_session
+
+    from pai_magic.scheduler.recurring import claim
+
+    session = create_session(db_url)
+    barrier.wait(timeout=60)
+    answers.put(claim(session, token, "definition"))
+
+
+def test_a_tick_claimed_by_several_processes_at_once_is_won_by_exactly_one(tmp_path):
+    """The claim itself, raced for real: processes on one sqlite database, released together.
+    (In the server test the second runner's claim comes milliseconds later; here it does not.)"""
+    import multiprocessing
+
+    from pai_magic.scheduler.recurring import create_claims_table, tick_token
+
+    db_url = f"sqlite:///{tmp_path / 'scheduler.sqlite'}"
+    create_claims_table(db_url)
+    create_claims_table(db_url)  # a second server starting on the same database
+    ctx = multiprocessing.get_context("spawn")
+    barrier, answers = ctx.Barrier(4), ctx.Queue()
+    token = tick_token("definition", 1_800_000_000_000)
+    procs = [ctx.Process(target=_claim_when_released, args=(db_url, token, barrier, answers)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    try:
+        won = [answers.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+    assert sorted(won) == [False, False, False, True], won
+    assert all(proc.exitcode == 0 for proc in procs)
