@@ -10,16 +10,25 @@ tick, and :class:`~pai_magic.scheduler.PaiScheduler` claims the token in the sch
 database (a primary key: atomic across processes) before it creates or submits anything; the
 second claim of a tick fails and that server creates nothing.
 
+Each runner also checks a due tick against the definition as the database holds it now: a
+schedule changed through another server (whose runner alone hears of the change) must not go
+on firing here at the old times.
+
 What stays jupyter-scheduler's design: a tick that passes while no server runs is skipped,
-not caught up (a starting runner computes the next run time from now).
+not caught up (a starting runner computes the next run time from now); a definition created
+through one server is fired only by the servers started after it (the others learn of it when
+they restart); the task runner's memory is not shared.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Callable
 
+import pytz
+from croniter import croniter
 from jupyter_scheduler.exceptions import IdempotencyTokenError
 from jupyter_scheduler.models import CreateJob
-from jupyter_scheduler.task_runner import TaskRunner
+from jupyter_scheduler.task_runner import TaskRunner, UpdateJobDefinitionCache
 from jupyter_scheduler.utils import get_utc_timestamp
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
 from sqlalchemy.exc import IntegrityError, NoResultFound, OperationalError
@@ -37,6 +46,14 @@ CLAIMS = Table("pai_magic_run_claims", _metadata,
 def tick_token(job_definition_id: str, run_time_ms: int) -> str:
     """The idempotency token of a definition's run for one scheduled time (ms since the epoch)."""
     return f"{TOKEN_PREFIX}{job_definition_id}@{int(run_time_ms)}"
+
+
+def on_schedule(schedule: str | None, tz: str | None, run_time_ms: int) -> bool:
+    """Whether ``run_time_ms`` is a time of ``schedule`` (cron) read in ``tz`` (UTC by default)."""
+    if not schedule:
+        return False
+    zone = pytz.timezone(tz) if tz else timezone.utc
+    return bool(croniter.match(schedule, datetime.fromtimestamp(run_time_ms / 1000, tz=zone)))
 
 
 def create_claims_table(db_url: str) -> None:
@@ -89,6 +106,14 @@ class PaiTaskRunner(TaskRunner):
         if not definition.active:
             return
         run_time = cached.next_run_time if cached else get_utc_timestamp()
+        if cached and (cached.schedule, cached.timezone) != (definition.schedule, definition.timezone):
+            # changed through another server: follow the database from now on
+            self.cache.update(job_definition_id, UpdateJobDefinitionCache(
+                schedule=definition.schedule, timezone=definition.timezone))
+        if not on_schedule(definition.schedule, definition.timezone, run_time):
+            self.log.info("pai_magic: job definition %s is no longer scheduled for %s (changed through another "
+                          "server); not running it", job_definition_id, run_time)
+            return
         token = tick_token(job_definition_id, run_time)
         input_uri = self.scheduler.get_staging_paths(definition)["input"]
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.notebook.conftest import outputs_text, write_notebook
+from tests.notebook.conftest import need_scheduler, outputs_text, write_notebook
 from tests.notebook.test_scheduler import SCHEDULER_LINE, _ended, _job, _openpai_job, _server, _until
 
 FIRST_RUN_WAIT = 75.0   # the next minute boundary, plus the runners' poll and a loaded machine
@@ -193,3 +193,57 @@ def test_a_tick_claimed_by_several_processes_at_once_is_won_by_exactly_one(tmp_p
             proc.join(timeout=30)
     assert sorted(won) == [False, False, False, True], won
     assert all(proc.exitcode == 0 for proc in procs)
+
+
+def test_a_runner_that_missed_a_schedule_change_does_not_fire_the_old_times(tmp_path, monkeypatch):
+    """Two PaiSchedulers (two servers) on one real sqlite database, in this process: a schedule
+    changed through A leaves B's task runner with the old one in memory (jupyter-scheduler tells
+    only the runner of the server that took the change). B's runner, due at an old time, must not
+    run it; an unchanged definition due at the same time runs once, however many runners fire."""
+    need_scheduler()
+    from jupyter_scheduler.models import CreateJobDefinition, UpdateJobDefinition
+    from jupyter_scheduler.orm import Job, create_tables
+    from jupyter_scheduler.task_runner import JobDefinitionTask, UpdateJobDefinitionCache
+    from traitlets.config import Config
+
+    from pai_magic.scheduler import PaiEnvironmentManager, PaiScheduler
+
+    for var in ("PAI_URL", "PAI_USER", "PAI_TOKEN", "PAI_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(tmp_path / "no-profile"))  # a run fails at once, submits nothing
+    root = tmp_path / "root"
+    root.mkdir()
+    write_notebook(root / "changed.ipynb", "print(1)")
+    write_notebook(root / "unchanged.ipynb", "print(1)")
+    db_url = f"sqlite:///{tmp_path / 'scheduler.sqlite'}"
+    create_tables(db_url)
+    config = Config({"PaiScheduler": {"staging_path": str(tmp_path / "staging")}})
+    a, b = (PaiScheduler(root_dir=str(root), environments_manager=PaiEnvironmentManager(), db_url=db_url,
+                         config=config) for _ in range(2))
+
+    def define(notebook: str) -> str:
+        return a.create_job_definition(CreateJobDefinition(
+            input_uri=notebook, runtime_environment_name="python:3.11", name=notebook, output_formats=["ipynb"],
+            schedule="* * * * *", timezone="UTC"))
+
+    changed, unchanged = define("changed.ipynb"), define("unchanged.ipynb")
+    b.task_runner.populate_cache()  # B started after both existed, then A takes the change alone
+    a.update_job_definition(changed, UpdateJobDefinition(schedule="0 0 1 1 *", timezone="UTC"))
+    tick = (int(time.time()) // 60 - 1) * 60 * 1000  # a past minute: due now under "* * * * *"
+    assert time.gmtime(tick / 1000)[1:3] != (1, 1), "pick another tick: this one is on the new schedule too"
+    for runner in (b.task_runner, a.task_runner):  # the same tick, fired by both servers
+        for definition_id in (changed, unchanged):
+            runner.cache.update(definition_id, UpdateJobDefinitionCache(next_run_time=tick))
+            runner.queue.push(JobDefinitionTask(job_definition_id=definition_id, next_run_time=tick))
+        runner.process_queue()
+
+    with a.db_session() as session:
+        rows = [(j.job_definition_id, j.idempotency_token, j.pid) for j in session.query(Job)]
+    import psutil
+
+    for _, _, pid in rows:  # each run ends at once (no profile here): nothing outlives the test
+        try:
+            psutil.Process(pid).wait(timeout=120)
+        except psutil.NoSuchProcess:
+            pass
+    assert [(d, t) for d, t, _ in rows] == [(unchanged, f"pai-magic-tick:{unchanged}@{tick}")], rows
