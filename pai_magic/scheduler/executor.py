@@ -168,7 +168,7 @@ class PaiExecutionManager(ExecutionManager):
         return {
             JobFeature.job_name: True,
             JobFeature.output_formats: True,
-            JobFeature.job_definition: False,
+            JobFeature.job_definition: True,
             JobFeature.idempotency_token: False,
             JobFeature.tags: False,
             JobFeature.email_notifications: False,

@@ -7,6 +7,12 @@ and compute types), hands its configuration to the execution processes, and repl
 the default kills the execution process, which would lose what ran; here the process is
 asked (a flag file) to stop the run itself, which fetches what ran, then stops the OpenPAI job.
 A job whose process is gone (a server restart) has its OpenPAI job stopped directly.
+
+Recurring jobs (a job definition with a cron schedule) use jupyter-scheduler's own task runner,
+subclassed in :mod:`pai_magic.scheduler.recurring` so a tick fired by two servers on one
+database still runs once: ``create_job`` claims a job's idempotency token atomically first.
+Deleting a definition keeps its finished runs (records and outputs) as ordinary jobs; the
+default deletes them with it, which would throw away results the GPUs already paid for.
 """
 from __future__ import annotations
 
@@ -15,12 +21,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from jupyter_scheduler.models import DescribeJob, Status
+from jupyter_scheduler.exceptions import IdempotencyTokenError
+from jupyter_scheduler.models import CreateJob, DescribeJob, Status
 from jupyter_scheduler.orm import Job
 from jupyter_scheduler.scheduler import Scheduler
 from traitlets import Bool, Dict, Float, List, Type, Unicode
 
 from pai_magic.scheduler.environments import DEFAULT_IMAGES, PaiEnvironmentManager
+from pai_magic.scheduler.recurring import claim, create_claims_table, forget_claims
 from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, write_settings
 
 
@@ -31,6 +39,10 @@ class PaiScheduler(Scheduler):
         default_value="pai_magic.scheduler.executor.PaiExecutionManager",
         klass="jupyter_scheduler.executors.ExecutionManager", config=True,
         help="Runs each job on OpenPAI through pai_magic.core.notebook.")
+    task_runner_class = Type(
+        default_value="pai_magic.scheduler.recurring.PaiTaskRunner", allow_none=True,
+        klass="jupyter_scheduler.task_runner.BaseTaskRunner", config=True,
+        help="Creates the runs of scheduled job definitions (each tick once, whatever the servers).")
     profile = Unicode(None, allow_none=True, config=True,
                       help="pai_magic profile to use (default: PAI_PROFILE, PAI_URL, or the active one).")
     images = List(Unicode(), default_value=list(DEFAULT_IMAGES), config=True,
@@ -47,6 +59,7 @@ class PaiScheduler(Scheduler):
 
     def __init__(self, root_dir: str, environments_manager: Any, db_url: str, config: Any = None,
                  **kwargs: Any) -> None:
+        create_claims_table(db_url)  # before the task runner (built by the parent) can fire
         super().__init__(root_dir=root_dir, environments_manager=environments_manager, db_url=db_url,
                          config=config, **kwargs)
         self._adopt(environments_manager)
@@ -75,6 +88,35 @@ class PaiScheduler(Scheduler):
             record = session.query(Job).filter(Job.job_id == job_id).one()
             paths = self.get_staging_paths(DescribeJob.from_orm(record))
         return os.path.dirname(paths["input"]) if paths else None
+
+    def create_job(self, model: CreateJob) -> str:
+        """The parent's, once per idempotency token: the parent's own check (a query, then an
+        insert) lets two servers firing the same tick both through; a claimed key does not."""
+        if model.idempotency_token and not claim(self.db_session, model.idempotency_token,
+                                                 model.job_definition_id):
+            raise IdempotencyTokenError(model.idempotency_token)
+        return super().create_job(model)
+
+    def delete_job_definition(self, job_definition_id: str) -> None:
+        """Stop and delete the definition's unfinished runs, keep its finished ones (detached, as
+        ordinary jobs with their outputs), then delete the definition and its schedule."""
+        with self.db_session() as session:
+            runs = [(r.job_id, Status(r.status), r.start_time)
+                    for r in session.query(Job).filter(Job.job_definition_id == job_definition_id)]
+        finished = [job_id for job_id, status, started in runs if _finished(status, started)]
+        for job_id, status, started in runs:
+            if not _finished(status, started):
+                self.delete_job(job_id)
+        if finished:
+            self._detach(finished)
+        super().delete_job_definition(job_definition_id)
+        forget_claims(self.db_session, job_definition_id)
+
+    def _detach(self, job_ids: list[str]) -> None:
+        with self.db_session() as session:
+            session.query(Job).filter(Job.job_id.in_(job_ids)).update(
+                {"job_definition_id": None}, synchronize_session=False)
+            session.commit()
 
     def stop_job(self, job_id: str) -> None:
         with self.db_session() as session:
@@ -130,6 +172,11 @@ class PaiScheduler(Scheduler):
         with self.db_session() as session:
             session.query(Job).filter(Job.job_id == job_id).update(fields)
             session.commit()
+
+
+def _finished(status: Status, start_time: int | None) -> bool:
+    """A run that ended; a new job reads STOPPED (no start time) until its process starts it."""
+    return status in (Status.COMPLETED, Status.FAILED) or (status == Status.STOPPED and bool(start_time))
 
 
 def _alive(pid: int) -> bool:
