@@ -15,6 +15,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { paiIcon } from './icon';
 import { KernelStartNotifier } from './kernelstarts';
+import { markKernelErrorDialogs } from './starterror';
 import { ISidebarOptions, PaiSidebar } from './sidebar';
 
 const PLUGIN_ID = 'pai-magic:sidebar';
@@ -90,13 +91,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-/** A notification per kernel start on the cluster (submitted, waiting, running, ready). */
+/**
+ * A notification per kernel start on the cluster (submitted, waiting, running, ready), and a
+ * failed start's reason wrapped in JupyterLab's own error dialog.
+ */
 const kernelStarts: JupyterFrontEndPlugin<void> = {
   id: 'pai-magic:kernel-starts',
   description: 'Notifications with the start phases of kernels that run in OpenPAI jobs.',
   autoStart: true,
   activate: (app: JupyterFrontEnd) => {
-    new KernelStartNotifier(app.serviceManager.kernelspecs);
+    const notifier = new KernelStartNotifier(app.serviceManager.kernelspecs);
+    // JupyterLab's own "Error Starting Kernel" dialog: wrap the reason (see starterror.ts)
+    markKernelErrorDialogs(() => notifier.isFollowing);
   }
 };
 

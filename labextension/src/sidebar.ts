@@ -112,7 +112,10 @@ export class PaiSidebar extends Widget {
     this._profileSelect.name = 'profile';
     this._profileSelect.setAttribute('aria-label', 'Switch cluster (profile)');
     this._profileSelect.title = 'Switch cluster: the saved profiles';
-    this._profileSelect.addEventListener('change', () => void this._switchProfile());
+    this._profileSelect.addEventListener('change', () => {
+      this._showChosenProfile();
+      void this._switchProfile();
+    });
     // a profile saved meanwhile (CLI login, another tab) shows up when the list is opened
     this._profileSelect.addEventListener('focus', () => void this._refreshProfiles());
     this._logoutButton = button('Log out', 'pai-magic-logout');
@@ -121,9 +124,20 @@ export class PaiSidebar extends Widget {
     header.appendChild(this._logoutButton);
     root.appendChild(header);
 
+    // A closed <select> shows its option's text cut at its right edge, so a long profile name
+    // hid its "(logged out)". The select stays the control (keyboard, screen readers, the
+    // native list with each profile's state), drawn transparent over a face that cuts the
+    // name with an ellipsis and always shows the state.
     this._profileRow = el('label', 'pai-magic-profile-row');
     this._profileRow.appendChild(el('span', 'pai-magic-field-label', 'Cluster'));
-    this._profileRow.appendChild(this._profileSelect);
+    this._profilePicker = el('span', 'pai-magic-profile-picker');
+    const face = el('span', 'pai-magic-profile-face');
+    face.setAttribute('aria-hidden', 'true');
+    this._profileName = el('span', 'pai-magic-profile-name');
+    this._profileState = el('span', 'pai-magic-profile-state', '(logged out)');
+    face.append(this._profileName, this._profileState);
+    this._profilePicker.append(face, this._profileSelect);
+    this._profileRow.appendChild(this._profilePicker);
     root.appendChild(this._profileRow);
 
     this._clusterLine = el('div', 'pai-magic-cluster', 'Not logged in');
@@ -470,12 +484,14 @@ export class PaiSidebar extends Widget {
         const option = el('option', '', `${profile.name}${profile.loggedIn ? '' : ' (logged out)'}`);
         option.value = profile.name;
         option.title = `${profile.user ?? ''} @ ${profile.url}`;
+        option.dataset.loggedIn = String(profile.loggedIn);
         select.appendChild(option);
       }
       const active = this._status?.profile ?? data.active;
       if (active) {
         select.value = active;
       }
+      this._showChosenProfile();
       this._profileRow.hidden = data.profiles.length === 0;
     } catch {
       // profiles are a convenience: the status line still says where we are
@@ -483,6 +499,19 @@ export class PaiSidebar extends Widget {
   }
 
   // ---- rendering -----------------------------------------------------------------------------
+
+  /** The picker's face: the chosen profile's name (cut when long) and its state (never cut). */
+  private _showChosenProfile(): void {
+    const option = this._profileSelect.selectedOptions[0];
+    const name = option?.value ?? '';
+    const loggedIn = option?.dataset.loggedIn !== 'false';
+    this._profileName.textContent = name;
+    this._profileState.hidden = loggedIn;
+    this._profilePicker.dataset.loggedIn = String(loggedIn);
+    this._profileSelect.title = option
+      ? `${name}${loggedIn ? '' : ' (logged out)'}: ${option.title}. Switch cluster: the saved profiles`
+      : 'Switch cluster: the saved profiles';
+  }
 
   private _renderStatus(status: IStatus | null): void {
     this._status = status;
@@ -505,6 +534,7 @@ export class PaiSidebar extends Widget {
       }
       if (status.profile && this._profileSelect.value !== status.profile) {
         this._profileSelect.value = status.profile;
+        this._showChosenProfile();
       }
     } else {
       this._clusterLine.textContent = status?.message || 'Not logged in';
@@ -545,6 +575,9 @@ export class PaiSidebar extends Widget {
   private _errorLine!: HTMLDivElement;
   private _profileSelect!: HTMLSelectElement;
   private _profileRow!: HTMLLabelElement;
+  private _profilePicker!: HTMLSpanElement;
+  private _profileName!: HTMLSpanElement;
+  private _profileState!: HTMLSpanElement;
   private _logoutButton!: HTMLButtonElement;
   private _loginForm!: HTMLFormElement;
   private _loginError!: HTMLDivElement;

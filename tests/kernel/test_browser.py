@@ -6,6 +6,7 @@ embedded backend as cluster."""
 from __future__ import annotations
 
 
+import json
 import shutil
 import sys
 
@@ -46,6 +47,24 @@ window.fetch = function (input, init) {
     r => { poll.ended = Date.now(); poll.how = 'answered'; return r; },
     e => { poll.ended = Date.now(); poll.how = 'failed'; throw e; });
 };
+"""
+
+# JupyterLab's "Error Starting Kernel" dialog: the reason (its first <pre>) within the dialog's
+# box with nothing to scroll sideways; and, to show the check means something, the same line
+# unwrapped (JupyterLab's own style) overflows.
+DIALOG_FIT_JS = """
+d => {
+  const body = d.querySelector('.jp-Dialog-body');
+  const pre = body.querySelector('pre');
+  const box = d.querySelector('.jp-Dialog-content').getBoundingClientRect();
+  const p = pre.getBoundingClientRect();
+  const fit = {text: pre.textContent, bodyFits: body.scrollWidth <= body.clientWidth && pre.scrollWidth <= pre.clientWidth,
+               reasonInside: p.left >= box.left && p.right <= box.right && p.width > 0};
+  pre.style.whiteSpace = 'pre';
+  fit.unwrappedOverflows = body.scrollWidth > body.clientWidth;
+  pre.style.whiteSpace = '';
+  return fit;
+}
 """
 
 
@@ -112,8 +131,29 @@ def test_launcher_shows_the_kernel_and_a_notebook_runs_a_cell(lab, local_backend
         dialog = page.locator(".jp-Dialog")
         dialog.wait_for(state="visible", timeout=30_000)
         assert resp.json()["message"] in dialog.inner_text()
+        assert "pai-magic-start-error" not in dialog.get_attribute("class")  # not JupyterLab's kernel dialog
         dialog.locator("button", has_text="Close").click()
         dialog.wait_for(state="detached", timeout=30_000)
+
+        # the page itself opens a notebook on that kernel: JupyterLab's own "Error Starting
+        # Kernel" dialog shows the same line, wrapped inside the dialog (it ran off its edge)
+        (lab.root / "notebooks" / "broken-too.ipynb").write_text(json.dumps(
+            {"cells": [], "metadata": {"kernelspec": {"name": "pai-nokernel", "display_name": "x"}},
+             "nbformat": 4, "nbformat_minor": 5}))
+        page.evaluate("""async () => {  // the page learns of the kernelspec installed since it loaded
+            await window.jupyterapp.serviceManager.kernelspecs.refreshSpecs();
+            await window.jupyterapp.commands.execute('docmanager:open', {path: 'broken-too.ipynb'});
+        }""")
+        error = page.locator(".jp-Dialog.pai-magic-start-error")
+        error.wait_for(state="visible", timeout=180_000)
+        fit = error.evaluate(DIALOG_FIT_JS)
+        failed = [st for st in lab.get("pai-magic/api/kernel-starts").json()["starts"]
+                  if st["path"] == "broken-too.ipynb" and st["state"] == "failed"]
+        assert failed and fit["text"] == failed[-1]["error"], (fit, failed)
+        assert fit["bodyFits"] and fit["reasonInside"], fit
+        assert fit["unwrappedOverflows"], fit  # else this check would pass without the rule
+        error.locator("button.jp-mod-accept").click()
+        error.wait_for(state="detached", timeout=30_000)
 
         # no pai-magic kernelspec left: the page drops its long poll, so a later start (a restart
         # of the running kernel) reaches it no more

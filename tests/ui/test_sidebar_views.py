@@ -392,6 +392,101 @@ def test_switch_cluster_and_log_out(page, sidebar, lab, local_backend):
     assert sidebar.locator(".pai-magic-tabs").is_visible()
 
 
+LONG_PROFILE = "gpu-cluster-building-7-shared-a100-partition-of-the-vision-team"
+# The chosen profile's face: the state's box inside the picker's, the picker's inside the
+# part of the sidebar one sees (it hides what overflows sideways), the name cut instead.
+PICKER_GEOMETRY_JS = """
+el => {
+  const picker = el.querySelector('.pai-magic-profile-picker');
+  const name = picker.querySelector('.pai-magic-profile-name');
+  const state = picker.querySelector('.pai-magic-profile-state');
+  const p = picker.getBoundingClientRect(), s = state.getBoundingClientRect();
+  const side = el.getBoundingClientRect();
+  const seen = {left: side.left, right: side.left + el.clientWidth};
+  return {
+    width: el.clientWidth, state: state.innerText,
+    stateInPicker: s.width > 0 && s.left >= p.left && s.right <= p.right && s.top >= p.top && s.bottom <= p.bottom,
+    pickerSeen: p.left >= seen.left && p.right <= seen.right,
+    nameCut: name.scrollWidth > name.clientWidth && name.clientWidth > 20,
+  };
+}
+"""
+
+
+def _drag_split(page, dx: float) -> None:
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    hb = handle.bounding_box()
+    page.mouse.move(hb["x"] + hb["width"] / 2, hb["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(hb["x"] + hb["width"] / 2 + dx, hb["y"] + 200, steps=8)
+    page.mouse.up()
+
+
+def _theme(page, name: str, light: bool) -> None:
+    """Settings > Theme > name, as a person switches it (the page is not reloaded)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text(name, exact=True).click()
+    page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{str(light).lower()}'", timeout=60_000)
+
+
+def test_long_logged_out_profile_keeps_its_state_in_view(page, sidebar, lab, local_backend, monkeypatch):
+    """A closed <select> cut "name (logged out)" at its edge: the state was lost with a long
+    name. The picker cuts the name and keeps the state, at the default (and narrowest) and a
+    widened width, in the light and the dark theme; the whole name is in its tooltip."""
+    from pai_magic.core.profiles import Profile, remove_profile, save_profile
+
+    monkeypatch.setenv("PAI_MAGIC_CONFIG_DIR", str(lab.pai_config_dir))
+    save_profile(Profile(name=LONG_PROFILE, url=local_backend.url, user=local_backend.user, token=""),
+                 activate=False)
+    cluster = sidebar.locator('[data-testid="pai-magic-cluster"]')
+    select = sidebar.locator('select[name="profile"]')
+    select.focus()  # the list is re-read when opened
+    page.wait_for_function(f"el => Array.from(el.options).some(o => o.value === '{LONG_PROFILE}')",
+                           arg=select.element_handle())
+    back_to = select.input_value()  # the profile logged in now
+    assert back_to and back_to != LONG_PROFILE
+    widened = False
+    try:
+        select.select_option(LONG_PROFILE)
+        page.wait_for_function("el => el.dataset.loggedIn === 'false'", arg=cluster.element_handle())
+        picker = sidebar.locator('.pai-magic-profile-picker[data-logged-in="false"]')
+        picker.wait_for()
+        assert select.get_attribute("title").startswith(f"{LONG_PROFILE} (logged out): ")
+        assert "(logged out)" in select.locator("option:checked").inner_text()  # the open list says it too
+
+        # JupyterLab's default width for the left area is also the narrowest it lets one drag it to
+        narrowest = sidebar.evaluate(PICKER_GEOMETRY_JS)
+        _drag_split(page, 300)
+        widened = True
+        page.wait_for_function(f"() => document.querySelector('#pai-magic-sidebar').clientWidth > {narrowest['width'] + 200}")
+        wide = sidebar.evaluate(PICKER_GEOMETRY_JS)
+        _no_horizontal_overflow(sidebar)
+        _drag_split(page, -300)  # back to the default (the next test's screenshots are taken there)
+        widened = False
+        page.wait_for_function(f"() => document.querySelector('#pai-magic-sidebar').clientWidth <= {narrowest['width']}")
+        _theme(page, "JupyterLab Dark", light=False)
+        try:
+            dark = sidebar.evaluate(PICKER_GEOMETRY_JS)
+            face = sidebar.locator(".pai-magic-profile-face")
+            texts = face.evaluate(CONTRAST_JS)
+            assert [t["text"] for t in texts] == [LONG_PROFILE[:40], "(logged out)"], texts
+            assert all(sum(map(int, re.findall(r"\d+", t["background"]))) < 3 * 100 for t in texts), texts  # dark
+            poor = [r for r in texts if r["ratio"] < MIN_CONTRAST]
+            assert poor == [], f"the picker's text is unreadable in the dark theme: {poor}"
+        finally:
+            _theme(page, "JupyterLab Light", light=True)
+        for seen in (narrowest, wide, dark):
+            assert seen["state"] == "(logged out)" and seen["stateInPicker"] and seen["pickerSeen"], seen
+        assert narrowest["nameCut"] and dark["nameCut"], (narrowest, dark)
+    finally:
+        if widened:
+            _drag_split(page, -300)
+        select.select_option(back_to)
+        page.wait_for_function("el => el.dataset.loggedIn === 'true'", arg=cluster.element_handle())
+        remove_profile(LONG_PROFILE)
+
+
 def _shot(page, sidebar, name: str, tmp: Path) -> None:
     """The left area (icons and sidebar), from the top of the sidebar, the way a person sees it."""
     target = Path(os.environ.get("PAI_MAGIC_SCREENSHOT_DIR") or tmp)
