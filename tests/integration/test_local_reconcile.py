@@ -33,6 +33,7 @@ from pai_magic.core.protocol import unique_job_name
 from pai_magic.local import runner as runner_module
 from pai_magic.local.server import ServerHandle, start_in_thread
 from tests.fixtures.local_backend import LocalBackendProcess
+from tests.integration.test_local_jobs import simple_job
 
 T = 30
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -49,7 +50,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {resp.json()['token']}"}
 
     def submit(self, name: str, commands: list[str]) -> None:
-        resp = requests.post(f"{self.api}/jobs", data=yaml.safe_dump(_job(name, commands)).encode(), timeout=T,
+        resp = requests.post(f"{self.api}/jobs", data=yaml.safe_dump(simple_job(name, commands)).encode(), timeout=T,
                              headers={**self.headers, "Content-Type": "text/yaml"})
         assert resp.status_code == 202, resp.text
 
@@ -258,8 +259,8 @@ def test_jobs_the_user_was_stopping_when_the_backend_died_end_stopped_at_the_res
         stubborn, queued = unique_job_name("stubborn"), unique_job_name("queued")
         pidfile = tmp_path / "pids"
         # ignores the STOP's SIGTERM: it stays STOPPING for the shim's grace period
-        assert b.submit(_job(stubborn, ["trap '' TERM", f"echo $$ >> {pidfile}", "sleep 300 & wait"])).status_code == 202
-        assert b.submit(_job(queued, ["echo done"])).status_code == 202
+        assert b.submit(simple_job(stubborn, ["trap '' TERM", f"echo $$ >> {pidfile}", "sleep 300 & wait"])).status_code == 202
+        assert b.submit(simple_job(queued, ["echo done"])).status_code == 202
         b.wait(stubborn, ("RUNNING",))
         assert b.wait(queued)["jobStatus"]["state"] == "SUCCEEDED"
         pids = wait_for_pids(pidfile, 1)
@@ -283,11 +284,3 @@ def test_jobs_the_user_was_stopping_when_the_backend_died_end_stopped_at_the_res
         assert not any(alive(p) for p in pids)
     finally:
         b.stop()
-
-
-def _job(name: str, commands: list[str]) -> dict:
-    return {"protocolVersion": 2, "name": name, "type": "job",
-            "prerequisites": [{"name": "i", "type": "dockerimage", "uri": "ubuntu:22.04"}],
-            "taskRoles": {"main": {"instances": 1, "dockerImage": "i",
-                                   "resourcePerInstance": {"cpu": 1, "memoryMB": 64, "gpu": 0},
-                                   "commands": commands}}}
