@@ -131,10 +131,12 @@ def install_kernel(name: str, settings: KernelSettings, *, replace: bool = True,
     against the cluster (``check_cluster``): one it says is unknown or not the user's is an
     error; one it cannot be asked about is installed anyway, with a line in ``warnings``.
     """
-    from pai_magic.core.profiles import ENV_PROFILE_NAME, load_profile
+    from pai_magic.core.profiles import ENV_PROFILE_NAME, check_profile_name, load_profile
 
     name = check_name(name)
     settings.validate()
+    if settings.profile:  # a named profile is looked up in the profile file, under the one name rule
+        check_profile_name(settings.profile)
     profile = load_profile(settings.profile or None)
     if not settings.profile and profile.name == ENV_PROFILE_NAME:
         # the kernelspec names a profile, never a token, and the Jupyter server that starts the

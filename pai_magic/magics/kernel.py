@@ -1,7 +1,9 @@
 """``%pai_kernel install|list|remove``: Jupyter kernels that run inside an OpenPAI job.
 
 Thin: parse, call :mod:`pai_magic.kernel.spec` (where the rules live), render. The kernelspec
-names the session's profile, never its token.
+names the notebook's profile (``--profile``, else the one this session chose with
+``%pai_login``/``%pai_profile``/``PaiMagics.profile``, the same as every other magic), never
+its token.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pai_magic.magics.args import lazy_magic_arguments, parse_line, parse_memory
 from pai_magic.magics.errors import friendly
 from pai_magic.magics.messages import _cli_to_magic
 from pai_magic.magics.render import Table, View, esc
+from pai_magic.magics.session import get_session
 
 
 @magics_class
@@ -28,7 +31,7 @@ class KernelMagics(Magics):
     @argument("--memory", default="16G", help="memory, e.g. 16G (default 16G)")
     @argument("--vc", help="virtual cluster (default: the profile's)")
     @argument("--storage", action="append", default=[], help="NAME[:/PATH] to mount (repeatable)")
-    @argument("--profile", help="profile the kernel uses (default: the active one)")
+    @argument("--profile", help="profile the kernel uses (default: the one this notebook uses)")
     @argument("--python", default="python3", help="the image's Python command (default python3)")
     @argument("--lease", type=float, help="seconds the job outlives a vanished Jupyter server (default 180)")
     @line_magic
@@ -60,8 +63,11 @@ class KernelMagics(Magics):
         if not args.image:
             raise UsageError("%pai_kernel install: give --image, e.g. --image pytorch/pytorch:latest "
                              "(its Python needs ipykernel).")
+        # the profile this notebook talks to, not the profile file's active one (another kernel or
+        # the CLI may have moved it): the kernel must reach the cluster the person is working with
+        profile = args.profile or get_session(self.shell).wanted_profile_name() or ""
         settings = spec.KernelSettings(
-            image=args.image, profile=args.profile or "", gpu=args.gpu, cpu=args.cpu,
+            image=args.image, profile=profile, gpu=args.gpu, cpu=args.cpu,
             memory_mb=parse_memory(args.memory) or 0, virtual_cluster=args.vc or "", storages=list(args.storage),
             python=args.python,
             lease_seconds=args.lease if args.lease is not None else spec.DEFAULT_LEASE_SECONDS)
