@@ -89,13 +89,18 @@ class _JobRow:
 class PaiPanel:
     """The panel. ``PaiPanel()`` in a cell shows it; ``.widget`` is the ipywidgets box.
 
-    ``profile`` pins a profile name (default: the active one, as everywhere else).
+    ``profile`` pins a profile name (default: the one this notebook's magics use, else the
+    active one).
     ``refresh_interval`` seconds between refreshes by the kernel's shared loop (None: only on
     demand); failures back off up to a minute. ``page_size`` jobs per page.
     """
 
     def __init__(self, profile: str | None = None, *, refresh_interval: float | None = 5.0,
                  page_size: int = 20, job_limit: int | None = None, local_data_dir: str | None = None) -> None:
+        if profile is None:
+            from pai_magic.widgets import notebook_profile
+
+            profile = notebook_profile()
         self.profile_name = profile
         self.page_size = int(job_limit or page_size)
         self.local_data_dir = local_data_dir

@@ -97,3 +97,19 @@ def test_unknown_or_malformed_profile_is_one_line(lab_chosen_other_active, kerne
         message = str(info.value)
         assert "\n" not in message and words in message, message
     assert not (kernels / "k-bad").exists()
+
+
+def test_the_panel_shown_in_the_notebook_uses_the_notebooks_profile(lab_chosen_other_active, local_backend):
+    """The ipywidgets panel is a face of the same notebook: without ``profile=`` it shows the
+    cluster the notebook's magics use (``lab``), not the file's active one (a dead ``other``)."""
+    pytest.importorskip("ipywidgets")
+    from pai_magic.widgets import PaiPanel, close_all, panel
+
+    try:
+        for p in (panel(refresh_interval=None), PaiPanel(refresh_interval=None)):
+            assert p.profile_name == "lab", p
+            assert p.error_text == "", p.error_text  # it reached lab; `other` does not answer
+            assert local_backend.url.split("//")[1] in p.cluster_label.value, p.cluster_label.value
+        assert panel(profile="other", refresh_interval=None).profile_name == "other"  # an explicit one wins
+    finally:
+        close_all()
