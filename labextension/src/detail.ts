@@ -351,16 +351,20 @@ export class JobDetailView {
 
   /**
    * A notebook run's executed notebook (the notebook-runs route): a link once it is back,
-   * "not back yet" while the route answers 404 (or is not installed).
+   * "not back yet" while the route answers 404 (or is not installed); below it, each of the
+   * run's warnings once (e.g. parameters set in a new first cell: a later cell may override
+   * them, which is why the person must see it where they open the result).
    */
   private async _refreshNotebook(full: string, detail: IJobDetail): Promise<void> {
     if (this._notebookPath) {
       return; // found: it does not move
     }
     let path: string | null = null;
+    let warnings: string[] = [];
     try {
       const run = await requestAPI<INotebookRun>(`jobs/${encodeURIComponent(full)}/notebook`);
       path = run.path;
+      warnings = Array.from(new Set(run.warnings ?? []));
     } catch (error) {
       if (!(error instanceof PaiRequestError && error.status === 404)) {
         return;
@@ -389,6 +393,11 @@ export class JobDetailView {
             : 'The executed notebook comes back when the run ends.'
         )
       );
+    }
+    for (const warning of warnings) {
+      const line = el('div', 'pai-magic-notebook-warning', warning);
+      line.setAttribute('role', 'note');
+      box.appendChild(line);
     }
   }
 

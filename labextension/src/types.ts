@@ -134,6 +134,11 @@ export interface IStorage {
 /** GET jobs/<name>/notebook (the notebook-runs route): where the executed notebook is. */
 export interface INotebookRun {
   path: string | null;
+  /**
+   * One line each about how the run was made that did not stop it (e.g. parameters set in a
+   * new first cell of a notebook with no cell tagged `parameters`); older servers leave it out.
+   */
+  warnings?: string[];
 }
 
 export const JOB_STATES = [

@@ -23,8 +23,10 @@ def lab(tmp_path_factory, local_backend):
     need((LABEXT / "package.json").exists(),
          "the labextension is not built: run scripts/build-labextension")
     root = tmp_path_factory.mktemp("lab")
+    # its own data folder: the runs index a test's `pai-magic run-notebook` writes is the one it reads
     proc = JupyterProcess(root / "lab", root / "pai-config", lab=True, labextension_dir=LABEXT,
-                          extra_config={"ServerApp": {"terminado_settings": {"shell_command": TERMINAL_SHELL}}})
+                          extra_config={"ServerApp": {"terminado_settings": {"shell_command": TERMINAL_SHELL}}},
+                          env={"PAI_MAGIC_DATA_DIR": str(root / "pai-data")})
     proc.start()
     yield proc
     proc.stop()

@@ -9,6 +9,8 @@ PAI_MAGIC_SCREENSHOT_DIR set, the screenshots the README shows are written there
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -27,9 +29,15 @@ CONTRAST_JS = """
 (root) => {
   const parse = c => {
     const m = /rgba?\\(([^)]+)\\)/.exec(c || '');
-    if (!m) return null;
-    const p = m[1].split(',').map(x => parseFloat(x));
-    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+    if (m) {
+      const p = m[1].split(',').map(x => parseFloat(x));
+      return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+    }
+    // what Chromium computes for color-mix(in srgb, ...): color(srgb R G B[ / A]), channels 0..1
+    const s = /color\\(srgb ([^)/]+)(?:\\/([^)]+))?\\)/.exec(c || '');
+    if (!s) return null;
+    const p = s[1].trim().split(/\\s+/).map(x => parseFloat(x) * 255);
+    return {r: p[0], g: p[1], b: p[2], a: s[2] ? parseFloat(s[2]) : 1};
   };
   const over = (top, bottom) => {
     const a = top.a + bottom.a * (1 - top.a);
@@ -223,6 +231,58 @@ def test_kernel_and_notebook_jobs_labelled(page, sidebar, seeded):
     box.wait_for()
     assert sidebar.locator(".pai-magic-detail .pai-magic-detail-name").inner_text().startswith(prefix[::-1])
     assert "not back yet" in box.inner_text() or box.locator('button[name="open-notebook"]').count() == 1
+
+
+def test_notebook_run_warning_shown_once_wrapped_and_readable(page, sidebar, lab, local_backend, monkeypatch):
+    """`pai-magic run-notebook -p` on a notebook with no cell tagged `parameters` warns that the
+    value went into a new first cell (a later cell setting it wins): the run's detail shows that
+    line once, beside its executed notebook, wrapped inside the sidebar (a long parameter name
+    included), readable in the light and the dark theme."""
+    from pai_magic.cli import main as cli_main
+    from tests.notebook.conftest import write_notebook
+
+    # the CLI run writes the runs index the lab's notebook route reads (tests/ui/conftest.py)
+    monkeypatch.setenv("PAI_MAGIC_DATA_DIR", lab.extra_env["PAI_MAGIC_DATA_DIR"])
+    monkeypatch.setenv("HOME", str(lab.root / "home"))  # no developer key: pai_magic makes its own
+    for var, value in (("PAI_URL", local_backend.url), ("PAI_USER", local_backend.user),
+                       ("PAI_TOKEN", local_backend.token)):
+        monkeypatch.setenv(var, value)
+    param = "learning_rate_of_the_first_warmup_phase_before_the_cosine_decay_starts"
+    stem = f"warn{uuid.uuid4().hex[:6]}"
+    nb = write_notebook(lab.root / "notebooks" / f"{stem}.ipynb", f"print({param})")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main(["run-notebook", str(nb), "--image", "python:3.11", "-p", param, "0.5", "--name", stem,
+                         "--wait", "--json"])
+    assert code == 0, out.getvalue()
+    data = json.loads(out.getvalue())
+    assert len(data["warnings"]) == 1 and "has no cell tagged `parameters`" in data["warnings"][0], data
+    job = data["runs"][0]["job"].split("~")[1]
+
+    search_jobs(sidebar, stem)
+    sidebar.locator(f'tr.pai-magic-job[data-job-name="{job}"]').click()
+    detail = sidebar.locator(f'.pai-magic-detail[data-job-name="{job}"]')
+    detail.locator('.pai-magic-notebook button[name="open-notebook"]').wait_for(timeout=JOB_TIMEOUT_MS)
+    warning = detail.locator(".pai-magic-notebook .pai-magic-notebook-warning")
+    assert warning.count() == 1
+    assert warning.is_visible() and warning.inner_text() == data["warnings"][0]
+    fit = warning.evaluate("""el => ({scroll: el.scrollWidth, client: el.clientWidth,
+        lines: el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).fontSize),
+        right: el.getBoundingClientRect().right,
+        edge: document.querySelector('#pai-magic-sidebar').getBoundingClientRect().right})""")
+    assert fit["scroll"] <= fit["client"] and fit["right"] <= fit["edge"] + 1, fit
+    assert fit["lines"] >= 3, fit  # wrapped (heights in font sizes), not cut to one line
+    _no_horizontal_overflow(sidebar)
+    light = warning.evaluate(CONTRAST_JS)
+    _theme(page, "JupyterLab Dark", light=False)
+    try:
+        dark = warning.evaluate(CONTRAST_JS)
+    finally:
+        _theme(page, "JupyterLab Light", light=True)
+    for seen in (light, dark):
+        assert seen and min(r["ratio"] for r in seen) >= MIN_CONTRAST, seen
+    assert light[0]["color"] != dark[0]["color"], (light, dark)  # the theme's own colour, not a fixed one
+    assert warning.count() == 1  # polling did not add it again
 
 
 def test_clone_fills_the_form_and_yaml_round_trips(page, sidebar, tmp_path):
