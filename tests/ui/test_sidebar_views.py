@@ -127,7 +127,9 @@ def _placeholders_fit(sidebar) -> None:
             .filter(n => {
                 const s = getComputedStyle(n);
                 ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
-                const room = n.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                const line = n.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+                // a textarea's placeholder wraps over its rows; an input's is cut at its edge
+                const room = n.tagName === 'TEXTAREA' ? line * Math.max(1, n.rows) : line;
                 return ctx.measureText(n.placeholder).width > room + 1;
             })
             .map(n => `${n.name}: ${n.placeholder}`);
