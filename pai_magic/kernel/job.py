@@ -244,10 +244,14 @@ class KernelJob:
             message = self._read("error").strip()
             self.stop()
             raise KernelStartError(message)
+        hello = json.loads(self._read("hello.json"))
         if not self.remote_ports:  # the job detail did not name them: the supervisor's choice
-            hello = json.loads(self._read("hello.json"))
             self.remote_ports = [int(p) for p in hello["ports"]][:len(PORT_NAMES)]
         fwd.set_remote([("127.0.0.1", p) for p in self.remote_ports])
+        # the supervisor's relay carries each connection as a resumable stream, so a dropped
+        # link loses no message; an older supervisor has none: direct forwards, as before
+        relay = hello.get("relay")
+        fwd.set_relay(int(relay) if isinstance(relay, int) and relay > 0 else None)
 
     def _ended_instead(self, exc: BaseException) -> KernelStartError | None:
         """After an SSH error: the job's end (one line with the task's reason) when the job

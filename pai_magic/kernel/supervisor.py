@@ -18,15 +18,34 @@ connection that carries the kernel's ports):
 ``signal-N-S``   request: send signal S to generation N.
 ``stop``         request: kill the kernel and exit 0.
 
+The relay (``"relay": port`` in hello.json): resumable streams to the kernel's ports, so a
+dropped SSH link loses no ZeroMQ message. Why: every forwarded TCP connection dies with the
+link, and ZeroMQ does not resend what was in flight (a cell's output, its execute_reply, the
+IOPub subscription). The provisioner's forwarder instead connects each local connection to
+this relay, which holds the kernel-side connection open across link drops. Protocol (also
+spoken by ``pai_magic.core.ssh.forward``): the forwarder opens with one line
+``PAIRELAY1 <stream id hex> <port index> <bytes received> <N|R>`` (N: a new stream, R: a
+resume); the relay answers ``NEW``, ``OK <bytes received>`` or ``ERR <why>``, then frames flow
+both ways: type (1 byte) + length (4 bytes, big endian) + payload. ``D`` data; ``A`` ack (the
+8-byte count of data bytes received; sent every ``ACK_EVERY`` bytes); ``C`` close (no more
+data; answered with a close, after which the stream is forgotten). Each side keeps what it
+sent until acked and resends from the peer's count on resume. While the forwarder is away the
+relay keeps reading the kernel up to ``RELAY_CAP`` bytes (past it the stream is dropped: the
+old behaviour, never unbounded memory); a stream not resumed within ``RELAY_EXPIRE`` seconds
+is dropped.
+
 Why the kernel is this process's child and not an SSH exec channel's: a dropped SSH link
 must not end the kernel (the provisioner reconnects and finds it running).
 """
 import json
 import os
+import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 POLL = 0.05
@@ -81,6 +100,351 @@ def listening(port):
             return True
     except OSError:
         return False
+
+
+# ------------------------------------------------------------------------------ the relay
+RELAY_MAGIC = "PAIRELAY1"
+RELAY_CAP = 64 << 20
+RELAY_EXPIRE = 600.0
+ACK_EVERY = 32 << 10
+FRAME_MAX = 64 << 10
+#: stop reading a source while this much is queued for its destination (TCP backpressure)
+QUEUE_HIGH = 1 << 20
+HEADER = struct.Struct(">cI")
+
+
+def frame(kind, payload=b""):
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def data_frames(data):
+    out = bytearray()
+    for i in range(0, len(data), FRAME_MAX):
+        out += frame(b"D", bytes(data[i:i + FRAME_MAX]))
+    return out
+
+
+def parse_frames(buf):
+    """Complete frames at the front of ``buf`` (removed from it): [(kind, payload)]."""
+    out = []
+    while len(buf) >= HEADER.size:
+        kind, size = HEADER.unpack_from(buf)
+        if len(buf) < HEADER.size + size:
+            break
+        out.append((kind, bytes(buf[HEADER.size:HEADER.size + size])))
+        del buf[:HEADER.size + size]
+    return out
+
+
+class RelayStream(object):
+    """One kernel-side connection that outlives the forwarder's connections."""
+
+    def __init__(self, relay, sid, kernel):
+        self.relay = relay
+        self.sid = sid
+        self.kernel = kernel          # None once closed
+        self.conn = None
+        self.lock = threading.Lock()
+        self.incoming = None          # (conn, peer_count, reply) handed over by the acceptor
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.out = bytearray()        # read from the kernel, not yet acked by the forwarder
+        self.out_base = 0             # count of the first byte of ``out``
+        self.wq = bytearray()         # frames for the current connection
+        self.inbuf = bytearray()
+        self.to_kernel = bytearray()
+        self.received = 0
+        self.acked = 0
+        self.kernel_eof = False       # our close is due after ``out``
+        self.peer_closed = False
+        self.away_since = time.monotonic()
+        self.done = False
+
+    def attach(self, conn, peer_count, reply):
+        with self.lock:
+            if self.done:
+                return False
+            old, self.incoming = self.incoming, (conn, peer_count, reply)
+        if old is not None:
+            old[0].close()
+        try:
+            self.wake_w.send(b"x")
+        except OSError:
+            pass
+        return True
+
+    def _adopt(self):
+        with self.lock:
+            incoming, self.incoming = self.incoming, None
+        if incoming is None:
+            return
+        conn, peer_count, reply = incoming
+        self._drop_conn()
+        if not (self.out_base <= peer_count <= self.out_base + len(self.out)):
+            conn.sendall(b"ERR bad count\n")
+            conn.close()
+            self.finish()
+            return
+        del self.out[:peer_count - self.out_base]
+        self.out_base = peer_count
+        conn.setblocking(False)
+        self.conn = conn
+        self.inbuf = bytearray()
+        self.wq = bytearray(reply if reply else ("OK %d\n" % self.received).encode())
+        self.wq += data_frames(self.out)
+        if self.kernel_eof:
+            self.wq += frame(b"C")
+        self.acked = self.received
+
+    def _drop_conn(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+            self.conn = None
+            self.away_since = time.monotonic()
+
+    def finish(self):
+        with self.lock:
+            self.done = True
+            incoming, self.incoming = self.incoming, None
+        if incoming is not None:
+            incoming[0].close()
+        self._drop_conn()
+        if self.kernel is not None:
+            self.kernel.close()
+            self.kernel = None
+        self.relay.forget(self)
+        self.wake_r.close()
+        self.wake_w.close()
+
+    def _close_kernel(self):
+        if self.kernel is not None:
+            self.kernel.close()
+            self.kernel = None
+
+    def run(self):
+        try:
+            self._run()
+        except Exception as exc:  # a bug must not take the supervisor down: drop this stream
+            say("relay stream %s failed: %r" % (self.sid, exc))
+        if not self.done:
+            self.finish()
+
+    def _run(self):
+        while not self.done:
+            self._adopt()
+            if self.done:
+                return
+            conn, kernel = self.conn, self.kernel
+            if conn is None:
+                if time.monotonic() - self.away_since > self.relay.expire:
+                    say("relay stream %s not resumed within %gs: dropped" % (self.sid, self.relay.expire))
+                    return self.finish()
+                if len(self.out) > self.relay.cap:
+                    say("relay stream %s: over %d bytes buffered while the link is down: dropped"
+                        % (self.sid, self.relay.cap))
+                    return self.finish()
+            rl, wl = [self.wake_r], []
+            if kernel is not None and not self.kernel_eof and (
+                    (conn is None and len(self.out) <= self.relay.cap)
+                    or (conn is not None and len(self.wq) < QUEUE_HIGH)):
+                rl.append(kernel)
+            if conn is not None:
+                if len(self.to_kernel) < QUEUE_HIGH:
+                    rl.append(conn)
+                if self.wq:
+                    wl.append(conn)
+            if kernel is not None and self.to_kernel:
+                wl.append(kernel)
+            try:
+                readable, writable, _ = select.select(rl, wl, [], 1.0)
+            except (OSError, ValueError):
+                readable, writable = [], []
+            if self.wake_r in readable:
+                try:
+                    self.wake_r.recv(4096)
+                except OSError:
+                    pass
+            if kernel is not None and kernel in readable:
+                self._from_kernel()
+            if conn is not None and conn is self.conn and conn in readable:
+                self._from_conn()
+            if self.done:
+                return
+            if self.kernel is not None and self.kernel in writable and self.to_kernel:
+                try:
+                    n = self.kernel.send(self.to_kernel)
+                    del self.to_kernel[:n]
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    self._kernel_gone()
+            if self.conn is not None and self.conn in writable and self.wq:
+                try:
+                    n = self.conn.send(self.wq)
+                    del self.wq[:n]
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    self._drop_conn()
+            if self.peer_closed and not self.to_kernel:
+                self._close_kernel()
+                if not self.wq or self.conn is None:
+                    return self.finish()
+
+    def _kernel_gone(self):
+        """The kernel closed its side: our close follows what is buffered."""
+        self._close_kernel()
+        self.to_kernel = bytearray()
+        if not self.kernel_eof:
+            self.kernel_eof = True
+            if self.conn is not None:
+                self.wq += frame(b"C")
+
+    def _from_kernel(self):
+        try:
+            data = self.kernel.recv(FRAME_MAX)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return self._kernel_gone()
+        self.out += data
+        if self.conn is not None:
+            self.wq += frame(b"D", data)
+
+    def _from_conn(self):
+        try:
+            data = self.conn.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return self._drop_conn()
+        self.inbuf += data
+        for kind, payload in parse_frames(self.inbuf):
+            if kind == b"D":
+                self.received += len(payload)
+                if self.kernel is not None and not self.peer_closed:
+                    self.to_kernel += payload
+            elif kind == b"A":
+                count = struct.unpack(">Q", payload)[0]
+                if self.out_base <= count <= self.out_base + len(self.out):
+                    del self.out[:count - self.out_base]
+                    self.out_base = count
+            elif kind == b"C":
+                self.peer_closed = True
+                if not self.kernel_eof:  # answer with ours (nothing more comes from the kernel)
+                    self.kernel_eof = True
+                    self.wq += frame(b"C")
+        if self.received - self.acked >= ACK_EVERY:
+            self.acked = self.received
+            self.wq += frame(b"A", struct.pack(">Q", self.received))
+        if self.peer_closed and self.kernel_eof and self.kernel is None:
+            pass
+
+
+class Relay(object):
+    """Accepts the forwarder's connections on a loopback port; see the module docstring."""
+
+    def __init__(self, ports, directory=None, cap=RELAY_CAP, expire=RELAY_EXPIRE):
+        self.ports = list(ports)
+        self.dir = directory
+        self.cap = cap
+        self.expire = expire
+        self.streams = {}
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+
+    def start(self):
+        t = threading.Thread(target=self._accept_loop, name="pai-relay")
+        t.daemon = True
+        t.start()
+        return self
+
+    def forget(self, stream):
+        with self.lock:
+            if self.streams.get(stream.sid) is stream:
+                del self.streams[stream.sid]
+
+    def kernel_port(self, index):
+        """Port ``index`` of the current connection file (a restart may rewrite it), else hello's."""
+        if self.dir is not None:
+            try:
+                with open(os.path.join(self.dir, "kernel.json")) as fh:
+                    return int(json.load(fh)[PORT_KEYS[index]])
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+        return self.ports[index]
+
+    def _accept_loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self._handshake, args=(conn,), name="pai-relay-hello")
+            t.daemon = True
+            t.start()
+
+    def _handshake(self, conn):
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.settimeout(30)
+            line = b""
+            while not line.endswith(b"\n"):
+                byte = conn.recv(1)  # one by one: what follows the line is the stream's
+                if not byte or len(line) > 200:
+                    raise OSError("no handshake")
+                line += byte
+            parts = line.decode("ascii", "replace").split()
+            if len(parts) != 5 or parts[0] != RELAY_MAGIC or parts[4] not in ("N", "R"):
+                conn.sendall(b"ERR bad handshake\n")
+                conn.close()
+                return
+            sid, index, count, mode = parts[1], int(parts[2]), int(parts[3]), parts[4]
+            with self.lock:
+                stream = self.streams.get(sid)
+            if stream is not None:
+                if not stream.attach(conn, count, None):
+                    conn.sendall(b"ERR unknown stream\n")
+                    conn.close()
+                return
+            if mode != "N" or count != 0:
+                conn.sendall(b"ERR unknown stream\n")
+                conn.close()
+                return
+            if not 0 <= index < len(self.ports):
+                conn.sendall(b"ERR unknown port index\n")
+                conn.close()
+                return
+            try:
+                kernel = socket.create_connection(("127.0.0.1", self.kernel_port(index)), timeout=5)
+            except OSError:
+                conn.sendall(b"ERR kernel port refused\n")
+                conn.close()
+                return
+            kernel.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            kernel.setblocking(False)
+            stream = RelayStream(self, sid, kernel)
+            with self.lock:
+                self.streams[sid] = stream
+            stream.attach(conn, 0, b"NEW\n")
+            t = threading.Thread(target=stream.run, name="pai-relay-stream")
+            t.daemon = True
+            t.start()
+        except (OSError, ValueError):
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
 class Supervisor:
@@ -201,9 +565,10 @@ class Supervisor:
                 time.sleep(POLL)
             sys.exit(2)
         ports = kernel_ports()
+        relay = Relay(ports, self.dir).start()
         write_atomic(self.path("hello.json"), json.dumps({
             "pid": os.getpid(), "ports": ports, "python": sys.executable,
-            "version": sys.version.split()[0]}))
+            "version": sys.version.split()[0], "relay": relay.port}))
         say("supervisor ready (lease %gs)" % self.lease)
         while True:
             if not self.check_lease():

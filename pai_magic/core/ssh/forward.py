@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import selectors
 import socket
+import struct
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Collection, Sequence
 
@@ -84,6 +87,12 @@ class PortForwarder:
         self._connects = 0
         self._closed = False
         self._pairs: set[_Pair] = set()
+        self._relay: tuple[str, int] | None = None
+        self._streams: set[_RelayStream] = set()
+        self._streams_lock = threading.Lock()
+        self._relink_lock = threading.Lock()
+        self._relink_delay = RELINK_FIRST
+        self._relink_next = 0.0
         self._pending: list[_Pair] = []
         self._pending_lock = threading.Lock()
         self._sel = selectors.DefaultSelector()
@@ -133,6 +142,24 @@ class PortForwarder:
         if len(remotes) != len(self._forwards):
             raise InvalidInputError(f"expected {len(self._forwards)} remote ends, got {len(remotes)}")
         self._forwards = [Forward(f.local_port, h, int(p)) for f, (h, p) in zip(self._forwards, remotes)]
+
+    def set_relay(self, port: int | None, host: str = "127.0.0.1") -> None:
+        """Carry new connections as resumable streams through the job's relay at ``host:port``
+        (``None``: direct forwards again). Listener ``i`` becomes the relay's port index ``i``.
+
+        Why: a direct forward dies with the link and ZeroMQ loses what was in flight; a stream
+        through the relay survives a dropped link (see pai_magic/kernel/supervisor.py).
+        """
+        self._relay = None if port is None else (host, int(port))
+
+    @property
+    def relay(self) -> tuple[str, int] | None:
+        return self._relay
+
+    @property
+    def streams(self) -> int:
+        """How many resumable streams are open."""
+        return len(self._streams)
 
     def session(self) -> SshSession:
         """The live session, connecting (again) if needed; SFTP and exec can share it."""
@@ -185,6 +212,10 @@ class PortForwarder:
         self._thread.join(timeout=5)
         for pair in list(self._pairs) + self._pending:
             self._close_pair(pair)
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.thread.join(timeout=2)
         self._close_listeners()
         if session is not None:
             session.close()
@@ -254,6 +285,13 @@ class PortForwarder:
         except OSError:
             return
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        relay = self._relay
+        if relay is not None:
+            stream = _RelayStream(self, conn, index, relay)
+            with self._streams_lock:
+                self._streams.add(stream)
+            stream.thread.start()
+            return
         fwd = self._forwards[index]
         threading.Thread(target=self._open, args=(conn, fwd), name="pai-ssh-forward-open", daemon=True).start()
 
@@ -278,6 +316,29 @@ class PortForwarder:
                 return
             self._pending.append(pair)
         self._wake()
+
+    def _relink(self) -> SshSession | None:
+        """The live session for a stream that lost its link, or None while the reconnect
+        backs off (0.2 s doubling to 5 s, shared by every waiting stream)."""
+        with self._relink_lock:
+            session = self._session
+            if session is not None and session.active:
+                return session
+            if time.monotonic() < self._relink_next:
+                return None
+            try:
+                session = self.session()
+            except Exception as exc:  # noqa: BLE001 - any failure to connect: try again later
+                log.debug("reconnect for resumable streams failed: %s", exc)
+                self._relink_next = time.monotonic() + self._relink_delay
+                self._relink_delay = min(RELINK_MAX, self._relink_delay * 2)
+                return None
+            self._relink_delay = RELINK_FIRST
+            return session
+
+    def _stream_done(self, stream: "_RelayStream") -> None:
+        with self._streams_lock:
+            self._streams.discard(stream)
 
     # -- the pump ----------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -388,3 +449,280 @@ class PortForwarder:
         # the pump notices dead transports itself within its select timeout; waking it makes
         # that immediate
         self._wake()
+
+
+# -- resumable streams through the job's relay ----------------------------------------------
+#: Must match pai_magic/kernel/supervisor.py (the relay's side; see its docstring).
+RELAY_MAGIC = "PAIRELAY1"
+ACK_EVERY = 32 << 10
+FRAME_MAX = 64 << 10
+QUEUE_HIGH = 1 << 20
+HEADER = struct.Struct(">cI")
+#: How long a stream waits for the link to come back before its local socket is closed.
+RESUME_LIMIT = 600.0
+RELINK_FIRST, RELINK_MAX = 0.2, 5.0
+
+
+def frame(kind: bytes, payload: bytes = b"") -> bytes:
+    """One frame of the relay protocol: type, length, payload."""
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def data_frames(data: bytes | bytearray) -> bytearray:
+    out = bytearray()
+    for i in range(0, len(data), FRAME_MAX):
+        out += frame(b"D", bytes(data[i:i + FRAME_MAX]))
+    return out
+
+
+def parse_frames(buf: bytearray) -> list[tuple[bytes, bytes]]:
+    """The complete frames at the front of ``buf``, removed from it."""
+    out: list[tuple[bytes, bytes]] = []
+    while len(buf) >= HEADER.size:
+        kind, size = HEADER.unpack_from(buf)
+        if len(buf) < HEADER.size + size:
+            break
+        out.append((kind, bytes(buf[HEADER.size:HEADER.size + size])))
+        del buf[:HEADER.size + size]
+    return out
+
+
+class _StreamGone(Exception):
+    """The relay refused the stream (unknown, expired, kernel port closed): close locally."""
+
+
+class _RelayStream:
+    """One local connection carried as a resumable stream; its own thread moves its bytes.
+
+    Why a thread per stream: a kernel has five, and the stream's state machine (handshake,
+    resend, waiting for the link) reads straight; every socket is non-blocking and waits in
+    ``select`` on both directions, so a full buffer one way never stalls the other.
+    """
+
+    def __init__(self, owner: "PortForwarder", sock: socket.socket, index: int, relay: tuple[str, int]) -> None:
+        self.owner = owner
+        self.sock = sock
+        self.index = index
+        self.relay = relay
+        self.sid = os.urandom(16).hex()
+        self.chan: Any = None
+        self.known = False            # the relay answered NEW once: later handshakes resume
+        self.out = bytearray()        # read locally, not yet acked by the relay
+        self.out_base = 0
+        self.wq = bytearray()         # frames for the current channel
+        self.inbuf = bytearray()
+        self.to_local = bytearray()
+        self.received = 0
+        self.acked = 0
+        self.local_eof = False        # our close is due after ``out``
+        self.peer_closed = False
+        self.local_dead = False
+        self.thread = threading.Thread(target=self.run, name="pai-ssh-relay-stream", daemon=True)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # noqa: BLE001 - any failure ends this stream only, as a lost connection would
+            log.debug("relay stream %s ended: %r", self.sid, exc)
+        finally:
+            self._close_chan()
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.owner._stream_done(self)
+
+    # -- the link ------------------------------------------------------------------------------
+    def _close_chan(self) -> None:
+        chan, self.chan = self.chan, None
+        if chan is not None:
+            try:
+                chan.close()
+            except Exception:  # noqa: BLE001 - paramiko raises many kinds on a dead transport
+                pass
+
+    def _link(self) -> None:
+        """Open a channel to the relay and (re)join the stream; waits for the link to return."""
+        import paramiko
+
+        deadline = time.monotonic() + (RESUME_LIMIT if self.known else self.owner._open_timeout)
+        while True:
+            if self.owner._closed:
+                raise _StreamGone("forwarder closed")
+            session = self.owner._relink()
+            if session is not None:
+                try:
+                    self._handshake(session)
+                    return
+                except paramiko.ChannelException as exc:  # the link is up, the relay is not
+                    raise _StreamGone(f"relay refused the channel: {exc}") from None
+                except (PaiError, paramiko.SSHException, EOFError, OSError) as exc:
+                    self._close_chan()
+                    log.debug("relay stream %s: no link yet: %s", self.sid, exc)
+                    if not self.known:
+                        raise _StreamGone(str(exc)) from None
+            if time.monotonic() > deadline:
+                raise _StreamGone("the link did not come back")
+            time.sleep(0.1)
+
+    def _handshake(self, session: SshSession) -> None:
+        chan = session.transport.open_channel("direct-tcpip", self.relay, ("127.0.0.1", 0),
+                                              timeout=self.owner._open_timeout)
+        self.chan = chan
+        chan.settimeout(self.owner._open_timeout)
+        line = f"{RELAY_MAGIC} {self.sid} {self.index} {self.received} {'R' if self.known else 'N'}\n"
+        chan.sendall(line.encode())
+        got = bytearray()
+        while b"\n" not in got:
+            chunk = chan.recv(4096)
+            if not chunk:
+                raise EOFError("the relay closed the stream's channel during the handshake")
+            got += chunk
+            if len(got) > 4096:
+                raise EOFError("no handshake answer from the relay")
+        answer, _, rest = bytes(got).partition(b"\n")
+        words = answer.decode("ascii", "replace").split()
+        if words == ["NEW"] and not self.known:
+            peer = 0
+        elif len(words) == 2 and words[0] == "OK" and self.known:
+            peer = int(words[1])
+        else:
+            raise _StreamGone(f"relay answered {answer!r}")
+        if not self.out_base <= peer <= self.out_base + len(self.out):
+            raise _StreamGone(f"relay's count {peer} is outside what was sent")
+        self.known = True
+        del self.out[:peer - self.out_base]
+        self.out_base = peer
+        self.inbuf = bytearray(rest)
+        self.wq = data_frames(self.out)
+        if self.local_eof:
+            self.wq += frame(b"C")
+        self.acked = self.received
+        chan.settimeout(0.0)
+        self._frames()
+
+    # -- the bytes -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        self.sock.setblocking(False)
+        while True:
+            if self.chan is None and not self.peer_closed:
+                self._link()
+            chan = self.chan
+            if self.peer_closed and not self.to_local:
+                try:
+                    self.sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                if not self.wq or chan is None:
+                    return
+            rl: list[Any] = []
+            wl: list[Any] = []
+            if chan is not None and len(self.to_local) < QUEUE_HIGH:
+                rl.append(chan)
+            if not self.local_eof and not self.peer_closed and len(self.wq) < QUEUE_HIGH:
+                rl.append(self.sock)
+            if self.to_local:
+                wl.append(self.sock)
+            # a channel has no writable event: poll its window while frames wait
+            timeout = 0.02 if self.wq else 0.5
+            try:
+                readable, writable, _ = select.select(rl, wl, [], timeout)
+            except (OSError, ValueError):
+                readable, writable = [], []
+            if self.owner._closed:
+                return
+            if self.sock in readable:
+                self._from_local()
+            if chan is not None and (chan in readable or chan.closed or chan.eof_received):
+                if not self._from_chan(chan):
+                    continue
+            if self.sock in writable and self.to_local:
+                try:
+                    n = self.sock.send(self.to_local)
+                    del self.to_local[:n]
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:  # the local client is gone: close the stream
+                    self.local_dead = True
+                    self.to_local = bytearray()
+                    if not self.local_eof:
+                        self.local_eof = True
+                        self.wq += frame(b"C")
+            if self.wq and self.chan is not None:
+                self._to_chan()
+
+    def _lost(self) -> None:
+        """The link died under this stream: keep everything, reconnect in the next turn."""
+        log.debug("relay stream %s: link lost, resuming", self.sid)
+        self._close_chan()
+
+    def _from_local(self) -> None:
+        try:
+            data = self.sock.recv(FRAME_MAX)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.out += data
+            self.wq += frame(b"D", data)
+            return
+        self.local_eof = True
+        self.wq += frame(b"C")
+
+    def _from_chan(self, chan: Any) -> bool:
+        try:
+            data = chan.recv(1 << 18) if chan.recv_ready() or chan.closed or chan.eof_received else None
+        except socket.timeout:
+            return True
+        except (OSError, EOFError):
+            data = b""
+        if data is None:
+            return True
+        if not data:
+            if self.peer_closed:  # the relay is done with this stream: only local bytes remain
+                self._close_chan()
+                self.wq = bytearray()
+            else:
+                self._lost()
+            return False
+        self.inbuf += data
+        self._frames()
+        return True
+
+    def _frames(self) -> None:
+        for kind, payload in parse_frames(self.inbuf):
+            if kind == b"D":
+                self.received += len(payload)
+                if not self.local_dead:
+                    self.to_local += payload
+            elif kind == b"A":
+                (count,) = struct.unpack(">Q", payload)
+                if self.out_base <= count <= self.out_base + len(self.out):
+                    del self.out[:count - self.out_base]
+                    self.out_base = count
+            elif kind == b"C":
+                self.peer_closed = True
+                if not self.local_eof:  # answer with ours: nothing more is read locally
+                    self.local_eof = True
+                    self.wq += frame(b"C")
+        if self.received - self.acked >= ACK_EVERY:
+            self.acked = self.received
+            self.wq += frame(b"A", struct.pack(">Q", self.received))
+
+    def _to_chan(self) -> None:
+        chan = self.chan
+        try:
+            while self.wq and chan.send_ready():
+                n = chan.send(bytes(self.wq[:FRAME_MAX]))
+                if n <= 0:
+                    break
+                del self.wq[:n]
+        except socket.timeout:
+            return
+        except (OSError, EOFError) as exc:
+            log.debug("relay stream %s: send failed: %s", self.sid, exc)
+            self._lost()
+        except Exception as exc:  # noqa: BLE001 - paramiko's SSHException on a dead transport
+            log.debug("relay stream %s: send failed: %r", self.sid, exc)
+            self._lost()
