@@ -114,23 +114,6 @@ class WsKernel:
         return self.collect(self.send("execute_request", {"code": code, "silent": False,
                                                           "store_history": True, "allow_stdin": False}), timeout)
 
-    def wait_iopub(self, timeout: float = 60.0) -> None:
-        """Return once IOPub delivers again: kernel_info requests until one's idle status comes.
-
-        Why: after the server's SUB socket reconnects, the kernel's PUB drops what it publishes
-        until the new subscription reaches it (ZeroMQ's "slow joiner"), while the shell channel
-        already works: a cell sent at once can run with its output lost. jupyter_server waits
-        the same way (its ``nudge``) before it tells a new websocket that the kernel is there.
-        """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.collect(self.send("kernel_info_request", {}), timeout=1.0)
-                return
-            except (AssertionError, websocket.WebSocketTimeoutException):  # no idle within the second
-                continue
-        raise AssertionError(f"IOPub delivered nothing within {timeout}s")
-
     def wait_started(self, msg_id: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -208,22 +191,28 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
         assert out["error"] == "NameError", out
         assert ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().endswith(job)
 
-        # a killed SSH transport is re-established by the next execute, the kernel's state intact
+        # a killed SSH transport (`ss -K`) while a cell prints: the link is re-established and,
+        # the streams going through the job's relay, nothing is lost: every line exactly once,
+        # the execute_reply, and the output of a cell sent at once after (no wait for IOPub)
         assert ws.execute("y = 'kept'; y")["text"] == "'kept'"
         need_binary("ss", "iproute2")
         need(os.geteuid() == 0, "killing a TCP connection with `ss -K` needs root (CAP_NET_ADMIN)")
         detail = backend.job(job)
         ssh_port = detail["taskRoles"]["kernel"]["taskStatuses"][0]["containerPorts"]["ssh"]
+        lines = 40
+        msg_id = ws.send("execute_request", {
+            "code": f"import time\nfor i in range({lines}):\n    print('line', i, flush=True)\n    time.sleep(0.1)",
+            "silent": False})
+        ws.wait_started(msg_id)
         killed = subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", f":{ssh_port}"],
                                 capture_output=True, text=True, timeout=30)
         assert f":{ssh_port}" in killed.stdout, killed.stdout + killed.stderr
-        # ZeroMQ reconnects at once to the same local ports, which opens a new transport; a
-        # message already written into the dead one is lost (ZeroMQ does not resend), so the
-        # next cell is sent once the link is back and IOPub is subscribed again
+        out = ws.collect(msg_id, timeout=120)
+        assert out["reply"]["status"] == "ok", out
+        assert out["text"] == "".join(f"line {i}\n" for i in range(lines)), out["text"]
+        assert ws.execute("print('still here', y)", timeout=120)["text"] == "still here kept\n"
         relinked = f"SSH link to job {job} re-established"
         wait_until(lambda: relinked in jp.log_path.read_text(errors="replace"), 60, "the SSH link to come back")
-        ws.wait_iopub()
-        assert ws.execute("print('still here', y)", timeout=120)["text"] == "still here kept\n"
 
         # the kernel's ZMQ traffic is CurveZMQ-encrypted (ipykernel warns in the job's log otherwise)
         stderr = backend.log_text(job, "kernel", which="stderr")
