@@ -136,6 +136,27 @@ def parse_frames(buf):
     return out
 
 
+def wait_io(readers, writers, timeout):
+    """``select`` with ``poll`` underneath (no 1024-fd limit)."""
+    poller = select.poll()
+    objs = {}
+    for obj in readers:
+        objs[obj.fileno()] = obj
+        poller.register(obj.fileno(), select.POLLIN)
+    for obj in writers:
+        fd = obj.fileno()
+        objs[fd] = obj
+        poller.register(fd, select.POLLOUT | (select.POLLIN if obj in readers else 0))
+    readable, writable = [], []
+    for fd, event in poller.poll(timeout * 1000):
+        obj = objs[fd]
+        if event & (select.POLLIN | select.POLLHUP | select.POLLERR) and obj in readers:
+            readable.append(obj)
+        if event & (select.POLLOUT | select.POLLHUP | select.POLLERR) and obj in writers:
+            writable.append(obj)
+    return readable, writable
+
+
 class RelayStream(object):
     """One kernel-side connection that outlives the forwarder's connections."""
 
@@ -259,9 +280,10 @@ class RelayStream(object):
             if kernel is not None and self.to_kernel:
                 wl.append(kernel)
             try:
-                readable, writable, _ = select.select(rl, wl, [], 1.0)
+                readable, writable = wait_io(rl, wl, 1.0)
             except (OSError, ValueError):
                 readable, writable = [], []
+                time.sleep(0.05)
             if self.wake_r in readable:
                 try:
                     self.wake_r.recv(4096)

@@ -14,6 +14,14 @@ waits on Nagle's algorithm and a round trip took ~40 ms instead of ~5 ms (FACTS.
 One thread (``selectors``) moves the bytes of every connection. Opening a channel costs a
 round trip (and a reconnect, if the link is down), so each accepted connection is handed to a
 short-lived opener thread, which passes the ready pair back to the pump.
+
+Resumable mode (:meth:`PortForwarder.set_relay`, used for kernels): each local connection is
+a stream through the relay that the kernel supervisor runs in the job (protocol in
+``pai_magic/kernel/supervisor.py``). When the link drops, the local socket stays open (it is
+simply not read: TCP backpressure), the stream reconnects by itself (0.2 s doubling to 5 s)
+and both sides resend what the other did not get: ZeroMQ on either end never sees the drop,
+so no message in flight is lost and IOPub subscriptions stay. Direct mode stays for every
+other use and for supervisors without a relay.
 """
 from __future__ import annotations
 
@@ -487,6 +495,29 @@ def parse_frames(buf: bytearray) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def wait_io(readers: list[Any], writers: list[Any], timeout: float) -> tuple[list[Any], list[Any]]:
+    """``select`` for sockets and paramiko channels, with ``poll`` underneath: no 1024-fd limit
+    (a Jupyter server with many kernels and websockets passes it)."""
+    poller = select.poll()
+    objs: dict[int, Any] = {}
+    for obj in readers:
+        objs[obj.fileno()] = obj
+        poller.register(obj.fileno(), select.POLLIN)
+    for obj in writers:
+        fd = obj.fileno()
+        objs[fd] = obj
+        poller.register(fd, select.POLLOUT | (select.POLLIN if obj in readers else 0))
+    readable: list[Any] = []
+    writable: list[Any] = []
+    for fd, event in poller.poll(timeout * 1000):
+        obj = objs[fd]
+        if event & (select.POLLIN | select.POLLHUP | select.POLLERR) and obj in readers:
+            readable.append(obj)
+        if event & (select.POLLOUT | select.POLLHUP | select.POLLERR) and obj in writers:
+            writable.append(obj)
+    return readable, writable
+
+
 class _StreamGone(Exception):
     """The relay refused the stream (unknown, expired, kernel port closed): close locally."""
 
@@ -626,9 +657,10 @@ class _RelayStream:
             # a channel has no writable event: poll its window while frames wait
             timeout = 0.02 if self.wq else 0.5
             try:
-                readable, writable, _ = select.select(rl, wl, [], timeout)
-            except (OSError, ValueError):
+                readable, writable = wait_io(rl, wl, timeout)
+            except (OSError, ValueError):  # a socket closed under us: the checks below notice it
                 readable, writable = [], []
+                time.sleep(0.05)
             if self.owner._closed:
                 return
             if self.sock in readable:
