@@ -5,7 +5,8 @@ library only and runs on any Python 3.6+. It talks to the provisioner through fi
 private directory (0700; the provisioner reads and writes them over SFTP on the same SSH
 connection that carries the kernel's ports):
 
-``hello.json``   written at start: the five loopback ports the kernel will bind, the Python.
+``hello.json``   written at start: the five loopback ports the kernel will bind, the Python,
+                 the relay's port (below).
 ``error``        one line when the kernel cannot run here (no ipykernel), then it waits for
                  the provisioner to read it (or a grace period) and exits 2.
 ``lease``        the provisioner rewrites it every few seconds; when it has not changed for
@@ -390,6 +391,13 @@ class Relay(object):
         t.daemon = True
         t.start()
         return self
+
+    def close(self):
+        try:  # wakes the accept() blocked in the thread; close() alone leaves the port listening
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
 
     def forget(self, stream):
         with self.lock:

@@ -113,7 +113,7 @@ def link(sshd):
     yield make
     for fwd, relay in made:
         fwd.close()
-        relay.sock.close()
+        relay.close()
 
 
 def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
