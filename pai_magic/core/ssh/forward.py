@@ -222,8 +222,9 @@ class PortForwarder:
             self._close_pair(pair)
         with self._streams_lock:
             streams = list(self._streams)
+        deadline = time.monotonic() + 3  # each sees the close within half a second
         for stream in streams:
-            stream.thread.join(timeout=2)
+            stream.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._close_listeners()
         if session is not None:
             session.close()
@@ -527,7 +528,7 @@ class _RelayStream:
 
     Why a thread per stream: a kernel has five, and the stream's state machine (handshake,
     resend, waiting for the link) reads straight; every socket is non-blocking and waits in
-    ``select`` on both directions, so a full buffer one way never stalls the other.
+    ``poll`` on both directions, so a full buffer one way never stalls the other.
     """
 
     def __init__(self, owner: "PortForwarder", sock: socket.socket, index: int, relay: tuple[str, int]) -> None:
