@@ -42,3 +42,36 @@ def test_a_taken_kernel_port_ends_the_start_with_its_reason(tmp_path: Path):
             (folder / "stop").write_text("")
             _, err = proc.communicate(timeout=30)
     assert f"port {taken} (shell_port) on the task's loopback is taken by another process" in err, err
+
+
+def test_hello_names_the_relay_which_answers_bad_requests_in_one_line(tmp_path: Path):
+    """The relay the supervisor runs (resumable streams, see its docstring) is named in
+    hello.json; a request it cannot serve gets one ERR line and a close, so the forwarder
+    closes the local socket and ZeroMQ retries as it would after a refused connection."""
+    folder = tmp_path / "kernel"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, str(SUPERVISOR), str(folder), "60"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "hello.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hello = json.loads((folder / "hello.json").read_text())
+        assert len(hello["ports"]) == len(PORT_NAMES) and hello["relay"] > 0
+
+        def ask(line: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", hello["relay"]), timeout=30) as sock:
+                sock.sendall(line)
+                answer = b""
+                while True:
+                    chunk = sock.recv(100)
+                    if not chunk:
+                        return answer
+                    answer += chunk
+
+        assert ask(b"PAIRELAY1 ab12 9 0 N\n") == b"ERR unknown port index\n"
+        assert ask(b"PAIRELAY1 ab12 0 0 R\n") == b"ERR unknown stream\n"
+        assert ask(b"PAIRELAY1 ab12 0 0 N\n") == b"ERR kernel port refused\n"  # no kernel started
+        assert ask(b"GET / HTTP/1.0\n") == b"ERR bad handshake\n"
+    finally:
+        (folder / "stop").write_text("")
+        proc.communicate(timeout=30)
