@@ -340,8 +340,11 @@ class RelayStream(object):
             self.wq += frame(b"D", data)
 
     def _from_conn(self):
+        conn = self.conn
+        if conn is None:
+            return
         try:
-            data = self.conn.recv(1 << 18)
+            data = conn.recv(1 << 18)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -401,8 +404,9 @@ class Relay(object):
 
     def forget(self, stream):
         with self.lock:
-            if self.streams.get(stream.sid) is stream:
-                del self.streams[stream.sid]
+            sid = stream.sid
+            if self.streams.get(sid) is stream:
+                del self.streams[sid]
 
     def kernel_port(self, index):
         """Port ``index`` of the current connection file (a restart may rewrite it), else hello's."""

@@ -595,7 +595,19 @@ class _RelayStream:
                         raise _StreamGone(str(exc)) from None
             if time.monotonic() > deadline:
                 raise _StreamGone("the link did not come back")
+            self._flush_local()
             time.sleep(0.1)
+
+    def _flush_local(self) -> None:
+        """What arrived before the link dropped still goes to the local client meanwhile."""
+        if self.to_local and not self.local_dead:
+            try:
+                del self.to_local[:self.sock.send(self.to_local)]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                self.local_dead = True
+                self.to_local = bytearray()
 
     def _handshake(self, session: SshSession) -> None:
         chan = session.transport.open_channel("direct-tcpip", self.relay, ("127.0.0.1", 0),
