@@ -103,6 +103,25 @@ def listening(port):
         return False
 
 
+def listen_avoiding(avoid):
+    """A loopback listener on a port the system picks, never one of ``avoid``: the kernel's
+    ports are only declared (not bound) until it starts, and on the embedded backend the
+    task's ports are merely reserved, so a pick among them would make the kernel fail to bind."""
+    held = []
+    try:
+        for _ in range(64):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] not in avoid:
+                sock.listen(64)
+                return sock
+            held.append(sock)  # kept bound while asking again, so the next pick differs
+        raise OSError("no free loopback port outside %s" % sorted(avoid))
+    finally:
+        for sock in held:
+            sock.close()
+
+
 # ------------------------------------------------------------------------------ the relay
 RELAY_MAGIC = "PAIRELAY1"
 RELAY_CAP = 64 << 20
@@ -384,9 +403,7 @@ class Relay(object):
         self.expire = expire
         self.streams = {}
         self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock = listen_avoiding(self.ports)
         self.port = self.sock.getsockname()[1]
 
     def start(self):

@@ -75,3 +75,37 @@ def test_hello_names_the_relay_which_answers_bad_requests_in_one_line(tmp_path: 
     finally:
         (folder / "stop").write_text("")
         proc.communicate(timeout=30)
+
+
+def test_the_relay_never_listens_on_a_kernel_port(monkeypatch):
+    """The kernel's ports are only declared until the kernel binds them: a relay that the system
+    handed one of them would make the kernel fail. A fake socket class steers the first pick
+    onto a kernel port (the system's own picks are random); the relay must step over it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pai_supervisor_under_test", SUPERVISOR)
+    assert spec is not None and spec.loader is not None
+    sup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sup)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    kernel_port = probe.getsockname()[1]
+    probe.close()
+    steer = [kernel_port]
+    real_socket = socket.socket
+
+    class FirstPickIsAKernelPort(real_socket):  # the fake: only the first bind to port 0 is steered
+        def bind(self, address):
+            if address[1] == 0 and steer:
+                address = (address[0], steer.pop())
+            return super().bind(address)
+
+    monkeypatch.setattr(sup.socket, "socket", FirstPickIsAKernelPort)
+    relay = sup.Relay([kernel_port, 1, 2, 3, 4])
+    try:
+        assert not steer, "the fake did not steer the first pick"
+        assert relay.port != kernel_port
+        with real_socket() as kernel:  # the kernel can still bind its port
+            kernel.bind(("127.0.0.1", kernel_port))
+    finally:
+        relay.close()
