@@ -29,6 +29,8 @@ log = logging.getLogger("pai_magic.kernel")
 
 PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 SUPERVISOR = Path(__file__).with_name("supervisor.py")
+#: the relay's wire, shared with the forwarder; the supervisor imports it from beside itself
+RELAY_WIRE = Path(__file__).parent.parent / "core" / "ssh" / "relay_wire.py"
 FILE_POLL = 0.03
 #: How long the job's command waits for the supervisor to arrive over SFTP before giving up.
 BOOT_WAIT_SECONDS = 600
@@ -236,6 +238,8 @@ class KernelJob:
             self._wait_for(lambda: self._exists("."), timeout, "the job to create its kernel folder")
             if early is not None:
                 self._holds(lambda: _done(early))
+            # the wire first: the supervisor's arrival starts it, and it imports the wire at once
+            self._holds(lambda: _done(self._write, "pai_relay_wire.py", RELAY_WIRE.read_bytes(), 0o600))
             self._holds(lambda: _done(self._write, "supervisor.py", SUPERVISOR.read_bytes(), 0o600))
             self._supervisor_sent = True
         self._wait_for(lambda: self._exists("hello.json") or self._exists("error"), timeout,

@@ -23,8 +23,10 @@ The relay (``"relay": port`` in hello.json): resumable streams to the kernel's p
 dropped SSH link loses no ZeroMQ message. Why: every forwarded TCP connection dies with the
 link, and ZeroMQ does not resend what was in flight (a cell's output, its execute_reply, the
 IOPub subscription). The provisioner's forwarder instead connects each local connection to
-this relay, which holds the kernel-side connection open across link drops. Protocol (also
-spoken by ``pai_magic.core.ssh.forward``): the forwarder opens with one line
+this relay, which holds the kernel-side connection open across link drops. The wire (frames,
+constants, the wait) is ``pai_magic/core/ssh/relay_wire.py``, which the forwarder uses too and
+the provisioner copies in beside this file as ``pai_relay_wire.py``. Protocol: the forwarder
+opens with one line
 ``PAIRELAY1 <stream id hex> <port index> <bytes received> <N|R>`` (N: a new stream, R: a
 resume); the relay answers ``NEW``, ``OK <bytes received>`` or ``ERR <why>``, then frames flow
 both ways: type (1 byte) + length (4 bytes, big endian) + payload. ``D`` data; ``A`` ack (the
@@ -40,7 +42,6 @@ must not end the kernel (the provisioner reconnects and finds it running).
 """
 import json
 import os
-import select
 import signal
 import socket
 import struct
@@ -48,6 +49,12 @@ import subprocess
 import sys
 import threading
 import time
+
+try:  # in the job: copied in beside this file (pai_magic is not installed in the image)
+    from pai_relay_wire import ACK_EVERY, FRAME_MAX, QUEUE_HIGH, RELAY_MAGIC, data_frames, frame, parse_frames, wait_io
+except ImportError:  # run from the package's own tree (tests): the wire is the package's file
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "core", "ssh"))
+    from relay_wire import ACK_EVERY, FRAME_MAX, QUEUE_HIGH, RELAY_MAGIC, data_frames, frame, parse_frames, wait_io
 
 POLL = 0.05
 ERROR_GRACE = 120.0
@@ -123,58 +130,8 @@ def listen_avoiding(avoid):
 
 
 # ------------------------------------------------------------------------------ the relay
-RELAY_MAGIC = "PAIRELAY1"
 RELAY_CAP = 64 << 20
 RELAY_EXPIRE = 600.0
-ACK_EVERY = 32 << 10
-FRAME_MAX = 64 << 10
-#: stop reading a source while this much is queued for its destination (TCP backpressure)
-QUEUE_HIGH = 1 << 20
-HEADER = struct.Struct(">cI")
-
-
-def frame(kind, payload=b""):
-    return HEADER.pack(kind, len(payload)) + payload
-
-
-def data_frames(data):
-    out = bytearray()
-    for i in range(0, len(data), FRAME_MAX):
-        out += frame(b"D", bytes(data[i:i + FRAME_MAX]))
-    return out
-
-
-def parse_frames(buf):
-    """Complete frames at the front of ``buf`` (removed from it): [(kind, payload)]."""
-    out = []
-    while len(buf) >= HEADER.size:
-        kind, size = HEADER.unpack_from(buf)
-        if len(buf) < HEADER.size + size:
-            break
-        out.append((kind, bytes(buf[HEADER.size:HEADER.size + size])))
-        del buf[:HEADER.size + size]
-    return out
-
-
-def wait_io(readers, writers, timeout):
-    """``select`` with ``poll`` underneath (no 1024-fd limit)."""
-    poller = select.poll()
-    objs = {}
-    for obj in readers:
-        objs[obj.fileno()] = obj
-        poller.register(obj.fileno(), select.POLLIN)
-    for obj in writers:
-        fd = obj.fileno()
-        objs[fd] = obj
-        poller.register(fd, select.POLLOUT | (select.POLLIN if obj in readers else 0))
-    readable, writable = [], []
-    for fd, event in poller.poll(timeout * 1000):
-        obj = objs[fd]
-        if event & (select.POLLIN | select.POLLHUP | select.POLLERR) and obj in readers:
-            readable.append(obj)
-        if event & (select.POLLOUT | select.POLLHUP | select.POLLERR) and obj in writers:
-            writable.append(obj)
-    return readable, writable
 
 
 class RelayStream(object):

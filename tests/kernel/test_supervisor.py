@@ -109,3 +109,34 @@ def test_the_relay_never_listens_on_a_kernel_port(monkeypatch):
             kernel.bind(("127.0.0.1", kernel_port))
     finally:
         relay.close()
+
+
+def test_in_an_image_without_pai_magic_the_supervisor_imports_the_wire_from_beside_it(tmp_path: Path):
+    """The job's Python has only the standard library: the supervisor and the relay's wire are
+    copied in side by side (as the kernel job does), and ``python -S`` (no site-packages, so no
+    pai_magic) still runs it up to its own one-line verdict, here that ipykernel is missing."""
+    from pai_magic.kernel.job import RELAY_WIRE
+
+    def run(with_wire: bool) -> tuple[Path, str]:
+        folder = tmp_path / ("with" if with_wire else "without")
+        folder.mkdir()
+        (folder / "supervisor.py").write_bytes(SUPERVISOR.read_bytes())
+        if with_wire:
+            (folder / "pai_relay_wire.py").write_bytes(RELAY_WIRE.read_bytes())
+        proc = subprocess.Popen([sys.executable, "-S", "-E", str(folder / "supervisor.py"), str(folder), "60"],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and not (folder / "error").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            (folder / "stop").write_text("")
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate(timeout=30)
+        return folder, err
+
+    folder, err = run(with_wire=True)
+    assert "has no ipykernel" in (folder / "error").read_text() and "Traceback" not in err, err
+    _, err = run(with_wire=False)  # the wire is what made the difference
+    assert "ModuleNotFoundError" in err, err

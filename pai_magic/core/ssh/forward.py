@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import selectors
 import socket
 import struct
@@ -38,6 +37,8 @@ from typing import Any, Callable, Collection, Sequence
 
 from pai_magic.core.errors import InvalidInputError, PaiError, UnreachableError
 from pai_magic.core.ssh.connect import SshSession
+from pai_magic.core.ssh.relay_wire import (ACK_EVERY, FRAME_MAX, QUEUE_HIGH, RELAY_MAGIC, data_frames, frame,
+                                           parse_frames, wait_io)
 
 log = logging.getLogger("pai_magic.ssh.forward")
 
@@ -461,62 +462,9 @@ class PortForwarder:
 
 
 # -- resumable streams through the job's relay ----------------------------------------------
-#: Must match pai_magic/kernel/supervisor.py (the relay's side; see its docstring).
-RELAY_MAGIC = "PAIRELAY1"
-ACK_EVERY = 32 << 10
-FRAME_MAX = 64 << 10
-QUEUE_HIGH = 1 << 20
-HEADER = struct.Struct(">cI")
 #: How long a stream waits for the link to come back before its local socket is closed.
 RESUME_LIMIT = 600.0
 RELINK_FIRST, RELINK_MAX = 0.2, 5.0
-
-
-def frame(kind: bytes, payload: bytes = b"") -> bytes:
-    """One frame of the relay protocol: type, length, payload."""
-    return HEADER.pack(kind, len(payload)) + payload
-
-
-def data_frames(data: bytes | bytearray) -> bytearray:
-    out = bytearray()
-    for i in range(0, len(data), FRAME_MAX):
-        out += frame(b"D", bytes(data[i:i + FRAME_MAX]))
-    return out
-
-
-def parse_frames(buf: bytearray) -> list[tuple[bytes, bytes]]:
-    """The complete frames at the front of ``buf``, removed from it."""
-    out: list[tuple[bytes, bytes]] = []
-    while len(buf) >= HEADER.size:
-        kind, size = HEADER.unpack_from(buf)
-        if len(buf) < HEADER.size + size:
-            break
-        out.append((kind, bytes(buf[HEADER.size:HEADER.size + size])))
-        del buf[:HEADER.size + size]
-    return out
-
-
-def wait_io(readers: list[Any], writers: list[Any], timeout: float) -> tuple[list[Any], list[Any]]:
-    """``select`` for sockets and paramiko channels, with ``poll`` underneath: no 1024-fd limit
-    (a Jupyter server with many kernels and websockets passes it)."""
-    poller = select.poll()
-    objs: dict[int, Any] = {}
-    for obj in readers:
-        objs[obj.fileno()] = obj
-        poller.register(obj.fileno(), select.POLLIN)
-    for obj in writers:
-        fd = obj.fileno()
-        objs[fd] = obj
-        poller.register(fd, select.POLLOUT | (select.POLLIN if obj in readers else 0))
-    readable: list[Any] = []
-    writable: list[Any] = []
-    for fd, event in poller.poll(timeout * 1000):
-        obj = objs[fd]
-        if event & (select.POLLIN | select.POLLHUP | select.POLLERR) and obj in readers:
-            readable.append(obj)
-        if event & (select.POLLOUT | select.POLLHUP | select.POLLERR) and obj in writers:
-            writable.append(obj)
-    return readable, writable
 
 
 class _StreamGone(Exception):
