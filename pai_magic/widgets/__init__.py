@@ -22,27 +22,16 @@ def __getattr__(name: str) -> Any:
 _PANELS: dict[str | None, Any] = {}   # profile -> the panel panel() returns for it
 
 
-def notebook_profile() -> str | None:
-    """The profile this notebook chose (``%pai_login --profile``, ``%pai_profile``,
-    ``PaiMagics.profile``), or None for the profile file's active one.
-
-    Why: the panel shown in a notebook must talk to the cluster the notebook's magics talk to;
-    the file's active profile may have been moved by the CLI or another kernel meanwhile.
-    """
-    from pai_magic.magics.session import get_session
-
-    return get_session().wanted_profile_name()
-
-
 def panel(profile: str | None = None, **kwargs: Any) -> Any:
     """The kernel's :class:`PaiPanel` for ``profile`` (default: the notebook's, see
-    :func:`notebook_profile`; display it by leaving it last in a cell).
+    :func:`~pai_magic.widgets.session_profile.notebook_profile`; display it by leaving it last in a cell).
 
     The same panel each time: re-running the cell shows the same widgets again instead of
     making ~500 more widget models and another refresh. With options (``refresh_interval=``,
     ``page_size=`` ...) a new panel replaces it, and the previous one is closed.
     """
     from pai_magic.widgets.jobs_panel import PaiPanel
+    from pai_magic.widgets.session_profile import notebook_profile
 
     profile = profile or notebook_profile()
     current = _PANELS.get(profile)

@@ -98,7 +98,7 @@ class PaiPanel:
     def __init__(self, profile: str | None = None, *, refresh_interval: float | None = 5.0,
                  page_size: int = 20, job_limit: int | None = None, local_data_dir: str | None = None) -> None:
         if profile is None:
-            from pai_magic.widgets import notebook_profile
+            from pai_magic.widgets.session_profile import notebook_profile
 
             profile = notebook_profile()
         self.profile_name = profile
