@@ -179,7 +179,9 @@ def test_close_ends_running_commands_and_the_port(task_server):
 def test_host_key_is_made_once_per_directory(task_server, tmp_path):
     first = (task_server.host_keys / HOST_KEY_NAME).read_bytes()
     assert os.stat(task_server.host_keys / HOST_KEY_NAME).st_mode & 0o077 == 0
-    other = start_task_ssh("127.0.0.1", 0, [task_server.public], task_server.cwd, {}, task_server.host_keys)
+    # the same task environment (its own HOME: the machine's ~/.bashrc must not run in the test)
+    other = start_task_ssh("127.0.0.1", 0, [task_server.public], task_server.cwd, dict(task_server.server.env),
+                           task_server.host_keys)
     try:
         assert other.host_public_line == task_server.server.host_public_line
         assert (task_server.host_keys / HOST_KEY_NAME).read_bytes() == first
