@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from typing import Any
 
 from pai_magic.cli.common import client_for, emit, wants_json
@@ -84,8 +85,8 @@ def _text(results: list[Any]) -> str:
 
 def run_notebook_cmd(args: argparse.Namespace) -> int:
     from pai_magic.core.notebook import NotebookRunSpec, parse_pairs, sweep_points
-    from pai_magic.core.notebook.run import follow_run, run_warnings
-    from pai_magic.core.notebook.sweep import prepare_sweep, submit_sweep
+    from pai_magic.core.notebook.run import run_warnings
+    from pai_magic.core.notebook.sweep import follow_runs, prepare_sweep, submit_sweep
 
     values = parse_pairs(args.parameter)
     points = sweep_points({k: v for k, v in values.items()}, grid=args.grid)
@@ -113,15 +114,17 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     if not ok and not wants_json(args):
         return 2  # the stderr line(s) above say why; nothing runs, so no "running" hint
     show = _printer(args)
-    from concurrent.futures import ThreadPoolExecutor
+    stop = threading.Event()
 
-    with ThreadPoolExecutor(max_workers=max(1, len(ok))) as pool:  # every job waits for its upload: follow all
-        futures = [pool.submit(follow_run, client, run, on_progress=show, detach_when_running=not args.wait)
-                   for run in ok]
-        results = [f.result() for f in futures]
+    def interrupted(line: str) -> None:
+        sys.stderr.write(f"pai-magic: {line}\n")
+        sys.stderr.flush()
+
+    results = follow_runs(client, ok, on_progress=show, stop=stop, detach_when_running=not args.wait,
+                          on_interrupt=interrupted)
     data = {"runs": [r.as_dict() for r in results], "not_submitted": [run.name for run, _ in errors],
             "warnings": warnings}
-    if not args.wait:
+    if not args.wait and not stop.is_set():
         hint = "" if wants_json(args) else (
             "\nrunning; fetch the executed notebook with `pai-magic notebook-result JOB --wait` "
             f"(the task keeps it {int(spec.linger)} s after the run)")
@@ -129,6 +132,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
         return 2 if errors else 0
     emit(args, data, lambda: _text(results))
     code = _verdict(results)
+    if stop.is_set():
+        return 130  # Ctrl-C: the runs were stopped (the lines above say where what ran is)
     return 2 if errors and not code else code
 
 

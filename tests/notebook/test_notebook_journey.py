@@ -1,0 +1,49 @@
+"""A researcher's journey with notebook runs, the defects it found: Ctrl-C on `run-notebook
+--wait` (the command hung and the job ran on unwatched), and a notebook that reads a data file
+beside it (not in the job: a bare FileNotFoundError, no way to send it)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.notebook.conftest import outputs_text, write_notebook
+
+IMAGE = "python:3.11"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_ctrl_c_on_wait_stops_the_run_and_keeps_what_ran(cli_env, tmp_path):
+    """Before: the first Ctrl-C printed `interrupted` but the command kept following (its
+    threads were joined at exit) and the job kept running. Now the run is stopped the way
+    `stop` does it: what ran comes back, the job ends STOPPED, exit 130, within seconds."""
+    nb = write_notebook(tmp_path / "long.ipynb",
+                        "import time\nfor i in range(600):\n    print('tick', i, flush=True)\n    time.sleep(0.5)",
+                        "print('never')")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from pai_magic.cli import main; sys.exit(main())",
+                             "run-notebook", str(nb), "--image", IMAGE, "--wait", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:  # the first cell runs: its ticks are in the task
+            if "cell 1 of 2" in line or time.monotonic() > deadline:
+                break
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    runs = list((tmp_path / "out").glob("pai-nb-long_*/long.ipynb"))
+    assert len(runs) == 1, err
+    assert "tick 0" in outputs_text(runs[0]) and "never" not in outputs_text(runs[0])
+    job = runs[0].parent.name
+    assert cli_env.wait(job)["jobStatus"]["state"] == "STOPPED"
+    assert f"{job} STOPPED" in err and str(runs[0]) in err, err
