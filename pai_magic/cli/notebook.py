@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--storage", metavar="NAME[:PATH]",
                    help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
     p.add_argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
+    p.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
+                   help="a file or folder the notebook reads, sent into the job where it sits beside the "
+                        "notebook (repeat for more)")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
     p.set_defaults(func=run_notebook_cmd)
@@ -95,7 +98,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
                            memory_mb=parse_memory_mb(args.memory),
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
                            html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
-                           python=args.python, storage=args.storage)
+                           python=args.python, storage=args.storage, files=args.files)
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     warnings = run_warnings(runs)
     for warning in warnings:  # stderr also under --json: stdout stays one JSON document

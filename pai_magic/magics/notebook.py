@@ -135,6 +135,8 @@ class NotebookMagics(Magics):
     @argument("--storage", metavar="NAME[:PATH]",
               help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
     @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
+    @argument("--file", dest="files", action="append", default=[], metavar="PATH",
+              help="a file or folder the notebook reads, sent into the job beside it (repeatable)")
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
     @friendly
@@ -160,7 +162,8 @@ class NotebookMagics(Magics):
                                memory_mb=memory or 4096,
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
-                               out_root=args.out, python=args.python, storage=args.storage)
+                               out_root=args.out, python=args.python, storage=args.storage,
+                               files=args.files)
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)
         failed = [(r, e) for r, e in submitted if e is not None]

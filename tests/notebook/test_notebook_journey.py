@@ -47,3 +47,32 @@ def test_ctrl_c_on_wait_stops_the_run_and_keeps_what_ran(cli_env, tmp_path):
     job = runs[0].parent.name
     assert cli_env.wait(job)["jobStatus"]["state"] == "STOPPED"
     assert f"{job} STOPPED" in err and str(runs[0]) in err, err
+
+
+def test_data_files_beside_the_notebook_go_with_it(cli_env, tmp_path, capsys, monkeypatch):
+    """A notebook in a subfolder reads `data.csv` and `conf/lr.txt` beside it. Before: only the
+    notebook was uploaded, so the cell failed with a bare FileNotFoundError and no flag could
+    send them. Now `--file` sends files and folders (placed as they sit beside the notebook),
+    and a run that misses one says how to send it."""
+    from pai_magic.cli import main as cli_main
+
+    proj = tmp_path / "proj"
+    (proj / "sub" / "conf").mkdir(parents=True)
+    (proj / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    (proj / "sub" / "conf" / "lr.txt").write_text("0.5\n")
+    write_notebook(proj / "sub" / "reads.ipynb",
+                   "print('rows', open('data.csv').read().split())\nprint('lr', open('conf/lr.txt').read().strip())")
+    monkeypatch.chdir(proj)
+    code = cli_main(["run-notebook", "sub/reads.ipynb", "--image", IMAGE, "--wait"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "FileNotFoundError" in err and "--file" in err, err
+    code = cli_main(["run-notebook", "sub/reads.ipynb", "--image", IMAGE, "--wait",
+                     "--file", "sub/data.csv", "--file", "sub/conf"])
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    executed = next((proj / "sub" / "pai-runs").glob("pai-nb-reads_*/reads.ipynb"))
+    text = outputs_text(executed)
+    assert "rows ['a,b', '1,2']" in text and "lr 0.5" in text, text
+    code = cli_main(["run-notebook", "sub/reads.ipynb", "--image", IMAGE, "--file", "sub/missing.csv"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "missing.csv" in err and len(err.strip().splitlines()) == 1, err
