@@ -80,9 +80,12 @@ def _verdict(results: list[Any]) -> int:
 
 
 def _text(results: list[Any]) -> str:
+    from pai_magic.core.notebook.params import sweep_labels
+
     lines = []
-    for r in results:
-        lines.append(f"{r.job}  {r.state}  {r.notebook or r.out_dir}" + (f"  html: {r.html}" if r.html else ""))
+    for r, label in zip(results, sweep_labels([r.parameters for r in results])):
+        lines.append(f"{r.job}  {r.state}  " + (f"{label}  " if label else "") + f"{r.notebook or r.out_dir}"
+                     + (f"  html: {r.html}" if r.html else ""))
     return "\n".join(lines)
 
 

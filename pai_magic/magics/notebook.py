@@ -44,6 +44,10 @@ class NotebookRuns:
         self._display_id = f"pai-magic-nb-{uuid.uuid4().hex}"
         self._threads: list[threading.Thread] = []
         self.warnings: list[str] = []
+        from pai_magic.core.notebook.params import sweep_labels
+
+        labels = sweep_labels([dict(r.spec.parameters) for r in runs])
+        self.labels = {job: f"  [{label}]" for job, label in zip(self.lines, labels) if label}
 
     @property
     def jobs(self) -> list[str]:
@@ -80,12 +84,13 @@ class NotebookRuns:
         if self.rich:
             publish(self.shell, self._view(), display_id=self._display_id, update=True)
         else:
-            publish(self.shell, View(line), text_only=True)
+            publish(self.shell, View(line + self.labels.get(job, "")), text_only=True)
 
     def _view(self) -> View:
-        text = "\n".join(self.lines.values())
+        lines = {j: line + self.labels.get(j, "") for j, line in self.lines.items()}  # a sweep: which point
+        text = "\n".join(lines.values())
         rows = "".join(f"<div style='font-family:monospace;color:{_COLORS.get(self.states.get(j, ''), 'inherit')}'>"
-                       f"{esc(line)}</div>" for j, line in self.lines.items())
+                       f"{esc(line)}</div>" for j, line in lines.items())
         return View(text, f"<div class='pai-magic-nb-runs'>{rows}</div>")
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def test_non_blocking_sweep_with_live_lines(pai, tmp_path, home):
     assert updates[0]["update"] is False and all(i["update"] for i in updates[1:])
     texts = [i["data"]["text/plain"] for i in updates]
     assert any(" of 3" in t for t in texts) and "SUCCEEDED" in texts[-1].upper()
+    assert "[v=1]" in texts[-1] and "[v=2]" in texts[-1], texts[-1]  # which line is which point
     for job in handle.jobs:
         assert find_result(job).state == "SUCCEEDED"
 

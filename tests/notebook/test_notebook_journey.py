@@ -76,3 +76,19 @@ def test_data_files_beside_the_notebook_go_with_it(cli_env, tmp_path, capsys, mo
     code = cli_main(["run-notebook", "sub/reads.ipynb", "--image", IMAGE, "--file", "sub/missing.csv"])
     out, err = capsys.readouterr()
     assert code == 2 and "missing.csv" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_sweep_table_says_which_point_each_job_ran(cli_env, tmp_path, capsys):
+    """Before: a 2x2 --grid printed four job names and nothing else: which one had lr=0.2? Now
+    each line names its point (only the swept names; a fixed -p is the same everywhere)."""
+    from pai_magic.cli import main as cli_main
+
+    nb = write_notebook(tmp_path / "sw.ipynb", "print(n, lr, tag)", parameters="n = 0\nlr = 0.0\ntag = ''")
+    code = cli_main(["run-notebook", str(nb), "--image", IMAGE, "--wait", "--grid", "-p", "tag", "fixed",
+                     "-p", "n", "1", "-p", "n", "2", "-p", "lr", "0.5"])
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    table = [ln for ln in out.splitlines() if "SUCCEEDED" in ln and "pai-nb-sw_" in ln and ": " not in ln]
+    assert len(table) == 2, out
+    assert any("n=1" in ln for ln in table) and any("n=2" in ln for ln in table), table
+    assert not any("tag=" in ln or "lr=" in ln for ln in table), table
