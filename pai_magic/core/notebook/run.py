@@ -580,8 +580,10 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
             state = str(status.get("state") or "")
             if detach_when_running and state not in FINAL and f.uploaded:
                 f.close()
-                result = _result(run, full, "RUNNING", message=f"running; the task keeps the result "
-                                 f"{int(run.spec.linger)} s after the run")
+                result = _result(run, full, "RUNNING", message=(
+                    f"running, or ended and not fetched yet: `pai-magic notebook-result {run.name} --wait` "
+                    f"follows it and fetches the executed notebook (the task keeps it {int(run.spec.linger)} s "
+                    "after the run)"))
                 return record(result)
             if state in FINAL:
                 final = FINAL[state]
