@@ -123,7 +123,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def interrupted(line: str) -> None:
-        sys.stderr.write(f"pai-magic: {line}\n")
+        sys.stderr.write(f"pai-magic: {line} (Ctrl-C again to quit without waiting)\n")
         sys.stderr.flush()
 
     results = follow_runs(client, ok, on_progress=show, stop=stop, detach_when_running=not args.wait,

@@ -70,7 +70,9 @@ def test_data_files_beside_the_notebook_go_with_it(cli_env, tmp_path, capsys, mo
                      "--file", "sub/data.csv", "--file", "sub/conf"])
     out, err = capsys.readouterr()
     assert code == 0, (out, err)
-    executed = next((proj / "sub" / "pai-runs").glob("pai-nb-reads_*/reads.ipynb"))
+    (line,) = [ln for ln in out.splitlines() if "  SUCCEEDED  " in ln]
+    executed = Path(line.split()[-1])
+    assert executed.parent.parent == proj / "sub" / "pai-runs", line  # beside the notebook, as documented
     text = outputs_text(executed)
     assert "rows ['a,b', '1,2']" in text and "lr 0.5" in text, text
     code = cli_main(["run-notebook", "sub/reads.ipynb", "--image", IMAGE, "--file", "sub/missing.csv"])

@@ -54,8 +54,7 @@ def submit_sweep(client: PaiClient, runs: list[PreparedRun]) -> list[tuple[Prepa
     return out
 
 
-INTERRUPT_LINE = ("stopping the run(s): the cells that ran come back, then the job(s) stop "
-                  "(Ctrl-C again to leave them running)")
+INTERRUPT_LINE = "stopping the run(s): the cells that ran come back, then the job(s) stop"
 
 
 def follow_runs(client: PaiClient, runs: list[PreparedRun], *, on_progress: ProgressFn | None = None,
