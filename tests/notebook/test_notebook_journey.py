@@ -3,6 +3,7 @@
 beside it (not in the job: a bare FileNotFoundError, no way to send it)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -94,3 +95,26 @@ def test_sweep_table_says_which_point_each_job_ran(cli_env, tmp_path, capsys):
     assert len(table) == 2, out
     assert any("n=1" in ln for ln in table) and any("n=2" in ln for ln in table), table
     assert not any("tag=" in ln or "lr=" in ln for ln in table), table
+
+
+def test_stop_of_a_detached_run_keeps_what_ran(cli_env, tmp_path, capsys):
+    """`run-notebook` without --wait, later `pai-magic stop JOB`. Before: a plain job stop, so
+    nothing that ran was fetched (the container's disk went with it) and `notebook-result`
+    still said RUNNING. Now stopping a notebook run saves and fetches what ran first."""
+    from pai_magic.cli import main as cli_main
+
+    nb = write_notebook(tmp_path / "det.ipynb", "print('ran first', flush=True)", "import time\ntime.sleep(300)")
+    assert cli_main(["run-notebook", str(nb), "--image", IMAGE, "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)["runs"][0]["job"]
+    job = full.split("~")[1]
+    deadline = time.monotonic() + 120
+    while "cell 2 of 2" not in cli_env.log_text(job, "taskrole"):  # the runner's own log line
+        assert time.monotonic() < deadline, cli_env.log_text(job, "taskrole")
+        time.sleep(0.2)
+    assert cli_main(["stop", job, "--wait"]) == 0
+    capsys.readouterr()
+    assert cli_env.job(job)["jobStatus"]["state"] == "STOPPED"
+    assert cli_main(["notebook-result", job, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["state"] == "STOPPED" and result["notebook"], result
+    assert "ran first" in outputs_text(result["notebook"])
