@@ -141,8 +141,11 @@ class PaiExecutionManager(ExecutionManager):
             self.stopped = True
             self._message = f"OpenPAI job {full} stopped; {result.message}{warned}"
             return
+        from pai_magic.core.notebook.files import SEND_FILES_FIX
+
         fix = "set c.PaiScheduler.install_deps = True in the server's config"
-        message = result.message.replace("run again with --install-deps", fix)
+        message = result.message.replace("run again with --install-deps", fix).replace(
+            SEND_FILES_FIX, "create the job with 'Run job with input folder' ticked, the files in the notebook's folder")
         raise RuntimeError(f"OpenPAI job {full} {result.state}: {message}{warned}")
 
     def _collect(self, result: Any, job: Any) -> None:

@@ -234,6 +234,10 @@ def test_run_with_input_folder_reads_the_files_beside_the_notebook(jupyter, loca
     (jupyter.notebooks / "withdata" / "conf" / "c.txt").write_text("deep\n")
     write_notebook(jupyter.notebooks / "withdata" / "reads.ipynb",
                    "print('got', open('data.csv').read().split(), open('conf/c.txt').read().strip())")
+    job_id = _create(jupyter, "withdata/reads.ipynb", output_formats=["ipynb"])  # without the folder
+    job = _until(jupyter, job_id, _ended, "the end")
+    assert job["status"] == "FAILED" and "FileNotFoundError" in job["status_message"], job
+    assert "Run job with input folder" in job["status_message"] and "--file" not in job["status_message"], job
     job_id = _create(jupyter, "withdata/reads.ipynb", package_input_folder=True, output_formats=["ipynb"])
     job = _until(jupyter, job_id, _ended, "the end")
     assert job["status"] == "COMPLETED", job

@@ -72,10 +72,14 @@ def _walk(folder: Path, skip: list[Path]) -> Iterable[Path]:
             yield here / name
 
 
+#: the fix in the CLI's and the magic's words; a face with another way of sending files replaces it
+SEND_FILES_FIX = "add --file PATH for each file or folder it reads"
+
+
 def missing_file_hint(ename: str) -> str:
     """What to add to a failed cell's line when it could not find a file (None of the user's
     files are in the task unless sent): the fix, not only the symptom."""
     if ename not in ("FileNotFoundError", "IsADirectoryError", "NotADirectoryError"):
         return ""
-    return ("; the notebook runs in the job's own folder with only the files sent along: add --file PATH for "
-            "each file or folder it reads (or read it from a storage)")
+    return ("; the notebook runs in the job's own folder with only the files sent along: " + SEND_FILES_FIX
+            + " (or read it from a storage)")
