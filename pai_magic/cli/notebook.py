@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from typing import Any
 
 from pai_magic.cli.common import client_for, emit, wants_json
@@ -43,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--storage", metavar="NAME[:PATH]",
                    help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
     p.add_argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
+    p.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
+                   help="a file or folder the notebook reads, sent into the job where it sits beside the "
+                        "notebook (repeat for more)")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
     p.set_defaults(func=run_notebook_cmd)
@@ -76,16 +80,19 @@ def _verdict(results: list[Any]) -> int:
 
 
 def _text(results: list[Any]) -> str:
+    from pai_magic.core.notebook.params import sweep_labels
+
     lines = []
-    for r in results:
-        lines.append(f"{r.job}  {r.state}  {r.notebook or r.out_dir}" + (f"  html: {r.html}" if r.html else ""))
+    for r, label in zip(results, sweep_labels([r.parameters for r in results])):
+        lines.append(f"{r.job}  {r.state}  " + (f"{label}  " if label else "") + f"{r.notebook or r.out_dir}"
+                     + (f"  html: {r.html}" if r.html else ""))
     return "\n".join(lines)
 
 
 def run_notebook_cmd(args: argparse.Namespace) -> int:
     from pai_magic.core.notebook import NotebookRunSpec, parse_pairs, sweep_points
-    from pai_magic.core.notebook.run import follow_run, run_warnings
-    from pai_magic.core.notebook.sweep import prepare_sweep, submit_sweep
+    from pai_magic.core.notebook.run import run_warnings
+    from pai_magic.core.notebook.sweep import follow_runs, prepare_sweep, submit_sweep
 
     values = parse_pairs(args.parameter)
     points = sweep_points({k: v for k, v in values.items()}, grid=args.grid)
@@ -94,7 +101,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
                            memory_mb=parse_memory_mb(args.memory),
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
                            html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
-                           python=args.python, storage=args.storage)
+                           python=args.python, storage=args.storage, files=args.files)
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     warnings = run_warnings(runs)
     for warning in warnings:  # stderr also under --json: stdout stays one JSON document
@@ -113,15 +120,17 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
     if not ok and not wants_json(args):
         return 2  # the stderr line(s) above say why; nothing runs, so no "running" hint
     show = _printer(args)
-    from concurrent.futures import ThreadPoolExecutor
+    stop = threading.Event()
 
-    with ThreadPoolExecutor(max_workers=max(1, len(ok))) as pool:  # every job waits for its upload: follow all
-        futures = [pool.submit(follow_run, client, run, on_progress=show, detach_when_running=not args.wait)
-                   for run in ok]
-        results = [f.result() for f in futures]
+    def interrupted(line: str) -> None:
+        sys.stderr.write(f"pai-magic: {line} (Ctrl-C again to quit without waiting)\n")
+        sys.stderr.flush()
+
+    results = follow_runs(client, ok, on_progress=show, stop=stop, detach_when_running=not args.wait,
+                          on_interrupt=interrupted)
     data = {"runs": [r.as_dict() for r in results], "not_submitted": [run.name for run, _ in errors],
             "warnings": warnings}
-    if not args.wait:
+    if not args.wait and not stop.is_set():
         hint = "" if wants_json(args) else (
             "\nrunning; fetch the executed notebook with `pai-magic notebook-result JOB --wait` "
             f"(the task keeps it {int(spec.linger)} s after the run)")
@@ -129,6 +138,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
         return 2 if errors else 0
     emit(args, data, lambda: _text(results))
     code = _verdict(results)
+    if stop.is_set():
+        return 130  # Ctrl-C: the runs were stopped (the lines above say where what ran is)
     return 2 if errors and not code else code
 
 

@@ -4,7 +4,8 @@ Thin over :mod:`pai_magic.core.notebook`: the line is parsed here, the runs are 
 submitted (once each) while the cell runs, so a bad value or a refused submit is a one-line
 ``UsageError`` at once; then each run is followed by a daemon thread and the cell returns. One
 live line per run ("cell 3 of 10 ...") is kept up to date in the cell's output (replaced in
-place in Jupyter, printed on change in a terminal). ``--wait`` blocks until every run ended.
+place in Jupyter, printed on change in a terminal). ``--wait`` blocks until every run ended;
+interrupting the kernel then stops the runs (what ran comes back), as Ctrl-C does in the CLI.
 A warning of the core (parameters put at the top of a notebook with no ``parameters`` cell) is
 shown once, as its own line above the live lines; the runs go ahead.
 The returned :class:`NotebookRuns` handle has ``.wait()``, ``.stop()`` and ``.results``.
@@ -12,6 +13,7 @@ The returned :class:`NotebookRuns` handle has ``.wait()``, ``.stop()`` and ``.re
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -43,7 +45,14 @@ class NotebookRuns:
         self._lock = threading.Lock()
         self._display_id = f"pai-magic-nb-{uuid.uuid4().hex}"
         self._threads: list[threading.Thread] = []
+        # one Event per run, set when its follower ends: waited on instead of Thread.join, which a
+        # Ctrl-C can cut so that the thread looks ended while it runs on (seen on CPython 3.11)
+        self._ended: list[threading.Event] = []
         self.warnings: list[str] = []
+        from pai_magic.core.notebook.params import sweep_labels
+
+        labels = sweep_labels([dict(r.spec.parameters) for r in runs])
+        self.labels = {job: f"  [{label}]" for job, label in zip(self.lines, labels) if label}
 
     @property
     def jobs(self) -> list[str]:
@@ -55,7 +64,10 @@ class NotebookRuns:
         publish(self.shell, self._view(), display_id=self._display_id if self.rich else None,
                 text_only=not self.rich)
         for run in self.runs:
-            def follow(run: Any = run) -> None:
+            ended = threading.Event()
+            self._ended.append(ended)
+
+            def follow(run: Any = run, ended: threading.Event = ended) -> None:
                 full = f"{self.client.user}~{run.name}"
                 try:
                     self.results[full] = follow_run(self.client, run, on_progress=self._progress, stop=self._stop)
@@ -63,6 +75,8 @@ class NotebookRuns:
                     from pai_magic.core.errors import one_line
 
                     self._set(full, "FAILED", f"{full}: FAILED: {one_line(str(exc))}")
+                finally:
+                    ended.set()
             thread = threading.Thread(target=follow, name=f"pai-nb-{run.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -80,18 +94,22 @@ class NotebookRuns:
         if self.rich:
             publish(self.shell, self._view(), display_id=self._display_id, update=True)
         else:
-            publish(self.shell, View(line), text_only=True)
+            publish(self.shell, View(line + self.labels.get(job, "")), text_only=True)
 
     def _view(self) -> View:
-        text = "\n".join(self.lines.values())
+        lines = {j: line + self.labels.get(j, "") for j, line in self.lines.items()}  # a sweep: which point
+        text = "\n".join(lines.values())
         rows = "".join(f"<div style='font-family:monospace;color:{_COLORS.get(self.states.get(j, ''), 'inherit')}'>"
-                       f"{esc(line)}</div>" for j, line in self.lines.items())
+                       f"{esc(line)}</div>" for j, line in lines.items())
         return View(text, f"<div class='pai-magic-nb-runs'>{rows}</div>")
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
-        """Block until every run ended (or ``timeout`` s); Ctrl-C stops waiting, not the runs."""
-        for thread in self._threads:
-            thread.join(timeout)
+        """Block until every run ended (or ``timeout`` s); Ctrl-C here stops waiting, not the runs."""
+        end = None if timeout is None else time.monotonic() + timeout
+        for ended in self._ended:
+            while not ended.wait(0.5 if end is None else max(0.0, min(0.5, end - time.monotonic()))):
+                if end is not None and time.monotonic() >= end:
+                    return dict(self.results)
         return dict(self.results)
 
     def stop(self) -> None:
@@ -100,7 +118,7 @@ class NotebookRuns:
 
     @property
     def done(self) -> bool:
-        return all(not t.is_alive() for t in self._threads)
+        return all(ended.is_set() for ended in self._ended)
 
     def __repr__(self) -> str:
         return self._view().text
@@ -135,6 +153,8 @@ class NotebookMagics(Magics):
     @argument("--storage", metavar="NAME[:PATH]",
               help="also keep the executed notebook on this storage (pai-nb-runs/<job>/), durable")
     @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
+    @argument("--file", dest="files", action="append", default=[], metavar="PATH",
+              help="a file or folder the notebook reads, sent into the job beside it (repeatable)")
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
     @friendly
@@ -160,7 +180,8 @@ class NotebookMagics(Magics):
                                memory_mb=memory or 4096,
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
-                               out_root=args.out, python=args.python, storage=args.storage)
+                               out_root=args.out, python=args.python, storage=args.storage,
+                               files=args.files)
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)
         failed = [(r, e) for r, e in submitted if e is not None]
@@ -180,9 +201,16 @@ class NotebookMagics(Magics):
         if args.wait:
             try:
                 results = handle.wait()
-            except KeyboardInterrupt:
-                raise UsageError("Stopped waiting; the runs continue: call .wait() or .stop() on the handle "
-                                 "(-o VAR keeps it).") from None
+            except KeyboardInterrupt:  # the core's rule (sweep.follow_runs): an interrupt stops the runs
+                from pai_magic.core.notebook.sweep import INTERRUPT_LINE
+
+                handle.stop()
+                publish(self.shell, View(INTERRUPT_LINE[:1].upper() + INTERRUPT_LINE[1:]), text_only=True)
+                try:
+                    results = handle.wait()
+                except KeyboardInterrupt:
+                    raise UsageError("Stopped waiting; the runs are being stopped and their executed notebooks "
+                                     "fetched: see them with `%pai_jobs`.") from None
             bad = [r for r in results.values() if r.state != "SUCCEEDED"]
             if bad:
                 r = bad[0]

@@ -55,6 +55,8 @@ class PaiExecutionManager(ExecutionManager):
         compute = types.get(job.compute_type or "", None) or next(iter(types.values()))
         client = PaiClient(load_profile(settings.get("profile")))
         params = {k: parse_value(v) if isinstance(v, str) else v for k, v in (job.parameters or {}).items()}
+        # "Run job with input folder": jupyter-scheduler copied the folder into staging; the task gets it too
+        files = [os.path.join(staging_dir, f) for f in (job.packaged_files or [])] if job.package_input_folder else []
         spec = NotebookRunSpec(notebook=self.staging_paths["input"], image=job.runtime_environment_name,
                                parameters=params, gpu=int(compute.get("gpu", 0)), cpu=int(compute.get("cpu", 1)),
                                memory_mb=int(compute.get("memory_mb", 4096)),
@@ -62,7 +64,8 @@ class PaiExecutionManager(ExecutionManager):
                                html="html" in (job.output_formats or []),
                                install_deps=bool(settings.get("install_deps", False)),
                                out_root=os.path.join(staging_dir, "pai-runs"), name=Path(job.input_filename).stem,
-                               linger=float(settings.get("linger", 600)), python=settings.get("python") or None)
+                               linger=float(settings.get("linger", 600)), python=settings.get("python") or None,
+                               files=files)
         run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
         for warning in run.warnings:
             log.warning("pai_magic: job %s: %s", self.job_id, warning)
@@ -138,8 +141,11 @@ class PaiExecutionManager(ExecutionManager):
             self.stopped = True
             self._message = f"OpenPAI job {full} stopped; {result.message}{warned}"
             return
+        from pai_magic.core.notebook.files import SEND_FILES_FIX
+
         fix = "set c.PaiScheduler.install_deps = True in the server's config"
-        message = result.message.replace("run again with --install-deps", fix)
+        message = result.message.replace("run again with --install-deps", fix).replace(
+            SEND_FILES_FIX, "create the job with 'Run job with input folder' ticked, the files in the notebook's folder")
         raise RuntimeError(f"OpenPAI job {full} {result.state}: {message}{warned}")
 
     def _collect(self, result: Any, job: Any) -> None:

@@ -290,11 +290,12 @@ class CoreBackend(PaiBackend):
         return {"storages": [serialize.storage_row(row) for row in storage_overview(self._client())]}
 
     def stop(self, name: str) -> dict[str, Any]:
-        client = self._client()
-        client.stop(name)
-        from pai_magic.core.polling import invalidate_quietly
+        from pai_magic.core.jobs import stop_job
 
-        invalidate_quietly(client)  # the next list (any kernel's or sidebar's) shows STOPPING
+        client = self._client()
+        # the core's stop: a notebook run saves and fetches what ran first; the next list (any
+        # kernel's or sidebar's) shows STOPPING
+        stop_job(client, name)
         detail = client.get_job(name)
         return {"name": detail.name, "user": detail.user, "state": detail.state}
 

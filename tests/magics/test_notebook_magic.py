@@ -32,6 +32,7 @@ def test_non_blocking_sweep_with_live_lines(pai, tmp_path, home):
     assert updates[0]["update"] is False and all(i["update"] for i in updates[1:])
     texts = [i["data"]["text/plain"] for i in updates]
     assert any(" of 3" in t for t in texts) and "SUCCEEDED" in texts[-1].upper()
+    assert "[v=1]" in texts[-1] and "[v=2]" in texts[-1], texts[-1]  # which line is which point
     for job in handle.jobs:
         assert find_result(job).state == "SUCCEEDED"
 
@@ -57,3 +58,33 @@ def test_handle_stop_brings_back_what_ran(pai, tmp_path, home):
     (result,) = handle.wait(120).values()
     assert result.state == "STOPPED" and "ran first" in outputs_text(result.notebook)
     assert pai.backend.wait(result.job.split("~")[1])["jobStatus"]["state"] == "STOPPED"
+
+
+def test_ctrl_c_under_wait_stops_the_runs_and_names_what_came_back(pai, tmp_path, home):
+    """Before: the interrupt said "the runs continue: call .stop() on the handle", a handle the
+    user had no way to reach without -o, so the jobs ran on. Now the interrupt stops them (as
+    `run-notebook --wait` does): one line names the executed notebook, the job ends STOPPED.
+    The interrupt is the real one: ``_thread.interrupt_main`` raises KeyboardInterrupt in the
+    main thread, as the kernel's interrupt does."""
+    import _thread
+    import threading
+
+    nb = write_notebook(tmp_path / "int.ipynb", "print('ran first', flush=True)", "import time\ntime.sleep(300)")
+
+    def interrupt_when_running() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            handle = pai.shell.user_ns.get("h")
+            if handle is not None and "cell 2 of 2" in " ".join(handle.lines.values()):
+                _thread.interrupt_main()
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_when_running, daemon=True).start()
+    with pytest.raises(UsageError) as err:
+        pai.line("pai_run_notebook", f"{nb} --image python:3.11 --wait -o h")
+    message = str(err.value)
+    assert "\n" not in message and "STOPPED" in message and "executed notebook: " in message, message
+    assert "ran first" in outputs_text(message.split("executed notebook: ")[1])
+    (job,) = pai.shell.user_ns["h"].jobs
+    assert pai.backend.wait(job.split("~")[1])["jobStatus"]["state"] == "STOPPED"

@@ -160,6 +160,8 @@ def test_run_without_wait_then_fetch_later(cli_env, tmp_path, capsys):
     assert cli_main(["run-notebook", str(nb), "--image", IMAGE, "--json"]) == 0
     started = json.loads(capsys.readouterr().out)["runs"][0]
     assert started["state"] == "RUNNING" and started["notebook"] is None
+    assert cli_main(["notebook-result", started["job"]]) == 0  # a fresh shell asks: it says how to fetch it
+    assert f"notebook-result {started['job'].split('~')[1]} --wait" in capsys.readouterr().out
     assert cli_main(["notebook-result", started["job"], "--wait", "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
     assert done["state"] == "SUCCEEDED" and "done later" in outputs_text(done["notebook"])

@@ -224,3 +224,24 @@ def _recorded_runs(jupyter) -> set:
     """The runs the server's processes recorded (core.notebook.results' index in their data dir)."""
     index = jupyter.pai_data / "notebook-runs.json"
     return set(json.loads(index.read_text())["runs"]) if index.exists() else set()
+
+
+def test_run_with_input_folder_reads_the_files_beside_the_notebook(jupyter, local_backend):
+    """The dialog's "Run job with input folder": jupyter-scheduler copies the notebook's folder
+    into staging; before, only the notebook reached the OpenPAI task and `open('data.csv')` failed."""
+    (jupyter.notebooks / "withdata" / "conf").mkdir(parents=True)
+    (jupyter.notebooks / "withdata" / "data.csv").write_text("x\n7\n")
+    (jupyter.notebooks / "withdata" / "conf" / "c.txt").write_text("deep\n")
+    write_notebook(jupyter.notebooks / "withdata" / "reads.ipynb",
+                   "print('got', open('data.csv').read().split(), open('conf/c.txt').read().strip())")
+    job_id = _create(jupyter, "withdata/reads.ipynb", output_formats=["ipynb"])  # without the folder
+    job = _until(jupyter, job_id, _ended, "the end")
+    assert job["status"] == "FAILED" and "FileNotFoundError" in job["status_message"], job
+    assert "Run job with input folder" in job["status_message"] and "--file" not in job["status_message"], job
+    job_id = _create(jupyter, "withdata/reads.ipynb", package_input_folder=True, output_formats=["ipynb"])
+    job = _until(jupyter, job_id, _ended, "the end")
+    assert job["status"] == "COMPLETED", job
+    assert jupyter.get(f"scheduler/jobs/{job_id}/download_files").status_code in (200, 204)
+    job = _until(jupyter, job_id, lambda j: j.get("downloaded"), "the download")
+    files = {f["file_format"]: f["file_path"] for f in job["job_files"]}
+    assert "got ['x', '7'] deep" in outputs_text(jupyter.notebooks / files["ipynb"])

@@ -89,6 +89,16 @@ def point_label(point: dict[str, Any]) -> str:
     return " ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in point.items())
 
 
+def sweep_labels(points: list[dict[str, Any]]) -> list[str]:
+    """Per point, the label of only the names whose values differ between the points (``n=2``):
+    what tells the jobs of a sweep apart in a table; all empty for a single run."""
+    if len(points) < 2:
+        return ["" for _ in points]
+    names = [n for n in dict.fromkeys(k for p in points for k in p)
+             if len({repr(p.get(n)) for p in points}) > 1]
+    return [point_label({n: p.get(n) for n in names}) for p in points]
+
+
 def python_literal(value: Any) -> str:
     """Python source for a parameter value (JSON-like data only: what YAML and -p give)."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -34,6 +34,7 @@ from pai_magic.core.jobs import submit_job, task_reason
 from pai_magic.core.kinds import NOTEBOOK, PREFIXES, job_kind, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
+from pai_magic.core.notebook.files import collect_files, missing_file_hint
 from pai_magic.core.notebook.params import code_cell_count, inject_parameters, injection_warning, read_notebook
 from pai_magic.core.notebook.results import NotebookResult, find_result, record
 from pai_magic.core.protocol import JobSpec, build_protocol
@@ -77,6 +78,7 @@ class NotebookRunSpec:
     name: str | None = None            # a readable stem; default: the notebook's name
     python: str | None = None          # the image's Python when python3 is not on its PATH
     storage: str | None = None         # "NAME" or "NAME:/mount": also keep every snapshot there (durable)
+    files: list[str] = field(default_factory=list)  # files/folders the notebook reads, sent beside it
 
 
 @dataclass
@@ -92,6 +94,7 @@ class PreparedRun:
     total_cells: int
     key: SshKey | None = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)  # the run goes ahead; each face shows them once
+    files: list[tuple[Path, str]] = field(default_factory=list, repr=False)  # (local, path in the task's folder)
 
     @property
     def remote_dir(self) -> str:
@@ -194,11 +197,12 @@ def prepare_run(spec: NotebookRunSpec, *, key: SshKey | None = None,
                        description=f"pai_magic notebook run of {path.name}")
     protocol = build_protocol(job_spec)
     out_root = Path(spec.out_root).expanduser() if spec.out_root else default_out_root(path.resolve())
+    files = collect_files(spec.files, path.parent, exclude=[out_root], notebook=path)
     _check_writable(out_root)
     return PreparedRun(spec=spec, name=name, protocol=protocol,
                        notebook_json=json.dumps(injected, ensure_ascii=False, indent=1).encode("utf-8"),
                        out_dir=out_root / name, output_name=path.name, total_cells=code_cell_count(injected),
-                       key=key, warnings=[warning] if warning else [])
+                       key=key, warnings=[warning] if warning else [], files=files)
 
 
 def run_warnings(runs: list[PreparedRun]) -> list[str]:
@@ -317,11 +321,24 @@ class _Follower:
         if not self.run.notebook_json:
             raise PaiError(f"The notebook of {self.full} was never uploaded (the run that started it ended early): "
                            f"stop the job with `pai-magic stop {self.run.name}` and run the notebook again.")
-        self.emit("UPLOADING", message=f"{len(self.run.notebook_json) / 1e6:.1f} MB")
+        size = len(self.run.notebook_json) + sum(p.stat().st_size for p, _ in self.run.files)
+        self.emit("UPLOADING", message=f"{size / 1e6:.1f} MB")
         try:
             sftp.mkdir(self.run.remote_dir)
         except OSError:
             pass  # the job's first line made it
+        made: set[str] = set()
+        for local, rel in self.run.files:  # before .go: the notebook may read them in its first cell
+            parts = rel.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                folder = "/".join(parts[:i])
+                if folder not in made:
+                    made.add(folder)
+                    try:
+                        sftp.mkdir(self.remote(folder))
+                    except OSError:
+                        pass  # already there
+            sftp.put(str(local), self.remote(rel), confirm=True)
         import io
 
         runner_src = Path(task_runner.__file__).read_bytes()
@@ -563,8 +580,10 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
             state = str(status.get("state") or "")
             if detach_when_running and state not in FINAL and f.uploaded:
                 f.close()
-                result = _result(run, full, "RUNNING", message=f"running; the task keeps the result "
-                                 f"{int(run.spec.linger)} s after the run")
+                result = _result(run, full, "RUNNING", message=(
+                    f"running, or ended and not fetched yet: `pai-magic notebook-result {run.name} --wait` "
+                    f"follows it and fetches the executed notebook (the task keeps it {int(run.spec.linger)} s "
+                    "after the run)"))
                 return record(result)
             if state in FINAL:
                 final = FINAL[state]
@@ -613,7 +632,8 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
     message = str(status.get("message") or "")
     if final == "FAILED" and failed:
         message = (f"cell {failed.get('cell')} of {status.get('total')} failed: {failed.get('ename')}: "
-                   f"{failed.get('evalue')}" + (f" (`{failed.get('source')}`)" if failed.get("source") else ""))
+                   f"{failed.get('evalue')}" + (f" (`{failed.get('source')}`)" if failed.get("source") else "")
+                   + missing_file_hint(str(failed.get("ename") or "")))
     elif final == "TIMEOUT" and failed:
         limit = f"of {run.spec.timeout:g} s " if run.spec.timeout else ""
         message = (f"time limit {limit}reached in cell {failed.get('cell')} of {status.get('total')}"
