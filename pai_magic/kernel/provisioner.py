@@ -66,6 +66,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):
 
     _job: Any = None
     _session_path: str | None = None
+    _end_reported = False
 
     # -- helpers -----------------------------------------------------------------------------
     def _kernel_job(self) -> Any:
@@ -161,6 +162,11 @@ class PaiKernelProvisioner(KernelProvisionerBase):
             # The job ended from elsewhere (portal, CLI, cluster): restarting would start a new
             # job the person did not ask for, so the kernel is reported dead with the reason.
             self.log.warning("%s", self._job.ended)
+            if not self._end_reported:  # the notebook's page says why (poll goes on until removed)
+                self._end_reported = True
+                STARTS.ended(self.kernel_id, self._job.ended, kernel_name=getattr(self.parent, "kernel_name", "") or "",
+                             display_name=self.kernel_spec.display_name, path=self._session_path,
+                             job=self._job.job)
             if hasattr(self.parent, "reason"):
                 parent: Any = self.parent
                 parent.reason = self._job.ended

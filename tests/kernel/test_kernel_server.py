@@ -256,7 +256,10 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
 
 def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backend, tmp_path):
     jp = server
-    kid = start_kernel(jp)
+    resp = jp.post("api/sessions", json={"path": "stopped.ipynb", "name": "stopped.ipynb", "type": "notebook",
+                                         "kernel": {"name": "pai-test"}}, timeout=300)
+    assert resp.status_code == 201, resp.text
+    kid = resp.json()["kernel"]["id"]
     ws = WsKernel(jp, kid)
     try:
         job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
@@ -273,6 +276,10 @@ def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backe
         log = jp.log_path.read_text(errors="replace")
         assert f"Job {job} was STOPPED outside Jupyter" in log
         assert "Traceback" not in log.split(f"Job {job} was STOPPED outside Jupyter")[1][:2000]
+        # the page that follows kernel starts learns it too: the notebook, the job, the reason
+        ended = [st for st in jp.get("pai-magic/api/kernel-starts").json()["starts"] if st["kernelId"] == kid]
+        assert [(st["state"], st["path"], st["job"]) for st in ended] == [("ended", "stopped.ipynb", job)], ended
+        assert ended[0]["error"].startswith(f"Job {job} was STOPPED outside Jupyter"), ended
     finally:
         ws.close()
 
