@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pai_magic.core.errors import InvalidInputError, PaiError, PaiTimeoutError, UnreachableError
+from pai_magic.core.errors import AuthError, InvalidInputError, PaiError, PaiTimeoutError, UnreachableError
 from pai_magic.core.kinds import KERNEL, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.protocol.build import JobSpec, build_protocol, unique_job_name
@@ -98,6 +98,18 @@ class KernelJob:
 
             self._client = PaiClient(load_profile(self.settings.profile or None))
         return self._client
+
+    def _login_error(self, exc: AuthError) -> AuthError:
+        """A refused or missing token, with the login hint naming the kernelspec's profile: it is
+        often not the active one, so a bare `pai-magic login` would log in elsewhere."""
+        try:
+            name = self.settings.profile or self.client.profile.name
+        except PaiError:
+            return exc
+        has_token = bool(getattr(self.client.profile, "token", ""))
+        why = "its token was refused by the cluster" if has_token else "it is logged out"
+        return AuthError(f"This kernel uses profile {name!r} and {why}: run `pai-magic login --profile {name}` "
+                         f"(or %pai_login --profile {name}), then start the kernel again.")
 
     def _phase(self, key: str, text: str) -> None:
         """Report a phase (a key of :data:`pai_magic.kernel.phases.PHASE_KEYS`); a failing
@@ -298,8 +310,11 @@ class KernelJob:
         if self.job is None or self.ended:
             if self.ended:
                 raise KernelStartError(self.ended)
-            self.submit()
-            self.wait_running(timeout)
+            try:
+                self.submit()
+                self.wait_running(timeout)
+            except AuthError as exc:
+                raise self._login_error(exc) from None
             self._phase("connecting", f"connecting to job {self.job} over SSH and starting the kernel")
         else:
             self._phase("restarting", f"starting kernel {self.generation + 1} in job {self.job}")

@@ -42,8 +42,15 @@ class KernelStartFailed(HTTPError):
     """
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(status, message.replace("%", "%%"))
+        super().__init__(status, message)
         self.message = message
+
+    @property
+    def log_message(self) -> str:
+        """The line as is: jupyter_server answers ``log_message`` verbatim, and tornado's own
+        (%-escaping) property doubled each ``%`` there ("%%pai_login" in JupyterLab's dialog).
+        Tornado logs through ``get_message()``, which needs no escaping without args."""
+        return self.message
 
     def __str__(self) -> str:
         return self.message

@@ -368,6 +368,33 @@ def test_python_without_ipykernel_fails_in_one_line(server, local_backend):
     wait_until(lambda: kernel_jobs(local_backend)[job] in ("STOPPED", "FAILED"), 30, "the failed job to end")
 
 
+def test_a_logged_out_profile_fails_in_one_line_naming_it(server, local_backend):
+    """A kernelspec names its profile, often not the active one: the hint must name it too, or
+    `pai-magic login` would log in to another profile and the start would fail again."""
+    from pai_magic.core.profiles import Profile, save_profile
+
+    os.environ["PAI_MAGIC_CONFIG_DIR"], old = str(server.pai_config_dir), os.environ.get("PAI_MAGIC_CONFIG_DIR")
+    try:
+        save_profile(Profile(name="gone", url=local_backend.url, user=local_backend.user, token=""), activate=False)
+    finally:
+        if old is None:
+            os.environ.pop("PAI_MAGIC_CONFIG_DIR", None)
+        else:
+            os.environ["PAI_MAGIC_CONFIG_DIR"] = old
+    spec = build_kernelspec("gone", KernelSettings(image="python:3.11", profile="gone", gpu=0, cpu=1, memory_mb=512))
+    target = server.root / "jupyter-data" / "kernels" / "pai-gone"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec))
+    before = set(kernel_jobs(local_backend))
+    resp = server.post("api/kernels", json={"name": "pai-gone"}, timeout=300)
+    assert resp.status_code == 400, resp.text
+    message = resp.json().get("message", "")
+    assert "'gone'" in message and "pai-magic login --profile gone" in message and "\n" not in message, message
+    assert "%pai_login --profile gone" in message and "%%" not in message, message  # verbatim, not %-escaped
+    assert set(kernel_jobs(local_backend)) == before  # nothing submitted
+    assert not [k for k in server.get("api/kernels").json() if k["name"] == "pai-gone"]
+
+
 def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, local_backend):
     jp = start_server(tmp_path / "lease-jupyter", local_backend)
     try:
