@@ -38,6 +38,10 @@ class KernelStartError(InvalidInputError):
     """The kernel cannot start in this job (e.g. no ipykernel in the image): one line."""
 
 
+class KernelStartCancelled(PaiError):
+    """The start was given up (the kernel was shut down, or the Jupyter server is exiting)."""
+
+
 def boot_command(remote_dir: str, python: str, lease: float) -> str:
     """The job's only command: wait for the supervisor to be copied in, then become it.
 
@@ -88,6 +92,16 @@ class KernelJob:
         self._lease_stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
         self._supervisor_sent = False
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Give up the start under way (from another thread): its waits end at once and the
+        start stops the job it submitted, instead of starting a kernel nobody will use."""
+        self._cancel.set()
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise KernelStartCancelled(f"The start of the kernel in job {self.job} was cancelled.")
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -218,11 +232,12 @@ class KernelJob:
                     said_waiting = True
                     self._phase("waiting", f"job {self.job} is {detail.state}: waiting for resources "
                                 "(a cluster may take minutes to schedule and pull the image)")
+            self._check_cancelled()
             if time.monotonic() > deadline:
                 self.stop()
                 raise PaiTimeoutError(f"Job {self.job} did not start running within {timeout:g}s, so it was "
                                       "stopped: check the virtual cluster's free resources and try again.")
-            time.sleep(interval)
+            self._cancel.wait(interval)
             if time.monotonic() - started > 3.0:  # quick at first (a free node starts in ms),
                 interval = min(2.0, interval * 1.5)  # then gently for a cluster's minutes
 
@@ -290,6 +305,7 @@ class KernelJob:
         deadline = time.monotonic() + timeout
         next_state = time.monotonic() + 1.0
         while not self._holds(cond):
+            self._check_cancelled()
             now = time.monotonic()
             if now > next_state:
                 next_state = now + 1.0
@@ -299,13 +315,25 @@ class KernelJob:
             if now > deadline:
                 raise PaiTimeoutError(f"Timed out after {timeout:g}s waiting for {what} in job {self.job}: "
                                       f"see its log (pai-magic logs {self.job}).")
-            time.sleep(FILE_POLL)
+            self._cancel.wait(FILE_POLL)
 
     def start_kernel(self, connection: dict[str, Any], *, timeout: float = 900.0) -> dict[str, Any]:
         """Start (or restart) the kernel; returns the LOCAL connection info (forwarded ports).
 
         ``connection`` holds key, signature_scheme, transport and the optional curve keys.
+        A start given up with :meth:`cancel` stops the job (a first start) and raises
+        :class:`KernelStartCancelled`.
         """
+        self._cancel.clear()
+        first = self.job is None or bool(self.ended)
+        try:
+            return self._start_kernel(connection, timeout)
+        except KernelStartCancelled:
+            if first:  # the job was submitted for this start only
+                self.stop()
+            raise
+
+    def _start_kernel(self, connection: dict[str, Any], timeout: float) -> dict[str, Any]:
         started = time.monotonic()
         if self.job is None or self.ended:
             if self.ended:

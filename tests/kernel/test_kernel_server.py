@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -410,6 +412,45 @@ def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, l
         assert kernel_jobs(local_backend)[job] == "FAILED"
     finally:
         jp.stop()
+
+
+def test_stopping_the_server_during_a_start_exits_at_once_and_stops_the_job(tmp_path, local_backend):
+    """Ctrl-C on the Jupyter server while a kernel starts (on a cluster: minutes of WAITING; here
+    an image whose Python takes 45 s to come up): the server used to wait for the start to end
+    (up to start_timeout), then leave a kernel nobody uses RUNNING until its lease ran out."""
+    slow = Path(tempfile.mkdtemp(prefix="pai-slow-python-", dir="/tmp"))  # readable by the job's uid
+    try:
+        slow.chmod(0o755)
+        python = slow / "python"
+        python.write_text(f'#!/bin/sh\nsleep 45\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
+        jp = start_server(tmp_path / "exit-jupyter", local_backend)
+        try:
+            install_spec(jp.root, "pai-slow", python=str(python))
+            before = set(kernel_jobs(local_backend))
+            threading.Thread(target=_ignore_errors, args=(jp.post, "api/sessions"), daemon=True, kwargs={
+                "json": {"path": "slow.ipynb", "type": "notebook", "kernel": {"name": "pai-slow"}},
+                "timeout": 120}).start()
+            job = wait_until(lambda: [j for j, st in kernel_jobs(local_backend).items()
+                                      if j not in before and st == "RUNNING"], 60, "the kernel job to run")[0]
+            assert jp.proc is not None
+            t0 = time.monotonic()
+            jp.proc.send_signal(signal.SIGTERM)
+            jp.proc.wait(30)
+            print(f"server exited {time.monotonic() - t0:.1f}s after SIGTERM")
+            wait_until(lambda: kernel_jobs(local_backend)[job] != "RUNNING", 30, "the job to end")
+            assert kernel_jobs(local_backend)[job] == "STOPPED"  # stopped, not ended by the lease
+        finally:
+            jp.stop()
+    finally:
+        shutil.rmtree(slow, ignore_errors=True)
+
+
+def _ignore_errors(fn: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(*args, **kwargs)
+    except requests.RequestException:  # the server went away during the request, as meant
+        pass
 
 
 def test_kernel_job_that_dies_at_boot_ends_the_start_with_its_reason(local_backend, tmp_path, monkeypatch):
