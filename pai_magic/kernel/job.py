@@ -77,6 +77,7 @@ class KernelJob:
                  on_step: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings.validate()
         self._client = client
+        self._owns_client = client is None  # read from the profile (and read again, see _job_detail)
         self.kernel_name = kernel_name
         self.on_phase = on_phase or (lambda text: log.info("%s", text))
         self.on_step = on_step
@@ -112,6 +113,34 @@ class KernelJob:
 
             self._client = PaiClient(load_profile(self.settings.profile or None))
         return self._client
+
+    def _job_detail(self) -> JobDetail:
+        """The job's detail. A refused token reads the profile again once: the person may have
+        logged out and in again since the kernel started, and a kernel that kept the revoked
+        token took every refused poll for "alive" (a stop from elsewhere went unnoticed)."""
+        assert self.job is not None
+        try:
+            return self.client.get_job(self.job)
+        except AuthError:
+            if not self._reload_client():
+                raise
+            return self.client.get_job(self.job)
+
+    def _reload_client(self) -> bool:
+        """A client with the profile's current token; False when there is no newer one."""
+        if not self._owns_client or self._client is None:
+            return False
+        from pai_magic.core.client import PaiClient
+        from pai_magic.core.profiles import load_profile
+
+        try:
+            profile = load_profile(self.settings.profile or None)
+        except PaiError:
+            return False
+        if not profile.token or profile.token == self._client.profile.token:
+            return False
+        self._client = PaiClient(profile)
+        return True
 
     def _login_error(self, exc: AuthError) -> AuthError:
         """A refused or missing token, with the login hint naming the kernelspec's profile: it is
@@ -215,7 +244,7 @@ class KernelJob:
         while True:
             detail: JobDetail | None = None
             try:
-                detail = self.client.get_job(self.job)
+                detail = self._job_detail()
             except (UnreachableError, PaiTimeoutError) as exc:
                 log.debug("job detail failed: %s", exc)
             if detail is not None:
@@ -280,7 +309,7 @@ class KernelJob:
         """After an SSH error: the job's end (one line with the task's reason) when the job
         has ended, which is what dropped the connection; None when it still runs."""
         try:
-            detail = self.client.get_job(self.job)
+            detail = self._job_detail()
         except PaiError:
             return None
         if not detail.terminal:
@@ -309,7 +338,7 @@ class KernelJob:
             now = time.monotonic()
             if now > next_state:
                 next_state = now + 1.0
-                detail = self.client.get_job(self.job)
+                detail = self._job_detail()
                 if detail.terminal:
                     raise KernelStartError(self._end_reason(detail))
             if now > deadline:
@@ -417,7 +446,7 @@ class KernelJob:
         if self.ended:
             return 1
         try:
-            detail = self.client.get_job(self.job)
+            detail = self._job_detail()
         except PaiError as exc:
             log.debug("poll: job detail failed (assuming alive): %s", exc)
             return None
@@ -482,7 +511,7 @@ class KernelJob:
             return
         self.stopping = True
         try:
-            current = self.client.get_job(self.job)
+            current = self._job_detail()
             if not current.terminal:
                 self.client.stop(self.job)
             self._phase("stopped", f"stopped job {self.job}")

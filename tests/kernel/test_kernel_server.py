@@ -397,6 +397,39 @@ def test_a_logged_out_profile_fails_in_one_line_naming_it(server, local_backend)
     assert not [k for k in server.get("api/kernels").json() if k["name"] == "pai-gone"]
 
 
+def test_logging_in_again_while_a_kernel_runs_keeps_it_watched(server, local_backend):
+    """`pai-magic logout` (revokes the token) then `login` while a kernel runs: the kernel's job
+    is still watched with the new token, so a stop from elsewhere is still reported (the
+    provisioner kept the revoked token and took every refused poll for "alive")."""
+    env = dict(os.environ, PAI_MAGIC_CONFIG_DIR=str(server.pai_config_dir), PAI_TEST_PW=local_backend.password)
+
+    def cli(*argv: str) -> None:
+        res = subprocess.run([sys.executable, "-m", "pai_magic", *argv], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 0, res.stderr
+
+    cli("login", local_backend.url, "--user", local_backend.user, "--password-env", "PAI_TEST_PW",
+        "--profile", "relog", "--no-activate")
+    spec = build_kernelspec("relog", KernelSettings(image="python:3.11", profile="relog", gpu=0, cpu=1,
+                                                    memory_mb=512))
+    target = server.root / "jupyter-data" / "kernels" / "pai-relog"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec))
+    kid = start_kernel(server, "pai-relog")
+    ws = WsKernel(server, kid)
+    try:
+        job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
+        cli("logout", "--profile", "relog")
+        time.sleep(4)  # a poll (every 3 s) meets the revoked token
+        cli("login", "--user", local_backend.user, "--password-env", "PAI_TEST_PW", "--profile", "relog")
+        cli("stop", job)
+        wait_until(lambda: server.get(f"api/kernels/{kid}").status_code == 404, 60,
+                   "the stopped job's kernel to be reported dead")
+    finally:
+        ws.close()
+        server.request("DELETE", f"api/kernels/{kid}", timeout=120)
+
+
 def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, local_backend):
     jp = start_server(tmp_path / "lease-jupyter", local_backend)
     try:
