@@ -151,8 +151,10 @@ class KernelJob:
             return exc
         has_token = bool(getattr(self.client.profile, "token", ""))
         why = "its token was refused by the cluster" if has_token else "it is logged out"
+        # no "%pai_login" here: jupyter_server re-raises a session's start error as a new tornado
+        # HTTPError, whose message doubles every "%" ("%%pai_login" in JupyterLab's dialog)
         return AuthError(f"This kernel uses profile {name!r} and {why}: run `pai-magic login --profile {name}` "
-                         f"(or %pai_login --profile {name}), then start the kernel again.")
+                         "in a terminal, then start the kernel again.")
 
     def _phase(self, key: str, text: str) -> None:
         """Report a phase (a key of :data:`pai_magic.kernel.phases.PHASE_KEYS`); a failing
