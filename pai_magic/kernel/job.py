@@ -100,6 +100,11 @@ class KernelJob:
         start stops the job it submitted, instead of starting a kernel nobody will use."""
         self._cancel.set()
 
+    def allow_start(self) -> None:
+        """Forget an earlier :meth:`cancel` before a new start (called before its thread runs,
+        so a cancel that comes at once is never lost)."""
+        self._cancel.clear()
+
     def _check_cancelled(self) -> None:
         if self._cancel.is_set():
             raise KernelStartCancelled(f"The start of the kernel in job {self.job} was cancelled.")
@@ -355,7 +360,6 @@ class KernelJob:
         A start given up with :meth:`cancel` stops the job (a first start) and raises
         :class:`KernelStartCancelled`.
         """
-        self._cancel.clear()
         first = self.job is None or bool(self.ended)
         try:
             return self._start_kernel(connection, timeout)

@@ -215,6 +215,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):
                      display_name=self.kernel_spec.display_name, path=self._session_path,
                      restart=restart, job=job.job)
         try:
+            job.allow_start()
             local: Any = await _start_in_thread(job, lambda: job.start_kernel(connection, timeout=self.start_timeout))
         except KernelStartCancelled:
             STARTS.failed(self.kernel_id, "The kernel start was cancelled (the Jupyter server is stopping).")
