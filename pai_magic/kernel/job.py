@@ -363,10 +363,16 @@ class KernelJob:
         first = self.job is None or bool(self.ended)
         try:
             return self._start_kernel(connection, timeout)
-        except KernelStartCancelled:
-            if first:  # the job was submitted for this start only
+        except Exception as exc:
+            # after a cancel, any error counts as the cancel (at exit paramiko closes the SSH
+            # link under the start): the job submitted for this start is stopped either way
+            if not self._cancel.is_set():
+                raise
+            if first:
                 self.stop()
-            raise
+            if isinstance(exc, KernelStartCancelled):
+                raise
+            raise KernelStartCancelled(f"The start of the kernel in job {self.job} was cancelled.") from exc
 
     def _start_kernel(self, connection: dict[str, Any], timeout: float) -> dict[str, Any]:
         started = time.monotonic()

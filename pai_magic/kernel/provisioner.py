@@ -76,6 +76,12 @@ async def _start_in_thread(job: Any, fn: Callable[[], dict[str, Any]]) -> dict[s
     thread stops the job it submitted. A cancelled await (a shutdown of a starting kernel)
     cancels the start the same way, and a start that finished anyway is stopped.
     """
+    # The exit hook must run before paramiko's own, which closes every SSH transport (atexit
+    # runs the last registered first): import paramiko, then register the hook again.
+    import paramiko  # noqa: F401
+
+    atexit.unregister(_cancel_starts_at_exit)
+    atexit.register(_cancel_starts_at_exit)
     loop = asyncio.get_running_loop()
     future: asyncio.Future[dict[str, Any]] = loop.create_future()
 
@@ -112,7 +118,6 @@ async def _start_in_thread(job: Any, fn: Callable[[], dict[str, Any]]) -> dict[s
     return await future
 
 
-@atexit.register
 def _cancel_starts_at_exit() -> None:
     """The Jupyter server exits during kernel starts: cancel them so each stops its job."""
     with _IN_FLIGHT_LOCK:
