@@ -10,6 +10,8 @@
  * latest phase and the elapsed time, then 'success' (closing itself) or 'error' with the
  * one-line reason. A restart in the kernel's running job takes a second, so it is only shown
  * when it lasts longer than that or fails. A notification the person closed stays closed.
+ * A kernel whose job ended outside Jupyter (portal, CLI) is an 'ended' entry: one error
+ * notification with the reason, else the notebook only says "No Kernel".
  */
 import { Notification, showErrorMessage } from '@jupyterlab/apputils';
 import { KernelSpec } from '@jupyterlab/services';
@@ -53,6 +55,9 @@ export function startMessage(start: IKernelStart, now: number): string {
   if (start.state === 'failed') {
     return `${subject(start)} did not start: ${start.error ?? 'see the Jupyter server log.'}`;
   }
+  if (start.state === 'ended') {
+    return `${subject(start)} ended: ${start.error ?? 'see the Jupyter server log.'}`;
+  }
   if (start.state === 'ready') {
     const where = start.job ? ` in job ${start.job}` : '';
     return `${subject(start)}: kernel ready on OpenPAI after ${elapsed}${where}`;
@@ -74,7 +79,8 @@ function reasonAction(start: IKernelStart, message: string): Notification.IActio
     displayType: 'accent',
     callback: event => {
       event.preventDefault();
-      void showErrorMessage(`${subject(start)} did not start`, {
+      const title = start.state === 'ended' ? 'ended' : 'did not start';
+      void showErrorMessage(`${subject(start)} ${title}`, {
         message: start.error ?? 'See the Jupyter server log.'
       });
     }
@@ -122,6 +128,7 @@ export class KernelStartNotifier {
     const wanted = usesPaiProvisioner(this._specs.specs);
     if (wanted && this._poll === null) {
       this._version = null;
+      this._primed = false;
       this._poll = new Poll({
         auto: true,
         factory: () => this._fetch(),
@@ -164,8 +171,11 @@ export class KernelStartNotifier {
       present.add(start.id);
       let tracked = this._tracked.get(start.id);
       if (!tracked) {
-        // one already over when first seen (before this page, or while it was hidden) is history
-        tracked = { start, notification: null, done: start.state !== 'starting' };
+        // one already over in the page's first answer happened before the page: history. After
+        // that, one first seen over is news too: a start that fails in less than the poll's
+        // gap (no ipykernel: 0.2 s) or a kernel that ended (a quick 'ready' shows nothing).
+        const news = start.state === 'starting' || this._primed;
+        tracked = { start, notification: null, done: !news };
         this._tracked.set(start.id, tracked);
       }
       tracked.start = start;
@@ -178,6 +188,7 @@ export class KernelStartNotifier {
         this._tracked.delete(id); // the server forgot it: so can we (bounded)
       }
     }
+    this._primed = true;
     this._setTicking(Array.from(this._tracked.values()).some(t => !t.done));
   }
 
@@ -202,10 +213,11 @@ export class KernelStartNotifier {
     tracked.done = true;
     const type = start.state === 'ready' ? 'success' : 'error';
     const autoClose = start.state === 'ready' ? READY_CLOSE_MS : false;
-    const actions = start.state === 'failed' ? [reasonAction(start, message)] : [];
+    const failed = start.state === 'failed' || start.state === 'ended';
+    const actions = failed ? [reasonAction(start, message)] : [];
     if (tracked.notification !== null) {
       Notification.update({ id: tracked.notification, message, type, autoClose, actions });
-    } else if (start.state === 'failed') {
+    } else if (failed) {
       tracked.notification = Notification.emit(message, type, { autoClose, actions });
     }
   }
@@ -230,6 +242,8 @@ export class KernelStartNotifier {
   private _abort: AbortController | null = null;
   private _version: number | null = null;
   private _offset = 0;
+  /** Whether an answer was applied (what the first one holds happened before this page). */
+  private _primed = false;
   private _tracked = new Map<string, ITracked>();
   private _ticker: number | null = null;
   private _isDisposed = false;

@@ -197,7 +197,8 @@ export interface IKernelStart {
   path: string | null;
   job: string | null;
   restart: boolean;
-  state: 'starting' | 'ready' | 'failed';
+  /** 'ended': not a start but a running kernel whose job ended outside Jupyter (error: why). */
+  state: 'starting' | 'ready' | 'failed' | 'ended';
   error: string | null;
   started: number;
   finished: number | null;

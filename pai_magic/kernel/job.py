@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pai_magic.core.errors import InvalidInputError, PaiError, PaiTimeoutError, UnreachableError
+from pai_magic.core.errors import AuthError, InvalidInputError, PaiError, PaiTimeoutError, UnreachableError
 from pai_magic.core.kinds import KERNEL, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.protocol.build import JobSpec, build_protocol, unique_job_name
@@ -38,6 +38,10 @@ BOOT_WAIT_SECONDS = 600
 
 class KernelStartError(InvalidInputError):
     """The kernel cannot start in this job (e.g. no ipykernel in the image): one line."""
+
+
+class KernelStartCancelled(PaiError):
+    """The start was given up (the kernel was shut down, or the Jupyter server is exiting)."""
 
 
 def boot_command(remote_dir: str, python: str, lease: float) -> str:
@@ -75,6 +79,7 @@ class KernelJob:
                  on_step: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings.validate()
         self._client = client
+        self._owns_client = client is None  # read from the profile (and read again, see _job_detail)
         self.kernel_name = kernel_name
         self.on_phase = on_phase or (lambda text: log.info("%s", text))
         self.on_step = on_step
@@ -90,6 +95,21 @@ class KernelJob:
         self._lease_stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
         self._supervisor_sent = False
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Give up the start under way (from another thread): its waits end at once and the
+        start stops the job it submitted, instead of starting a kernel nobody will use."""
+        self._cancel.set()
+
+    def allow_start(self) -> None:
+        """Forget an earlier :meth:`cancel` before a new start (called before its thread runs,
+        so a cancel that comes at once is never lost)."""
+        self._cancel.clear()
+
+    def _check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise KernelStartCancelled(f"The start of the kernel in job {self.job} was cancelled.")
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -100,6 +120,48 @@ class KernelJob:
 
             self._client = PaiClient(load_profile(self.settings.profile or None))
         return self._client
+
+    def _job_detail(self) -> JobDetail:
+        """The job's detail. A refused token reads the profile again once: the person may have
+        logged out and in again since the kernel started, and a kernel that kept the revoked
+        token took every refused poll for "alive" (a stop from elsewhere went unnoticed)."""
+        assert self.job is not None
+        try:
+            return self.client.get_job(self.job)
+        except AuthError:
+            if not self._reload_client():
+                raise
+            return self.client.get_job(self.job)
+
+    def _reload_client(self) -> bool:
+        """A client with the profile's current token; False when there is no newer one."""
+        if not self._owns_client or self._client is None:
+            return False
+        from pai_magic.core.client import PaiClient
+        from pai_magic.core.profiles import load_profile
+
+        try:
+            profile = load_profile(self.settings.profile or None)
+        except PaiError:
+            return False
+        if not profile.token or profile.token == self._client.profile.token:
+            return False
+        self._client = PaiClient(profile)
+        return True
+
+    def _login_error(self, exc: AuthError) -> AuthError:
+        """A refused or missing token, with the login hint naming the kernelspec's profile: it is
+        often not the active one, so a bare `pai-magic login` would log in elsewhere."""
+        try:
+            name = self.settings.profile or self.client.profile.name
+        except PaiError:
+            return exc
+        has_token = bool(getattr(self.client.profile, "token", ""))
+        why = "its token was refused by the cluster" if has_token else "it is logged out"
+        # no "%pai_login" here: jupyter_server re-raises a session's start error as a new tornado
+        # HTTPError, whose message doubles every "%" ("%%pai_login" in JupyterLab's dialog)
+        return AuthError(f"This kernel uses profile {name!r} and {why}: run `pai-magic login --profile {name}` "
+                         "in a terminal, then start the kernel again.")
 
     def _phase(self, key: str, text: str) -> None:
         """Report a phase (a key of :data:`pai_magic.kernel.phases.PHASE_KEYS`); a failing
@@ -191,7 +253,7 @@ class KernelJob:
         while True:
             detail: JobDetail | None = None
             try:
-                detail = self.client.get_job(self.job)
+                detail = self._job_detail()
             except (UnreachableError, PaiTimeoutError) as exc:
                 log.debug("job detail failed: %s", exc)
             if detail is not None:
@@ -208,11 +270,12 @@ class KernelJob:
                     said_waiting = True
                     self._phase("waiting", f"job {self.job} is {detail.state}: waiting for resources "
                                 "(a cluster may take minutes to schedule and pull the image)")
+            self._check_cancelled()
             if time.monotonic() > deadline:
                 self.stop()
                 raise PaiTimeoutError(f"Job {self.job} did not start running within {timeout:g}s, so it was "
                                       "stopped: check the virtual cluster's free resources and try again.")
-            time.sleep(interval)
+            self._cancel.wait(interval)
             if time.monotonic() - started > 3.0:  # quick at first (a free node starts in ms),
                 interval = min(2.0, interval * 1.5)  # then gently for a cluster's minutes
 
@@ -261,7 +324,7 @@ class KernelJob:
         """After an SSH error: the job's end (one line with the task's reason) when the job
         has ended, which is what dropped the connection; None when it still runs."""
         try:
-            detail = self.client.get_job(self.job)
+            detail = self._job_detail()
         except PaiError:
             return None
         if not detail.terminal:
@@ -286,28 +349,49 @@ class KernelJob:
         deadline = time.monotonic() + timeout
         next_state = time.monotonic() + 1.0
         while not self._holds(cond):
+            self._check_cancelled()
             now = time.monotonic()
             if now > next_state:
                 next_state = now + 1.0
-                detail = self.client.get_job(self.job)
+                detail = self._job_detail()
                 if detail.terminal:
                     raise KernelStartError(self._end_reason(detail))
             if now > deadline:
                 raise PaiTimeoutError(f"Timed out after {timeout:g}s waiting for {what} in job {self.job}: "
                                       f"see its log (pai-magic logs {self.job}).")
-            time.sleep(FILE_POLL)
+            self._cancel.wait(FILE_POLL)
 
     def start_kernel(self, connection: dict[str, Any], *, timeout: float = 900.0) -> dict[str, Any]:
         """Start (or restart) the kernel; returns the LOCAL connection info (forwarded ports).
 
         ``connection`` holds key, signature_scheme, transport and the optional curve keys.
+        A start given up with :meth:`cancel` stops the job (a first start) and raises
+        :class:`KernelStartCancelled`.
         """
+        first = self.job is None or bool(self.ended)
+        try:
+            return self._start_kernel(connection, timeout)
+        except Exception as exc:
+            # after a cancel, any error counts as the cancel (at exit paramiko closes the SSH
+            # link under the start): the job submitted for this start is stopped either way
+            if not self._cancel.is_set():
+                raise
+            if first:
+                self.stop()
+            if isinstance(exc, KernelStartCancelled):
+                raise
+            raise KernelStartCancelled(f"The start of the kernel in job {self.job} was cancelled.") from exc
+
+    def _start_kernel(self, connection: dict[str, Any], timeout: float) -> dict[str, Any]:
         started = time.monotonic()
         if self.job is None or self.ended:
             if self.ended:
                 raise KernelStartError(self.ended)
-            self.submit()
-            self.wait_running(timeout)
+            try:
+                self.submit()
+                self.wait_running(timeout)
+            except AuthError as exc:
+                raise self._login_error(exc) from None
             self._phase("connecting", f"connecting to job {self.job} over SSH and starting the kernel")
         else:
             self._phase("restarting", f"starting kernel {self.generation + 1} in job {self.job}")
@@ -382,7 +466,7 @@ class KernelJob:
         if self.ended:
             return 1
         try:
-            detail = self.client.get_job(self.job)
+            detail = self._job_detail()
         except PaiError as exc:
             log.debug("poll: job detail failed (assuming alive): %s", exc)
             return None
@@ -447,7 +531,7 @@ class KernelJob:
             return
         self.stopping = True
         try:
-            current = self.client.get_job(self.job)
+            current = self._job_detail()
             if not current.terminal:
                 self.client.stop(self.job)
             self._phase("stopped", f"stopped job {self.job}")

@@ -20,9 +20,14 @@ from typing import Any, Callable
 from pai_magic.core.errors import one_line
 
 #: The machine keys of the phases, in the order a start goes through them ("restarting" starts
-#: a kernel again in the same job; "stopped" ends a job during a start that failed).
-PHASE_KEYS = ("submitted", "waiting", "running", "connecting", "restarting", "ready", "failed", "stopped")
-STATES = ("starting", "ready", "failed")
+#: a kernel again in the same job; "stopped" ends a job during a start that failed; "ended" is
+#: a running kernel whose job ended outside Jupyter).
+PHASE_KEYS = ("submitted", "waiting", "running", "connecting", "restarting", "ready", "failed", "stopped",
+              "ended")
+#: "ended": not a start but the end of a kernel that ran (its job was stopped from the portal or
+#: the CLI, or failed): without it the notebook only says "No Kernel", and the reason stays in
+#: the server log.
+STATES = ("starting", "ready", "failed", "ended")
 #: Seconds a finished start stays visible (a frontend opened a little later still sees it).
 KEEP_FINISHED = 300.0
 #: Seconds after which a start that never finished is forgotten (the provisioner's own
@@ -164,6 +169,31 @@ class StartRegistry:
     def failed(self, kernel_id: str, error: str) -> None:
         line = one_line(error, TEXT_LIMIT)
         self._finish(kernel_id, "failed", line, line)
+
+    def ended(self, kernel_id: str, reason: str, *, kernel_name: str = "", display_name: str = "",
+              path: str | None = None, job: str | None = None) -> None:
+        """A kernel that was running died because its job ended (the one-line ``reason``).
+
+        A new entry (its own id: the frontend shows each entry once), not an update of the
+        kernel's start, which was forgotten minutes after it finished; the caller names the
+        kernel and its notebook again for that reason.
+        """
+        line = one_line(reason, TEXT_LIMIT)
+        with self._lock:
+            previous = self._starts.pop(kernel_id, None)
+            self._sequence += 1
+            now = self._clock()
+            entry = KernelStart(id=f"{kernel_id}/{self._sequence}", kernel_id=kernel_id,
+                                kernel_name=one_line(kernel_name or (previous.kernel_name if previous else ""), 200),
+                                display_name=one_line(display_name or (previous.display_name if previous else ""),
+                                                      200),
+                                path=one_line(path, 1000) if path else (previous.path if previous else None),
+                                restart=False, started=now, job=job or (previous.job if previous else None),
+                                state="ended", error=line, finished=now,
+                                phases=[Phase("ended", line, now)], _touched=self._monotonic())
+            self._starts[kernel_id] = entry
+            self._changed(entry)
+        self._notify()
 
     def _finish(self, kernel_id: str, state: str, text: str, error: str | None) -> None:
         with self._lock:

@@ -19,8 +19,10 @@ minutes to schedule the job and pull its image while JupyterLab only says "Start
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
@@ -29,6 +31,7 @@ from traitlets import Float, Int, List, Unicode
 
 from pai_magic.core.errors import PaiError
 
+from pai_magic.kernel.job import KernelStartCancelled
 from pai_magic.kernel.phases import STARTS
 from pai_magic.kernel.spec import DEFAULT_LEASE_SECONDS, DEFAULT_PYTHON, KernelSettings
 
@@ -42,11 +45,92 @@ class KernelStartFailed(HTTPError):
     """
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(status, message.replace("%", "%%"))
+        super().__init__(status, message)
         self.message = message
+
+    @property
+    def log_message(self) -> str:
+        """The line as is: jupyter_server answers ``log_message`` verbatim, and tornado's own
+        (%-escaping) property doubled each ``%`` there ("%%pai_login" in JupyterLab's dialog).
+        Tornado logs through ``get_message()``, which needs no escaping without args."""
+        return self.message
 
     def __str__(self) -> str:
         return self.message
+
+
+#: Kernel starts under way in this process: their threads and jobs (see _start_in_thread).
+_IN_FLIGHT: dict[threading.Thread, Any] = {}
+_IN_FLIGHT_LOCK = threading.Lock()
+#: Seconds the exiting process gives each start to stop its job before stopping it directly.
+EXIT_GRACE = 10.0
+
+
+async def _start_in_thread(job: Any, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``fn()`` (a kernel start: minutes on a busy cluster) in a DAEMON thread.
+
+    Why not the loop's executor: its threads are joined when the process exits, so stopping
+    the Jupyter server during a start hung until the start ended (up to ``start_timeout``) and
+    then left a kernel nobody would use RUNNING until its lease ran out. A daemon thread lets
+    the server exit; the exit hook (:func:`_cancel_starts_at_exit`) cancels the start, whose
+    thread stops the job it submitted. A cancelled await (a shutdown of a starting kernel)
+    cancels the start the same way, and a start that finished anyway is stopped.
+    """
+    # The exit hook must run before paramiko's own, which closes every SSH transport (atexit
+    # runs the last registered first): import paramiko, then register the hook again.
+    import paramiko  # noqa: F401
+
+    atexit.unregister(_cancel_starts_at_exit)
+    atexit.register(_cancel_starts_at_exit)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        result: Any
+        try:
+            result, ok = fn(), True
+        except BaseException as exc:  # delivered to the awaiting coroutine
+            result, ok = exc, False
+        finally:
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.pop(threading.current_thread(), None)
+        if future.cancelled() and ok:  # nobody awaits the kernel any more
+            job.stop()
+            return
+        try:
+            loop.call_soon_threadsafe(deliver, ok, result)
+        except RuntimeError:  # the loop is closed: the server is gone
+            if ok:
+                job.stop()
+
+    thread = threading.Thread(target=run, name="pai-kernel-start", daemon=True)
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT[thread] = job
+    thread.start()
+    return await future
+
+
+def _cancel_starts_at_exit() -> None:
+    """The Jupyter server exits during kernel starts: cancel them so each stops its job."""
+    with _IN_FLIGHT_LOCK:
+        starts = list(_IN_FLIGHT.items())
+    for _, job in starts:
+        job.cancel()
+    for thread, job in starts:
+        thread.join(EXIT_GRACE)
+        if thread.is_alive() and getattr(job, "job", None) and not getattr(job, "stopping", False):
+            try:
+                job.stop()
+            except Exception:  # exiting: the lease ends the job if this fails
+                pass
 
 
 class PaiKernelProvisioner(KernelProvisionerBase):
@@ -66,6 +150,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):
 
     _job: Any = None
     _session_path: str | None = None
+    _end_reported = False
 
     # -- helpers -----------------------------------------------------------------------------
     def _kernel_job(self) -> Any:
@@ -135,12 +220,17 @@ class PaiKernelProvisioner(KernelProvisionerBase):
                      display_name=self.kernel_spec.display_name, path=self._session_path,
                      restart=restart, job=job.job)
         try:
-            local = await self._run(lambda: job.start_kernel(connection, timeout=self.start_timeout))
+            job.allow_start()
+            local: Any = await _start_in_thread(job, lambda: job.start_kernel(connection, timeout=self.start_timeout))
+        except KernelStartCancelled:
+            STARTS.failed(self.kernel_id, "The kernel start was cancelled (the Jupyter server is stopping).")
+            raise KernelStartFailed("The kernel start was cancelled (the Jupyter server is stopping).") from None
         except PaiError as exc:
             self.log.error("pai-magic kernel: %s", exc.message)
             STARTS.failed(self.kernel_id, exc.message)
             raise KernelStartFailed(exc.message) from None
         except asyncio.CancelledError:
+            job.cancel()  # its thread stops the job it submitted (see _start_in_thread)
             STARTS.failed(self.kernel_id, "The kernel start was cancelled (the kernel was shut down).")
             raise
         except Exception as exc:
@@ -161,6 +251,11 @@ class PaiKernelProvisioner(KernelProvisionerBase):
             # The job ended from elsewhere (portal, CLI, cluster): restarting would start a new
             # job the person did not ask for, so the kernel is reported dead with the reason.
             self.log.warning("%s", self._job.ended)
+            if not self._end_reported:  # the notebook's page says why (poll goes on until removed)
+                self._end_reported = True
+                STARTS.ended(self.kernel_id, self._job.ended, kernel_name=getattr(self.parent, "kernel_name", "") or "",
+                             display_name=self.kernel_spec.display_name, path=self._session_path,
+                             job=self._job.job)
             if hasattr(self.parent, "reason"):
                 parent: Any = self.parent
                 parent.reason = self._job.ended

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -115,6 +117,17 @@ def test_launcher_shows_the_kernel_and_a_notebook_runs_a_cell(lab, local_backend
                                arg=output.element_handle(timeout=60_000), timeout=60_000)
         job = output.inner_text().strip().strip("'").split("~")[-1]
         assert kernel_jobs(local_backend)[job] == "RUNNING"
+
+        # the job is stopped outside Jupyter (the CLI): the page says which kernel ended and why,
+        # not only "No Kernel" (the reason used to stay in the server log)
+        env = dict(os.environ, PAI_MAGIC_CONFIG_DIR=str(lab.pai_config_dir))
+        stopped = subprocess.run([sys.executable, "-m", "pai_magic", "stop", job], env=env, capture_output=True,
+                                 text=True, timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        page.wait_for_function("() => window.__paiToasts.some(t => t.startsWith('Kernel for Untitled.ipynb ended: "
+                               f"Job {job} was STOPPED outside Jupyter'))", timeout=120_000)
+        wait_until(lambda: not lab.get("api/kernels").json(), 60, "the dead kernel to leave the server")
+        assert lab.post("api/kernels", json={"name": "pai-test"}, timeout=300).status_code == 201  # for the end
 
         # a start that fails (an image Python without ipykernel), by any client of this server:
         # the page shows the one-line reason as an error notification

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -245,7 +247,10 @@ def test_kernel_lifecycle_through_jupyter_server(server, local_backend):
 
 def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backend, tmp_path):
     jp = server
-    kid = start_kernel(jp)
+    resp = jp.post("api/sessions", json={"path": "stopped.ipynb", "name": "stopped.ipynb", "type": "notebook",
+                                         "kernel": {"name": "pai-test"}}, timeout=300)
+    assert resp.status_code == 201, resp.text
+    kid = resp.json()["kernel"]["id"]
     ws = WsKernel(jp, kid)
     try:
         job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
@@ -262,6 +267,10 @@ def test_external_stop_reports_a_dead_kernel_with_its_reason(server, local_backe
         log = jp.log_path.read_text(errors="replace")
         assert f"Job {job} was STOPPED outside Jupyter" in log
         assert "Traceback" not in log.split(f"Job {job} was STOPPED outside Jupyter")[1][:2000]
+        # the page that follows kernel starts learns it too: the notebook, the job, the reason
+        ended = [st for st in jp.get("pai-magic/api/kernel-starts").json()["starts"] if st["kernelId"] == kid]
+        assert [(st["state"], st["path"], st["job"]) for st in ended] == [("ended", "stopped.ipynb", job)], ended
+        assert ended[0]["error"].startswith(f"Job {job} was STOPPED outside Jupyter"), ended
     finally:
         ws.close()
 
@@ -350,6 +359,66 @@ def test_python_without_ipykernel_fails_in_one_line(server, local_backend):
     wait_until(lambda: kernel_jobs(local_backend)[job] in ("STOPPED", "FAILED"), 30, "the failed job to end")
 
 
+def test_a_logged_out_profile_fails_in_one_line_naming_it(server, local_backend):
+    """A kernelspec names its profile, often not the active one: the hint must name it too, or
+    `pai-magic login` would log in to another profile and the start would fail again."""
+    from pai_magic.core.profiles import Profile, save_profile
+
+    os.environ["PAI_MAGIC_CONFIG_DIR"], old = str(server.pai_config_dir), os.environ.get("PAI_MAGIC_CONFIG_DIR")
+    try:
+        save_profile(Profile(name="gone", url=local_backend.url, user=local_backend.user, token=""), activate=False)
+    finally:
+        if old is None:
+            os.environ.pop("PAI_MAGIC_CONFIG_DIR", None)
+        else:
+            os.environ["PAI_MAGIC_CONFIG_DIR"] = old
+    spec = build_kernelspec("gone", KernelSettings(image="python:3.11", profile="gone", gpu=0, cpu=1, memory_mb=512))
+    target = server.root / "jupyter-data" / "kernels" / "pai-gone"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec))
+    before = set(kernel_jobs(local_backend))
+    resp = server.post("api/kernels", json={"name": "pai-gone"}, timeout=300)
+    assert resp.status_code == 400, resp.text
+    message = resp.json().get("message", "")
+    assert "'gone'" in message and "pai-magic login --profile gone" in message and "\n" not in message, message
+    assert "%" not in message, message  # JupyterLab's session path doubles any % (jupyter_server + tornado 6.6)
+    assert set(kernel_jobs(local_backend)) == before  # nothing submitted
+    assert not [k for k in server.get("api/kernels").json() if k["name"] == "pai-gone"]
+
+
+def test_logging_in_again_while_a_kernel_runs_keeps_it_watched(server, local_backend):
+    """`pai-magic logout` (revokes the token) then `login` while a kernel runs: the kernel's job
+    is still watched with the new token, so a stop from elsewhere is still reported (the
+    provisioner kept the revoked token and took every refused poll for "alive")."""
+    env = dict(os.environ, PAI_MAGIC_CONFIG_DIR=str(server.pai_config_dir), PAI_TEST_PW=local_backend.password)
+
+    def cli(*argv: str) -> None:
+        res = subprocess.run([sys.executable, "-m", "pai_magic", *argv], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 0, res.stderr
+
+    cli("login", local_backend.url, "--user", local_backend.user, "--password-env", "PAI_TEST_PW",
+        "--profile", "relog", "--no-activate")
+    spec = build_kernelspec("relog", KernelSettings(image="python:3.11", profile="relog", gpu=0, cpu=1,
+                                                    memory_mb=512))
+    target = server.root / "jupyter-data" / "kernels" / "pai-relog"
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec))
+    kid = start_kernel(server, "pai-relog")
+    ws = WsKernel(server, kid)
+    try:
+        job = ws.execute("import os; print(os.environ['PAI_JOB_NAME'])")["text"].strip().split("~")[-1]
+        cli("logout", "--profile", "relog")
+        time.sleep(4)  # a poll (every 3 s) meets the revoked token
+        cli("login", "--user", local_backend.user, "--password-env", "PAI_TEST_PW", "--profile", "relog")
+        cli("stop", job)
+        wait_until(lambda: server.get(f"api/kernels/{kid}").status_code == 404, 60,
+                   "the stopped job's kernel to be reported dead")
+    finally:
+        ws.close()
+        server.request("DELETE", f"api/kernels/{kid}", timeout=120)
+
+
 def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, local_backend):
     jp = start_server(tmp_path / "lease-jupyter", local_backend)
     try:
@@ -365,6 +434,45 @@ def test_killed_jupyter_server_leaves_no_running_job_after_the_lease(tmp_path, l
         assert kernel_jobs(local_backend)[job] == "FAILED"
     finally:
         jp.stop()
+
+
+def test_stopping_the_server_during_a_start_exits_at_once_and_stops_the_job(tmp_path, local_backend):
+    """Ctrl-C on the Jupyter server while a kernel starts (on a cluster: minutes of WAITING; here
+    an image whose Python takes 45 s to come up): the server used to wait for the start to end
+    (up to start_timeout), then leave a kernel nobody uses RUNNING until its lease ran out."""
+    slow = Path(tempfile.mkdtemp(prefix="pai-slow-python-", dir="/tmp"))  # readable by the job's uid
+    try:
+        slow.chmod(0o755)
+        python = slow / "python"
+        python.write_text(f'#!/bin/sh\nsleep 45\nexec {sys.executable} "$@"\n')
+        python.chmod(0o755)
+        jp = start_server(tmp_path / "exit-jupyter", local_backend)
+        try:
+            install_spec(jp.root, "pai-slow", python=str(python))
+            before = set(kernel_jobs(local_backend))
+            threading.Thread(target=_ignore_errors, args=(jp.post, "api/sessions"), daemon=True, kwargs={
+                "json": {"path": "slow.ipynb", "type": "notebook", "kernel": {"name": "pai-slow"}},
+                "timeout": 120}).start()
+            job = wait_until(lambda: [j for j, st in kernel_jobs(local_backend).items()
+                                      if j not in before and st == "RUNNING"], 60, "the kernel job to run")[0]
+            assert jp.proc is not None
+            t0 = time.monotonic()
+            jp.proc.send_signal(signal.SIGTERM)
+            jp.proc.wait(30)
+            print(f"server exited {time.monotonic() - t0:.1f}s after SIGTERM")
+            wait_until(lambda: kernel_jobs(local_backend)[job] != "RUNNING", 30, "the job to end")
+            assert kernel_jobs(local_backend)[job] == "STOPPED"  # stopped, not ended by the lease
+        finally:
+            jp.stop()
+    finally:
+        shutil.rmtree(slow, ignore_errors=True)
+
+
+def _ignore_errors(fn: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        fn(*args, **kwargs)
+    except requests.RequestException:  # the server went away during the request, as meant
+        pass
 
 
 def test_kernel_job_that_dies_at_boot_ends_the_start_with_its_reason(local_backend, tmp_path, monkeypatch):

@@ -156,3 +156,21 @@ def test_nothing_in_it_is_more_than_one_line_or_unbounded():
     assert start is not None
     assert start["displayName"] == "a b" and len(start["path"]) <= 1000
     assert "\n" not in start["phases"][0]["text"] and len(start["phases"][0]["text"]) <= 300
+
+
+def test_a_kernel_whose_job_ended_is_a_new_entry_even_after_its_start_was_forgotten():
+    clock = FakeClock()
+    reg = StartRegistry(clock=clock, monotonic=clock)
+    first = reg.begin("k1", kernel_name="pai-gpu", display_name="GPU", path="a.ipynb", job="pai-kernel-x")
+    reg.ready("k1")
+    reg.ended("k1", "Job pai-kernel-x was STOPPED outside Jupyter\nsecond line")
+    [entry] = reg.snapshot()["starts"]
+    assert entry["id"] != first and entry["state"] == "ended" and entry["path"] == "a.ipynb"
+    assert entry["job"] == "pai-kernel-x" and entry["error"].startswith("Job pai-kernel-x was STOPPED outside")
+    assert "\n" not in entry["error"]
+    assert [p["key"] for p in entry["phases"]] == ["ended"]
+    clock.now += 3600  # the start is long forgotten when a kernel that ran for hours ends
+    assert reg.snapshot()["starts"] == []
+    reg.ended("k1", "Job y ended FAILED", kernel_name="pai-gpu", display_name="GPU", path="a.ipynb", job="y")
+    [entry] = reg.snapshot()["starts"]
+    assert (entry["state"], entry["path"], entry["displayName"], entry["job"]) == ("ended", "a.ipynb", "GPU", "y")
