@@ -258,7 +258,7 @@ def run_job(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from pai_magic.core.jobs import stop_job
+    from pai_magic.core.stopping import stop_job
 
     with client_for(args) as client:
         detail = stop_job(client, args.name, wait=args.wait, timeout=args.timeout)

@@ -278,41 +278,24 @@ def _wait_shared(client: PaiClient, name: str, *, user: str | None, timeout: flo
 
 
 def stop_job(client: PaiClient, name: str, *, user: str | None = None, wait: bool = False,
-             timeout: float | None = 60.0, poll: float = 2.0) -> JobDetail | None:
+             timeout: float | None = 60.0, poll: float = 2.0,
+             stopper: Callable[[PaiClient, str, str | None], bool] | None = None) -> JobDetail | None:
     """Stop a job; with ``wait``, return its final detail (STOPPED, or what it ended as).
 
     A job that already ended is not sent a STOP (the cluster would answer 202 and the person
     would read "stop requested" about a finished job): its detail is returned instead, so the
-    face can say it had ended. Without ``wait``, None means the STOP was sent.
+    face can say it had ended. Without ``wait``, None means the STOP was sent. ``stopper``
+    may stop the job its own way first (True: done; see :mod:`pai_magic.core.stopping`).
     """
     current = client.get_job(name, user)
     if current.terminal:
         return current
-    if not _stop_notebook_run(client, name, user):
+    if stopper is None or not stopper(client, name, user):
         client.stop(name, user)
     invalidate_quietly(client)
     if not wait:
         return None
     return wait_for(client, name, user=user, timeout=timeout, poll=poll)
-
-
-def _stop_notebook_run(client: PaiClient, name: str, user: str | None) -> bool:
-    """A notebook run of this machine is stopped the way its own stop does it: the runner saves,
-    what ran is fetched, then the job stops. Why here: a plain STOP from any face (``stop``,
-    ``%pai_stop``) ended the container with the executed cells still in it, lost for good.
-    False when it is not such a run (then a plain STOP is sent)."""
-    from pai_magic.core.kinds import NOTEBOOK, job_kind
-
-    if job_kind(name) != NOTEBOOK or (user is not None and user != client.user):
-        return False
-    from pai_magic.core.notebook.results import find_result  # lazy: the notebook core imports this module
-
-    if find_result(f"{client.user}~{name}") is None:
-        return False  # started elsewhere: no folder here to bring it into
-    from pai_magic.core.notebook.run import stop_run
-
-    stop_run(client, name)
-    return True
 
 
 class JobWatcher:

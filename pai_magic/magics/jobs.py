@@ -284,7 +284,7 @@ class PaiMagics(PaiOptions, Magics):
         name, user = split_job_ref(args.name)
         session = get_session(self.shell)
         client = session.client()
-        from pai_magic.core.jobs import stop_job
+        from pai_magic.core.stopping import stop_job
 
         with usage_errors(url=session.known_url(), job=name):
             ended = stop_job(client, name, user=user)

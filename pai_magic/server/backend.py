@@ -290,7 +290,7 @@ class CoreBackend(PaiBackend):
         return {"storages": [serialize.storage_row(row) for row in storage_overview(self._client())]}
 
     def stop(self, name: str) -> dict[str, Any]:
-        from pai_magic.core.jobs import stop_job
+        from pai_magic.core.stopping import stop_job
 
         client = self._client()
         # the core's stop: a notebook run saves and fetches what ran first; the next list (any
