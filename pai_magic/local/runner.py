@@ -911,11 +911,9 @@ class Runner:
 def killed_from_outside(signum: int) -> str:
     """The task's reason when its shim died of a signal: the backend only ever sends the shim
     SIGTERM and SIGUSR1, which it handles, so this came from outside (a kill, the OOM killer)."""
-    try:
-        name = signal.Signals(signum).name
-    except ValueError:
-        name = f"signal {signum}"
-    return (f"the task was killed by {name} from outside the embedded backend (a kill command or the "
+    from pai_magic.local.shim import signal_name
+
+    return (f"the task was killed by {signal_name(signum)} from outside the embedded backend (a kill command or the "
             f"out-of-memory killer?); its processes were ended")
 
 

@@ -98,12 +98,17 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def signal_name(signum: int) -> str:
+    """``SIGKILL`` for 9; a number the platform does not name stays a number."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
 def killed_line(signum: int) -> str:
     """The task's last stderr line when a signal ended its main process (what faces show)."""
-    try:
-        name = signal.Signals(signum).name
-    except ValueError:
-        name = f"signal {signum}"
+    name = signal_name(signum)
     hint = " (out of memory, or a kill from outside the job?)" if signum == signal.SIGKILL else ""
     return f"pai-magic local: the task's main process was killed by {name}{hint}; exit code {128 + signum}"
 

@@ -205,7 +205,7 @@ class NotebookMagics(Magics):
                 from pai_magic.core.notebook.sweep import INTERRUPT_LINE
 
                 handle.stop()
-                publish(self.shell, View(INTERRUPT_LINE[:1].upper() + INTERRUPT_LINE[1:]), text_only=True)
+                publish(self.shell, View(INTERRUPT_LINE), text_only=True)
                 try:
                     results = handle.wait()
                 except KeyboardInterrupt:

@@ -54,7 +54,7 @@ def submit_sweep(client: PaiClient, runs: list[PreparedRun]) -> list[tuple[Prepa
     return out
 
 
-INTERRUPT_LINE = "stopping the run(s): the cells that ran come back, then the job(s) stop"
+INTERRUPT_LINE = "Stopping the run(s): the cells that ran come back, then the job(s) stop"
 
 
 def follow_runs(client: PaiClient, runs: list[PreparedRun], *, on_progress: ProgressFn | None = None,
