@@ -27,6 +27,7 @@ from jupyter_scheduler.models import JobFeature, Status
 from jupyter_scheduler.orm import Job
 from jupyter_scheduler.utils import get_utc_timestamp
 
+from pai_magic.scheduler.database import session_factory
 from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, read_settings
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,14 @@ class PaiExecutionManager(ExecutionManager):
     """Runs the staged notebook on OpenPAI and brings the executed copy into the staging area."""
 
     stopped = False
+    _db_session: Any = None
+
+    @property
+    def db_session(self) -> Any:
+        """The parent's session factory, patient with a locked SQLite (see :mod:`.database`)."""
+        if self._db_session is None:
+            self._db_session = session_factory(self.db_url)
+        return self._db_session
 
     def _update(self, **fields: Any) -> None:
         with self.db_session() as session:
@@ -70,13 +79,12 @@ class PaiExecutionManager(ExecutionManager):
         for warning in run.warnings:
             log.warning("pai_magic: job %s: %s", self.job_id, warning)
         full = submit_run(client, run)
-        Path(staging_dir, JOB_FILE).write_text(full, encoding="utf-8")
-        self._update(status_message=f"OpenPAI job {full}: submitted")
         stop = threading.Event()
         flag = os.path.join(staging_dir, STOP_FLAG)
         done = threading.Event()
         wake = threading.Event()
-        pending: list[str] = []  # the newest progress line not yet in the job's row
+        # the newest progress line not yet in the job's row: a line, not a write that could fail the run
+        pending: list[str] = [f"OpenPAI job {full}: submitted"]
         pending_lock = threading.Lock()
 
         def write_pending() -> None:
@@ -109,7 +117,6 @@ class PaiExecutionManager(ExecutionManager):
             write_pending()
 
         reporter = threading.Thread(target=report, name="pai-nb-progress", daemon=True)
-        reporter.start()
 
         def progress(p: Any) -> None:
             # called only when the line changed (at most once per poll): no throttling, which
@@ -119,6 +126,8 @@ class PaiExecutionManager(ExecutionManager):
             wake.set()
 
         try:
+            Path(staging_dir, JOB_FILE).write_text(full, encoding="utf-8")  # how Stop finds the job
+            reporter.start()
             result = follow_run(client, run, on_progress=progress, stop=stop,
                                 start_timeout=settings.get("start_timeout"))
         except BaseException:
@@ -130,7 +139,8 @@ class PaiExecutionManager(ExecutionManager):
         finally:
             done.set()
             wake.set()
-            reporter.join(timeout=30)  # its last write must not land after the job's final status
+            if reporter.is_alive():
+                reporter.join(timeout=30)  # its last write must not land after the job's final status
         self._collect(result, job)
         warned = "".join(f"; warning: {w}" for w in run.warnings)
         if result.state == "SUCCEEDED":

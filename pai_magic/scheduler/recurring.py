@@ -30,8 +30,10 @@ from jupyter_scheduler.exceptions import IdempotencyTokenError
 from jupyter_scheduler.models import CreateJob
 from jupyter_scheduler.task_runner import TaskRunner, UpdateJobDefinitionCache
 from jupyter_scheduler.utils import get_utc_timestamp
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
+from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlalchemy.exc import IntegrityError, NoResultFound, OperationalError
+
+from pai_magic.scheduler.database import engine_for
 
 TOKEN_PREFIX = "pai-magic-tick:"
 
@@ -58,7 +60,7 @@ def on_schedule(schedule: str | None, tz: str | None, run_time_ms: int) -> bool:
 
 def create_claims_table(db_url: str) -> None:
     """Create the claims table beside jupyter-scheduler's tables (no-op when it exists)."""
-    engine = create_engine(db_url)
+    engine = engine_for(db_url)
     try:
         _metadata.create_all(engine)
     except OperationalError:

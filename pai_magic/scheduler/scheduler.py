@@ -27,6 +27,7 @@ from jupyter_scheduler.orm import Job
 from jupyter_scheduler.scheduler import Scheduler
 from traitlets import Bool, Dict, Float, List, Type, Unicode
 
+from pai_magic.scheduler.database import session_factory
 from pai_magic.scheduler.environments import DEFAULT_IMAGES, PaiEnvironmentManager
 from pai_magic.scheduler.recurring import claim, create_claims_table, forget_claims
 from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, write_settings
@@ -60,6 +61,7 @@ class PaiScheduler(Scheduler):
     def __init__(self, root_dir: str, environments_manager: Any, db_url: str, config: Any = None,
                  **kwargs: Any) -> None:
         create_claims_table(db_url)  # before the task runner (built by the parent) can fire
+        self._db_session = session_factory(db_url)  # before the parent hands it to the task runner
         super().__init__(root_dir=root_dir, environments_manager=environments_manager, db_url=db_url,
                          config=config, **kwargs)
         self._adopt(environments_manager)

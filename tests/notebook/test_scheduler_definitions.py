@@ -112,7 +112,7 @@ def test_scheduled_definition_runs_on_openpai_once_per_tick_then_pause_and_delet
         assert first.get(f"scheduler/job_definitions/{kept}").json()["active"] is False
 
         run = _until(first, run["job_id"], _ended, "the end of the scheduled run")
-        assert run["status"] == "COMPLETED", run
+        assert run["status"] == "COMPLETED", f"{run.get('status_message')}\n{first.log_tail()}\n{second.log_tail()}"
         name = _openpai_job(run)
         assert name.split("~")[1].startswith("pai-nb-every_minute_kept_"), name
         assert local_backend.wait(name.split("~")[1], timeout=60)["jobStatus"]["state"] == "SUCCEEDED"
@@ -122,7 +122,7 @@ def test_scheduled_definition_runs_on_openpai_once_per_tick_then_pause_and_delet
         assert "lr is 0.25" in outputs_text(executed), outputs_text(executed)
 
         drop_run = _until(first, _first_run(first, dropped)["job_id"], _ended, "the end of the other run")
-        assert drop_run["status"] == "COMPLETED", drop_run
+        assert drop_run["status"] == "COMPLETED", f"{drop_run.get('status_message')}\n{first.log_tail()}"
         drop_name = _openpai_job(drop_run)
         assert drop_name != name and local_backend.wait(drop_name.split("~")[1], timeout=60)["jobStatus"]["state"] == "SUCCEEDED"
         dropped_runs = _runs(first, dropped)
