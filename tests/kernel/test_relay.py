@@ -260,6 +260,48 @@ def test_server_close_reaches_the_client_as_eof_after_all_data(link):
     wait_until(lambda: not relay.streams and fwd.streams == 0, 30, "both sides to forget the stream")
 
 
+def test_a_close_lost_with_the_link_is_sent_again_and_the_relay_forgets_the_stream(link, monkeypatch):
+    """The relay's close reached the forwarder; the forwarder's own close was on its way when the
+    link died. The relay keeps a stream (a thread, the kernel socket, its buffer) until it has
+    that close, so the forwarder resumes the stream once to deliver it. FAKE: only the loss in
+    flight (the frames handed to the channel are dropped as a dying link drops them); the link
+    itself is killed for real, at that moment."""
+    from pai_magic.core.ssh import forward
+    from pai_magic.core.ssh.relay_wire import frame
+
+    def send_then_close(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(1)
+            conn.sendall(pattern(0, 100_000))
+
+    server = Server(send_then_close)
+    fwd, relay = link(server)
+    lost = threading.Event()
+    real_to_chan = forward._RelayStream._to_chan
+
+    def dying_link(stream: Any) -> None:
+        if stream.peer_closed and frame(b"C") in stream.wq and not lost.is_set():
+            stream.wq = bytearray()  # "sent", never delivered
+            lost.set()
+            fwd.drop()
+            return
+        real_to_chan(stream)
+
+    monkeypatch.setattr(forward._RelayStream, "_to_chan", dying_link)
+    client = socket.create_connection(("127.0.0.1", fwd.local_ports[0]), timeout=60)
+    client.sendall(b"g")
+    got = bytearray()
+    while True:
+        data = client.recv(1 << 20)
+        if not data:
+            break
+        got.extend(data)
+    client.close()
+    assert bytes(got) == pattern(0, 100_000)
+    assert lost.is_set()
+    wait_until(lambda: not relay.streams and fwd.streams == 0, 30, "both sides to forget the stream")
+
+
 def test_a_local_close_closes_the_server_side(link):
     seen = threading.Event()
 

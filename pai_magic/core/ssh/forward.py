@@ -464,6 +464,8 @@ class PortForwarder:
 # -- resumable streams through the job's relay ----------------------------------------------
 #: How long a stream waits for the link to come back before its local socket is closed.
 RESUME_LIMIT = 600.0
+#: seconds a finished stream waits for the relay to close its channel (the sign it has our close)
+CLOSE_WAIT = 30.0
 RELINK_FIRST, RELINK_MAX = 0.2, 5.0
 
 
@@ -497,6 +499,10 @@ class _RelayStream:
         self.local_eof = False        # our close is due after ``out``
         self.peer_closed = False
         self.local_dead = False
+        # the link died after the relay's close: ours may have died with it, and the relay keeps
+        # the stream (a thread, the kernel socket, its buffer) until it has ours, so relink once
+        self.close_unsure = False
+        self.closing_since = 0.0
         self.thread = threading.Thread(target=self.run, name="pai-ssh-relay-stream", daemon=True)
 
     def run(self) -> None:
@@ -599,14 +605,24 @@ class _RelayStream:
         while True:
             if self.chan is None and not self.peer_closed:
                 self._link()
+            elif self.chan is None and self.close_unsure and not self.to_local:
+                self.close_unsure = False
+                self._shutdown_local()  # the client has everything: its EOF does not wait for the link
+                try:
+                    self._link()  # the resumed stream carries our close; the relay then ends it
+                except _StreamGone:
+                    return  # the relay has ended it already (it had our close) or is gone
             chan = self.chan
             if self.peer_closed and not self.to_local:
-                try:
-                    self.sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-                if not self.wq or chan is None:
-                    return
+                self._shutdown_local()
+                if chan is None and not self.close_unsure:
+                    return  # the relay closed the channel on a live link: it had our close
+                if chan is not None and not self.wq:
+                    # ours is sent: the relay's closing the channel says it arrived; a link that
+                    # dies first may have lost it (then close_unsure resumes the stream once)
+                    self.closing_since = self.closing_since or time.monotonic()
+                    if time.monotonic() - self.closing_since > CLOSE_WAIT:
+                        return
             rl: list[Any] = []
             wl: list[Any] = []
             if chan is not None and len(self.to_local) < QUEUE_HIGH:
@@ -648,6 +664,14 @@ class _RelayStream:
         """The link died under this stream: keep everything, reconnect in the next turn."""
         log.debug("relay stream %s: link lost, resuming", self.sid)
         self._close_chan()
+        if self.peer_closed:
+            self.close_unsure = True
+
+    def _shutdown_local(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def _from_local(self) -> None:
         try:
@@ -673,7 +697,10 @@ class _RelayStream:
         if data is None:
             return True
         if not data:
-            if self.peer_closed:  # the relay is done with this stream: only local bytes remain
+            transport = chan.get_transport()
+            if self.peer_closed and transport is not None and transport.is_active():
+                # the relay closed the channel on a live link: it had our close and ended the
+                # stream; only local bytes remain
                 self._close_chan()
                 self.wq = bytearray()
             else:
