@@ -23,6 +23,8 @@ import { button, copyButton, el, ellipsized, selectInput, stateBadge } from './d
 /** Lines of the log shown; the server is asked for a bit more than that many characters. */
 const LOG_LINES = 200;
 const LOG_TAIL_CHARS = 65536;
+/** Files of a notebook run linked in its detail; the outputs line counts the rest. */
+const MAX_OUTPUT_LINKS = 20;
 
 /**
  * Each SSH line with its task and kind. Servers without `commands` only send the lines
@@ -353,7 +355,9 @@ export class JobDetailView {
    * A notebook run's executed notebook (the notebook-runs route): a link once it is back,
    * "not back yet" while the route answers 404 (or is not installed); below it, each of the
    * run's warnings once (e.g. parameters set in a new first cell: a later cell may override
-   * them, which is why the person must see it where they open the result).
+   * them, which is why the person must see it where they open the result). Between them,
+   * the files the notebook wrote that came back, each opening in JupyterLab, and the line
+   * about them (what stayed in the task over the limit included).
    */
   private async _refreshNotebook(full: string, detail: IJobDetail): Promise<void> {
     if (this._notebookPath) {
@@ -361,10 +365,14 @@ export class JobDetailView {
     }
     let path: string | null = null;
     let warnings: string[] = [];
+    let outputs: INotebookRun['outputs'] = [];
+    let outputsMessage = '';
     try {
       const run = await requestAPI<INotebookRun>(`jobs/${encodeURIComponent(full)}/notebook`);
       path = run.path;
       warnings = Array.from(new Set(run.warnings ?? []));
+      outputs = run.outputs ?? [];
+      outputsMessage = run.outputs_message ?? '';
     } catch (error) {
       if (!(error instanceof PaiRequestError && error.status === 404)) {
         return;
@@ -383,6 +391,7 @@ export class JobDetailView {
       open.title = path;
       open.addEventListener('click', () => this._options.openFile?.(path!));
       box.appendChild(open);
+      this._showOutputs(box, outputs, outputsMessage);
     } else {
       box.appendChild(
         el(
@@ -398,6 +407,36 @@ export class JobDetailView {
       const line = el('div', 'pai-magic-notebook-warning', warning);
       line.setAttribute('role', 'note');
       box.appendChild(line);
+    }
+  }
+
+  /** At most MAX_OUTPUT_LINKS files as links (the line counts them all). */
+  private _showOutputs(box: HTMLElement, outputs: INotebookRun['outputs'], message: string): void {
+    const files = outputs ?? [];
+    if (files.length) {
+      const list = el('ul', 'pai-magic-notebook-outputs');
+      list.setAttribute('aria-label', 'Files the notebook wrote');
+      for (const file of files.slice(0, MAX_OUTPUT_LINKS)) {
+        const item = el('li', '');
+        const target = file.path;
+        if (target) {
+          const link = el('a', 'pai-magic-output-file', file.name);
+          link.href = '#';
+          link.title = target;
+          link.addEventListener('click', event => {
+            event.preventDefault();
+            this._options.openFile?.(target);
+          });
+          item.appendChild(link);
+        } else {
+          item.appendChild(el('span', 'pai-magic-muted', file.name));
+        }
+        list.appendChild(item);
+      }
+      box.appendChild(list);
+    }
+    if (message) {
+      box.appendChild(el('div', 'pai-magic-notebook-outputs-line pai-magic-muted', message));
     }
   }
 

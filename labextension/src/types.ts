@@ -139,6 +139,10 @@ export interface INotebookRun {
    * new first cell of a notebook with no cell tagged `parameters`); older servers leave it out.
    */
   warnings?: string[];
+  /** The files the notebook wrote that came back; `path` is null outside the Jupyter root. */
+  outputs?: { name: string; path: string | null }[];
+  /** One line about them: how many came back, what stayed in the task (over the limit). */
+  outputs_message?: string;
 }
 
 export const JOB_STATES = [

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
                         "notebook (repeat for more)")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
+    p.add_argument("--outputs-mb", type=float, metavar="MB",
+                   help="files the notebook writes beside itself come back into its run folder, up to MB "
+                        "a run (default 1024; 0: none)")
     p.set_defaults(func=run_notebook_cmd)
 
     r = subparsers.add_parser(
@@ -85,7 +88,8 @@ def _text(results: list[Any]) -> str:
     lines = []
     for r, label in zip(results, sweep_labels([r.parameters for r in results])):
         lines.append(f"{r.job}  {r.state}  " + (f"{label}  " if label else "") + f"{r.notebook or r.out_dir}"
-                     + (f"  html: {r.html}" if r.html else ""))
+                     + (f"  html: {r.html}" if r.html else "")
+                     + (f"\n  {r.outputs_message}" if r.outputs_message else ""))
     return "\n".join(lines)
 
 
@@ -101,7 +105,8 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
                            memory_mb=parse_memory_mb(args.memory),
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
                            html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
-                           python=args.python, storage=args.storage, files=args.files)
+                           python=args.python, storage=args.storage, files=args.files,
+                           **({} if args.outputs_mb is None else {"outputs_mb": args.outputs_mb}))
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     warnings = run_warnings(runs)
     for warning in warnings:  # stderr also under --json: stdout stays one JSON document

@@ -13,7 +13,6 @@ The returned :class:`NotebookRuns` handle has ``.wait()``, ``.stop()`` and ``.re
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -31,26 +30,24 @@ _COLORS = {"SUCCEEDED": "#1a7f37", "FAILED": "#cf222e", "STOPPED": "#9a6700", "T
 
 
 class NotebookRuns:
-    """The runs one ``%pai_run_notebook`` started: live lines, ``wait()``, ``stop()``, ``results``."""
+    """The runs one ``%pai_run_notebook`` started: live lines, ``wait()``, ``stop()``, ``results``.
+
+    The following is the core's (:class:`~pai_magic.core.notebook.sweep.RunFollowers`); this
+    keeps one line per run and renders them.
+    """
 
     def __init__(self, shell: Any, client: Any, runs: list[Any], *, rich: bool) -> None:
+        from pai_magic.core.notebook.params import sweep_labels
+        from pai_magic.core.notebook.sweep import RunFollowers
+
         self.shell = shell
-        self.client = client
-        self.runs = runs
         self.rich = rich
-        self.lines: dict[str, str] = {f"{client.user}~{r.name}": f"{client.user}~{r.name}: submitted" for r in runs}
+        self.followers = RunFollowers(client, runs, on_progress=self._progress)
+        self.lines: dict[str, str] = {self.followers.job(r): f"{self.followers.job(r)}: submitted" for r in runs}
         self.states: dict[str, str] = {}
-        self.results: dict[str, Any] = {}
-        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._display_id = f"pai-magic-nb-{uuid.uuid4().hex}"
-        self._threads: list[threading.Thread] = []
-        # one Event per run, set when its follower ends: waited on instead of Thread.join, which a
-        # Ctrl-C can cut so that the thread looks ended while it runs on (seen on CPython 3.11)
-        self._ended: list[threading.Event] = []
         self.warnings: list[str] = []
-        from pai_magic.core.notebook.params import sweep_labels
-
         labels = sweep_labels([dict(r.spec.parameters) for r in runs])
         self.labels = {job: f"  [{label}]" for job, label in zip(self.lines, labels) if label}
 
@@ -58,28 +55,14 @@ class NotebookRuns:
     def jobs(self) -> list[str]:
         return list(self.lines)
 
-    def start(self) -> "NotebookRuns":
-        from pai_magic.core.notebook.run import follow_run
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.followers.results
 
+    def start(self) -> "NotebookRuns":
         publish(self.shell, self._view(), display_id=self._display_id if self.rich else None,
                 text_only=not self.rich)
-        for run in self.runs:
-            ended = threading.Event()
-            self._ended.append(ended)
-
-            def follow(run: Any = run, ended: threading.Event = ended) -> None:
-                full = f"{self.client.user}~{run.name}"
-                try:
-                    self.results[full] = follow_run(self.client, run, on_progress=self._progress, stop=self._stop)
-                except Exception as exc:  # noqa: BLE001 - a thread must say why, never die silently
-                    from pai_magic.core.errors import one_line
-
-                    self._set(full, "FAILED", f"{full}: FAILED: {one_line(str(exc))}")
-                finally:
-                    ended.set()
-            thread = threading.Thread(target=follow, name=f"pai-nb-{run.name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.followers.start()
         return self
 
     def _progress(self, p: Any) -> None:
@@ -105,20 +88,16 @@ class NotebookRuns:
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Block until every run ended (or ``timeout`` s); Ctrl-C here stops waiting, not the runs."""
-        end = None if timeout is None else time.monotonic() + timeout
-        for ended in self._ended:
-            while not ended.wait(0.5 if end is None else max(0.0, min(0.5, end - time.monotonic()))):
-                if end is not None and time.monotonic() >= end:
-                    return dict(self.results)
+        self.followers.wait(timeout)
         return dict(self.results)
 
     def stop(self) -> None:
         """Interrupt every run's kernel, fetch what ran, stop the jobs (they end STOPPED)."""
-        self._stop.set()
+        self.followers.stop()
 
     @property
     def done(self) -> bool:
-        return all(ended.is_set() for ended in self._ended)
+        return self.followers.done
 
     def __repr__(self) -> str:
         return self._view().text
@@ -155,6 +134,9 @@ class NotebookMagics(Magics):
     @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     @argument("--file", dest="files", action="append", default=[], metavar="PATH",
               help="a file or folder the notebook reads, sent into the job beside it (repeatable)")
+    @argument("--outputs-mb", type=float, metavar="MB",
+              help="files the notebook writes beside itself come back into its run folder, up to MB a run "
+                   "(default 1024; 0: none)")
     @argument("-o", "--out-var", dest="var", metavar="VAR", help="store the runs' handle in this variable")
     @line_magic
     @friendly
@@ -181,7 +163,8 @@ class NotebookMagics(Magics):
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
                                out_root=args.out, python=args.python, storage=args.storage,
-                               files=args.files)
+                               files=args.files,
+                               **({} if args.outputs_mb is None else {"outputs_mb": args.outputs_mb}))
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)
         failed = [(r, e) for r, e in submitted if e is not None]

@@ -5,13 +5,16 @@ then COMPLETED or FAILED). ``execute`` prepares the run from the staged input (p
 from the dialog, read as papermill reads them), submits it once, writes the OpenPAI job name
 beside the input (so Stop can find it), follows it with progress in the job's status message,
 and copies the executed notebook (and HTML) to the staging paths the scheduler downloads
-from. A stop asked through the scheduler arrives as a flag file: the run interrupts the
-kernel, fetches what ran and stops the OpenPAI job; the job then reads STOPPED. Anything that
-goes wrong after the submit stops the OpenPAI job, so nothing keeps a GPU for nobody.
+from; for a job run with its input folder, the files the notebook wrote go into the staging
+folder and ``packaged_files`` too, so they download beside it (jupyter-scheduler's own rule).
+A stop asked through the scheduler arrives as a flag file: the run interrupts the kernel,
+fetches what ran and stops the OpenPAI job; the job then reads STOPPED. Anything that goes
+wrong after the submit stops the OpenPAI job, so nothing keeps a GPU for nobody.
 A warning of the core about the run (parameters put at the top of a notebook with no cell
 tagged ``parameters``) ends the job's final status message, once, whatever the outcome: that
-is the line the Notebook Jobs list keeps. A parameter name the core refuses fails the job
-before anything is submitted.
+is the line the Notebook Jobs list keeps. A parameter name the core refuses is refused when the
+job is created (:mod:`.scheduler`); one that reaches a run anyway (a definition stored before)
+fails the job before anything is submitted.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from jupyter_scheduler.models import JobFeature, Status
 from jupyter_scheduler.orm import Job
 from jupyter_scheduler.utils import get_utc_timestamp
 
-from pai_magic.scheduler.database import session_factory
+from pai_magic.scheduler.database import BUSY_TIMEOUT, session_factory
 from pai_magic.scheduler.settings import DEFAULT_COMPUTE_TYPES, JOB_FILE, STOP_FLAG, read_settings
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,9 @@ class PaiExecutionManager(ExecutionManager):
                                install_deps=bool(settings.get("install_deps", False)),
                                out_root=os.path.join(staging_dir, "pai-runs"), name=Path(job.input_filename).stem,
                                linger=float(settings.get("linger", 600)), python=settings.get("python") or None,
-                               files=files)
+                               files=files,
+                               # as jupyter-scheduler's own runs: side files download only with the input folder
+                               outputs_mb=float(settings.get("outputs_mb", 1024.0)) if job.package_input_folder else 0)
         run = prepare_run(spec, ssh_key_path=client.profile.ssh_key)
         for warning in run.warnings:
             log.warning("pai_magic: job %s: %s", self.job_id, warning)
@@ -140,9 +145,12 @@ class PaiExecutionManager(ExecutionManager):
             done.set()
             wake.set()
             if reporter.is_alive():
-                reporter.join(timeout=30)  # its last write must not land after the job's final status
+                # its last write (which waits for a locked database as long as any) must not land
+                # after the job's final status
+                reporter.join(timeout=BUSY_TIMEOUT + 5)
         self._collect(result, job)
-        warned = "".join(f"; warning: {w}" for w in run.warnings)
+        outputs = result.outputs_message.replace("(--outputs-mb)", "(c.PaiScheduler.outputs_mb)")
+        warned = "".join(f"; warning: {w}" for w in run.warnings) + (f"; {outputs}" if outputs else "")
         if result.state == "SUCCEEDED":
             if warned:
                 self._update(status_message=f"OpenPAI job {full} succeeded{warned}"[:2000])
@@ -160,6 +168,8 @@ class PaiExecutionManager(ExecutionManager):
 
     def _collect(self, result: Any, job: Any) -> None:
         """Copy what came back to the staging paths the Notebook Jobs list downloads from."""
+        if result.outputs and job.package_input_folder:
+            self._stage_outputs(result)
         if not result.notebook:
             return
         if "ipynb" in (job.output_formats or []):
@@ -171,6 +181,28 @@ class PaiExecutionManager(ExecutionManager):
                 from pai_magic.core.notebook.run import to_html
 
                 shutil.copyfile(to_html(Path(result.notebook)), self.staging_paths["html"])
+
+    def _stage_outputs(self, result: Any) -> None:
+        """The files the notebook wrote, where jupyter-scheduler's own runs leave theirs: in the
+        job's staging folder at their relative paths, listed in ``packaged_files``, so "Download
+        job files" brings them beside the executed notebook (for jobs run with their input folder,
+        as jupyter-scheduler does)."""
+        staging_dir = os.path.dirname(self.staging_paths["input"])
+        moved = []
+        for rel in result.outputs:
+            source, target = Path(result.out_dir, rel), Path(staging_dir, rel)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            except OSError as exc:
+                log.warning("pai_magic: job %s: %s stays in %s: %s", self.job_id, rel, result.out_dir, exc)
+                continue
+            moved.append(rel)
+        if moved:
+            with self.db_session() as session:
+                record = session.query(Job).filter(Job.job_id == self.job_id).one()
+                record.packaged_files = sorted(set(record.packaged_files or []) | set(moved))
+                session.commit()
 
     def on_complete(self) -> None:
         if self.stopped:

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from jupyter_scheduler.exceptions import IdempotencyTokenError
+from jupyter_scheduler.exceptions import IdempotencyTokenError, SchedulerError
 from jupyter_scheduler.models import CreateJob, DescribeJob, Status
 from jupyter_scheduler.orm import Job
 from jupyter_scheduler.scheduler import Scheduler
@@ -57,6 +57,9 @@ class PaiScheduler(Scheduler):
     start_timeout = Float(1800.0, config=True,
                           help="Seconds a job may wait for its task to start before it is stopped and FAILED.")
     linger = Float(600.0, config=True, help="Seconds a finished task waits for its result to be fetched.")
+    outputs_mb = Float(1024.0, config=True,
+                       help="MB of files a notebook writes beside itself brought back per job (0: none); with "
+                            "'Run job with input folder' they download with the executed notebook.")
 
     def __init__(self, root_dir: str, environments_manager: Any, db_url: str, config: Any = None,
                  **kwargs: Any) -> None:
@@ -68,7 +71,7 @@ class PaiScheduler(Scheduler):
         write_settings(self.staging_path, {
             "profile": self.profile, "compute_types": dict(self.compute_types), "install_deps": self.install_deps,
             "python": self.python,
-            "start_timeout": self.start_timeout, "linger": self.linger})
+            "start_timeout": self.start_timeout, "linger": self.linger, "outputs_mb": self.outputs_mb})
 
     def _adopt(self, manager: Any) -> None:
         """Make the app's environment manager answer with OpenPAI's images and compute types.
@@ -94,10 +97,19 @@ class PaiScheduler(Scheduler):
     def create_job(self, model: CreateJob) -> str:
         """The parent's, once per idempotency token: the parent's own check (a query, then an
         insert) lets two servers firing the same tick both through; a claimed key does not."""
+        _check_parameters(model.parameters)
         if model.idempotency_token and not claim(self.db_session, model.idempotency_token,
                                                  model.job_definition_id):
             raise IdempotencyTokenError(model.idempotency_token)
         return super().create_job(model)
+
+    def create_job_definition(self, model: Any) -> str:
+        _check_parameters(model.parameters)
+        return super().create_job_definition(model)
+
+    def update_job_definition(self, job_definition_id: str, model: Any) -> None:
+        _check_parameters(getattr(model, "parameters", None))
+        super().update_job_definition(job_definition_id, model)
 
     def delete_job_definition(self, job_definition_id: str) -> None:
         """Stop and delete the definition's unfinished runs, keep its finished ones (detached, as
@@ -174,6 +186,19 @@ class PaiScheduler(Scheduler):
         with self.db_session() as session:
             session.query(Job).filter(Job.job_id == job_id).update(fields)
             session.commit()
+
+
+def _check_parameters(parameters: dict[str, Any] | None) -> None:
+    """The core's rule for parameter names, at create: the dialog shows the one line and no job
+    or definition exists (jupyter-scheduler answers a SchedulerError with its message, as a 500)."""
+    from pai_magic.core.errors import InvalidInputError
+    from pai_magic.core.notebook.params import check_parameter_name
+
+    for name in parameters or {}:
+        try:
+            check_parameter_name(name)
+        except InvalidInputError as exc:
+            raise SchedulerError(exc.message) from None
 
 
 def _finished(status: Status, start_time: int | None) -> bool:

@@ -6,7 +6,9 @@ on this machine, not from the cluster, so it costs no request to OpenPAI. ``path
 to the Jupyter server's ``root_dir`` (what JupyterLab opens), or null when the file lies
 outside it; ``absolute_path`` is always given once something came back. ``warnings`` are the
 core's lines about the run (e.g. parameters put at the top of a notebook with no cell tagged
-``parameters``), an empty list when there are none.
+``parameters``), an empty list when there are none. ``outputs`` are the files the notebook
+wrote that came back (``name`` relative to the run folder, ``path`` as ``path`` is), and
+``outputs_message`` the core's line about them (what stayed in the task included).
 """
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ def notebook_answer(name: str, root_dir: str | None) -> dict[str, Any]:
     return {"job": result.job, "state": result.state,
             "path": relative_to_root(result.notebook, root_dir), "absolute_path": result.notebook,
             "html_path": relative_to_root(result.html, root_dir), "failed_cell": result.failed_cell,
-            "message": result.message, "out_dir": result.out_dir, "warnings": list(result.warnings)}
+            "message": result.message, "out_dir": result.out_dir, "warnings": list(result.warnings),
+            "outputs": [{"name": rel, "path": relative_to_root(os.path.join(result.out_dir, rel), root_dir)}
+                        for rel in result.outputs],
+            "outputs_message": result.outputs_message}
 
 
 class NotebookResultHandler(PaiApiHandler):

@@ -44,8 +44,10 @@ def notebook_link(full_name: str) -> str:
     except ValueError:
         rel = path
     target = rel if not rel.startswith("..") else path
+    outputs = getattr(result, "outputs_message", "")  # the files the notebook wrote, in the core's words
     return (f"<div class='pai-panel-notebook'>Executed notebook: <a href='{esc(target)}' target='_blank' "
-            f"rel='noopener'>{esc(os.path.basename(path))}</a> <code style='opacity:.7'>{esc(path)}</code></div>")
+            f"rel='noopener'>{esc(os.path.basename(path))}</a> <code style='opacity:.7'>{esc(path)}</code>"
+            + (f"<div class='pai-panel-notebook-outputs'>{esc(outputs)}</div>" if outputs else "") + "</div>")
 
 
 class JobDetail:

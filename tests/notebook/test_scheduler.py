@@ -210,14 +210,23 @@ def test_parameters_without_a_parameters_cell_complete_with_the_warning(jupyter,
     assert body["warnings"][0] in message and "lr is 1" in outputs_text(body["absolute_path"])
 
 
-def test_a_parameter_name_the_core_refuses_fails_the_job_before_any_submit(jupyter, local_backend):
+def test_a_parameter_name_the_core_refuses_is_refused_at_create_and_nothing_exists(jupyter, local_backend):
+    """The dialog shows the core's one line; no job, no definition, no run (the status code is
+    jupyter-scheduler's: its handlers answer every SchedulerError with 500)."""
     write_notebook(jupyter.notebooks / "named.ipynb", "print(x)", parameters="x = 1")
     before = _recorded_runs(jupyter)
-    job_id = _create(jupyter, "named.ipynb", parameters={"not a name": "1"})
-    job = _until(jupyter, job_id, _ended, "the end")
-    assert job["status"] == "FAILED" and "'not a name' is not a Python name" in job["status_message"], job
-    assert "\n" not in job["status_message"].strip() and "OpenPAI" not in job["status_message"], job
-    assert _recorded_runs(jupyter) == before  # no run was recorded: nothing was submitted
+    jobs_before = jupyter.get("scheduler/jobs", params={"max_items": 1000}).json()["jobs"]
+    definitions_before = jupyter.get("scheduler/job_definitions").json()["job_definitions"]
+    body = {"input_uri": "named.ipynb", "runtime_environment_name": "python:3.11", "name": "named",
+            "output_formats": ["ipynb"], "compute_type": "CPU", "parameters": {"not a name": "1"}}
+    for path, extra in (("scheduler/jobs", {}), ("scheduler/job_definitions", {"schedule": "0 0 * * *"})):
+        resp = jupyter.post(path, json={**body, **extra})
+        assert resp.status_code >= 400, resp.text
+        message = resp.json()["message"]
+        assert "'not a name' is not a Python name" in message and "\n" not in message.strip(), message
+    assert jupyter.get("scheduler/jobs", params={"max_items": 1000}).json()["jobs"] == jobs_before
+    assert jupyter.get("scheduler/job_definitions").json()["job_definitions"] == definitions_before
+    assert _recorded_runs(jupyter) == before  # nothing was submitted
 
 
 def _recorded_runs(jupyter) -> set:
@@ -233,7 +242,8 @@ def test_run_with_input_folder_reads_the_files_beside_the_notebook(jupyter, loca
     (jupyter.notebooks / "withdata" / "data.csv").write_text("x\n7\n")
     (jupyter.notebooks / "withdata" / "conf" / "c.txt").write_text("deep\n")
     write_notebook(jupyter.notebooks / "withdata" / "reads.ipynb",
-                   "print('got', open('data.csv').read().split(), open('conf/c.txt').read().strip())")
+                   "print('got', open('data.csv').read().split(), open('conf/c.txt').read().strip())",
+                   "import os\nos.makedirs('plots', exist_ok=True)\nopen('plots/loss.txt', 'w').write('0.25')")
     job_id = _create(jupyter, "withdata/reads.ipynb", output_formats=["ipynb"])  # without the folder
     job = _until(jupyter, job_id, _ended, "the end")
     assert job["status"] == "FAILED" and "FileNotFoundError" in job["status_message"], job
@@ -245,3 +255,11 @@ def test_run_with_input_folder_reads_the_files_beside_the_notebook(jupyter, loca
     job = _until(jupyter, job_id, lambda j: j.get("downloaded"), "the download")
     files = {f["file_format"]: f["file_path"] for f in job["job_files"]}
     assert "got ['x', '7'] deep" in outputs_text(jupyter.notebooks / files["ipynb"])
+    # what the notebook wrote downloads beside the executed copy, as jupyter-scheduler's own runs do
+    assert "plots/loss.txt" in job["packaged_files"], job
+    written = jupyter.notebooks / Path(files["ipynb"]).parent / "plots" / "loss.txt"
+    deadline = time.monotonic() + 30  # the download runs in its own process
+    while not written.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert written.read_text() == "0.25"
+    assert "1 file the notebook wrote came back beside it: plots/loss.txt" in job["status_message"], job

@@ -239,7 +239,8 @@ def test_notebook_run_warning_shown_once_wrapped_and_readable(page, sidebar, lab
     """`pai-magic run-notebook -p` on a notebook with no cell tagged `parameters` warns that the
     value went into a new first cell (a later cell setting it wins): the run's detail shows that
     line once, beside its executed notebook, wrapped inside the sidebar (a long parameter name
-    included), readable in the light and the dark theme."""
+    included), readable in the light and the dark theme. A file the notebook wrote is listed
+    under it and opens in JupyterLab."""
     from pai_magic.cli import main as cli_main
     from tests.notebook.conftest import write_notebook
 
@@ -251,7 +252,8 @@ def test_notebook_run_warning_shown_once_wrapped_and_readable(page, sidebar, lab
         monkeypatch.setenv(var, value)
     param = "learning_rate_of_the_first_warmup_phase_before_the_cosine_decay_starts"
     stem = f"warn{uuid.uuid4().hex[:6]}"
-    nb = write_notebook(lab.root / "notebooks" / f"{stem}.ipynb", f"print({param})")
+    nb = write_notebook(lab.root / "notebooks" / f"{stem}.ipynb", f"print({param})",
+                        "import os\nos.makedirs('plots', exist_ok=True)\nopen('plots/curve.txt', 'w').write('0.5')")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = cli_main(["run-notebook", str(nb), "--image", "python:3.11", "-p", param, "0.5", "--name", stem,
@@ -285,6 +287,13 @@ def test_notebook_run_warning_shown_once_wrapped_and_readable(page, sidebar, lab
         assert seen and min(r["ratio"] for r in seen) >= MIN_CONTRAST, seen
     assert light[0]["color"] != dark[0]["color"], (light, dark)  # the theme's own colour, not a fixed one
     assert warning.count() == 1  # polling did not add it again
+
+    outputs = detail.locator(".pai-magic-notebook .pai-magic-notebook-outputs a")
+    assert outputs.count() == 1 and outputs.inner_text() == "plots/curve.txt"
+    line = detail.locator(".pai-magic-notebook-outputs-line").inner_text()
+    assert line == "1 file the notebook wrote came back beside it: plots/curve.txt", line
+    outputs.click()
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="curve.txt").wait_for(timeout=30_000)
 
 
 def test_clone_fills_the_form_and_yaml_round_trips(page, sidebar, tmp_path):

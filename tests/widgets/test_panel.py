@@ -488,9 +488,11 @@ def test_a_notebook_run_links_its_executed_notebook(logged_in, tmp_path):
     out.parent.mkdir()
     out.write_text("{}")
     results.record(results.NotebookResult(job=f"{user}~{name}", state="SUCCEEDED", out_dir=str(out.parent),
-                                          notebook=str(out)))
+                                          notebook=str(out), outputs=["plots/a<b>.png"],
+                                          outputs_message="1 file the notebook wrote came back beside it: plots/a<b>.png"))
     p.select(f"{user}~{name}")
     assert "Executed notebook" in p.detail.value and "executed.ipynb" in p.detail.value
+    assert "came back beside it: plots/a&lt;b&gt;.png</div>" in p.detail.value  # the core's line, escaped
     plain = _submit_direct("no_notebook", "true")
     p.select(f"{user}~{plain}")
     assert "Executed notebook" not in p.detail.value

@@ -42,6 +42,8 @@ class NotebookResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     storage_copy: str | None = None  # "NAME:pai-nb-runs/<job>/<notebook>" when the run kept one on a storage
     warnings: list[str] = field(default_factory=list)  # e.g. parameters put at the top (no `parameters` cell)
+    outputs: list[str] = field(default_factory=list)  # files the notebook wrote, back in out_dir (relative)
+    outputs_message: str = ""  # what came back of them and what stayed in the task, one line
     updated: float = 0.0
 
     @property

@@ -35,6 +35,7 @@ from pai_magic.core.kinds import NOTEBOOK, PREFIXES, job_kind, kind_stem
 from pai_magic.core.models import JobDetail
 from pai_magic.core.notebook import task_runner
 from pai_magic.core.notebook.files import collect_files, missing_file_hint
+from pai_magic.core.notebook.outputs import DEFAULT_LIMIT_MB, OutputFiles, fetch_outputs
 from pai_magic.core.notebook.params import code_cell_count, inject_parameters, injection_warning, read_notebook
 from pai_magic.core.notebook.results import NotebookResult, find_result, record
 from pai_magic.core.protocol import JobSpec, build_protocol
@@ -55,6 +56,9 @@ REST_RATE = 5.0            # job reads per second for ALL runs followed by this 
 SSH_READY_TIMEOUT = 300.0  # a cluster's ssh plugin may apt-install sshd first: keep trying this long
 _PYTHON_RE = re.compile(r"^[A-Za-z0-9_./+-]+\Z")  # one word: the job runs it as "$PY"
 FETCH_EVERY = 2.0          # seconds between two fetches of a large (> 1 MB) notebook while it runs
+#: The runner's files in the task's run folder: never brought back as the notebook's output.
+OWN_FILES = frozenset({RUNNER_FILE, INPUT_FILE, CONFIG_FILE, GO_FILE, GO_FILE + ".tmp", "executed.ipynb",
+                       task_runner.STATUS, task_runner.STOP_FILE, task_runner.ACK_FILE, task_runner.INPUTS})
 
 ProgressFn = Callable[["RunProgress"], Any]
 
@@ -79,6 +83,7 @@ class NotebookRunSpec:
     python: str | None = None          # the image's Python when python3 is not on its PATH
     storage: str | None = None         # "NAME" or "NAME:/mount": also keep every snapshot there (durable)
     files: list[str] = field(default_factory=list)  # files/folders the notebook reads, sent beside it
+    outputs_mb: float = DEFAULT_LIMIT_MB  # files the notebook writes beside itself come back, up to this
 
 
 @dataclass
@@ -169,6 +174,8 @@ def check_spec(spec: NotebookRunSpec) -> None:
         check_virtual_cluster(spec.virtual_cluster)
     if spec.timeout is not None and not (math.isfinite(spec.timeout) and spec.timeout > 0):
         raise InvalidInputError(f"--timeout must be more than 0 seconds, got {spec.timeout:g}.")
+    if not (math.isfinite(spec.outputs_mb) and spec.outputs_mb >= 0):
+        raise InvalidInputError(f"--outputs-mb must be 0 (bring none back) or more, got {spec.outputs_mb:g}.")
     if spec.python is not None and not _PYTHON_RE.match(spec.python):
         raise InvalidInputError(f"--python {spec.python!r} is not a path to a Python: give e.g. /opt/conda/bin/python "
                                 "(letters, digits, / . _ - +).")
@@ -279,6 +286,7 @@ class _Follower:
         self.fetched_sig: tuple[int, int] | None = None
         self.fetched_at = 0.0
         self.notebook: Path | None = None
+        self.outputs: OutputFiles | None = None
         self.last_line = ""
 
     # ------------------------------------------------------------------ plumbing
@@ -402,6 +410,16 @@ class _Follower:
         self.fetched_at = time.monotonic()
         self.notebook = target
         return True
+
+    def bring_outputs(self) -> None:
+        """The files the notebook wrote (:mod:`.outputs`), once, before the task may go."""
+        if self.outputs is not None:
+            return
+        notebook = Path(self.run.output_name)
+        self.outputs = fetch_outputs(self.sftp(), self.run.remote_dir, self.run.out_dir, own=OWN_FILES,
+                                     limit_mb=float(self.run.spec.outputs_mb),
+                                     keep=frozenset({notebook.name, notebook.with_suffix(".html").name}),
+                                     on_progress=lambda line: self.emit("FETCHING", message=line))
 
 
 class _RestGate:
@@ -586,6 +604,11 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
                     "after the run)"))
                 return record(result)
             if state in FINAL:
+                try:
+                    f.bring_outputs()
+                except _ssh_errors():
+                    f.close()
+                    continue  # reconnect, as for a poll: the runner waits for them to be fetched
                 final = FINAL[state]
                 if stop_asked is not None and not job_stopped:
                     _stop_quietly(client, run.name)  # a stop asked here ends the job STOPPED, not FAILED
@@ -648,14 +671,21 @@ def _finish(run: PreparedRun, f: _Follower, full: str, final: str | None, detail
         message = "the run was stopped" + ("; the cells that ran came back" if f.notebook else "")
     result = _result(run, full, final, notebook=str(f.notebook) if f.notebook else None, failed_cell=failed,
                      message=message)
+    _add_outputs(result, f.outputs)
     if run.spec.html and f.notebook is not None:
         try:
             result.html = str(to_html(f.notebook))
         except PaiError as exc:
             result.message = (result.message + "; " if result.message else "") + exc.message
     record(result)
-    f.emit(final, message=message)
+    f.emit(final, message="; ".join(m for m in (message, result.outputs_message) if m))
     return result
+
+
+def _add_outputs(result: NotebookResult, outputs: OutputFiles | None) -> None:
+    if outputs is not None:
+        result.outputs = list(outputs.fetched)
+        result.outputs_message = outputs.line()
 
 
 def to_html(notebook: Path) -> Path:
@@ -731,12 +761,14 @@ def stop_run(client: PaiClient, name: str, *, grace: float = STOP_GRACE) -> Note
                     break
                 time.sleep(0.3)
             f.fetch()
+            f.bring_outputs()
         except _ssh_errors():
             pass
         finally:
             f.close()
         if f.notebook is not None:
             existing.notebook = str(f.notebook)
+        _add_outputs(existing, f.outputs)
     _stop_quietly(client, job)
     if existing is not None and not existing.terminal:
         existing.state = "STOPPED"

@@ -11,6 +11,8 @@ sees half a file:
 - the executed notebook, rewritten after every cell (and every few seconds while a long cell
   prints), so whatever ran can be fetched while the job runs and survives a stop: the
   container's disk is gone once the job ends.
+- ``.inputs.json``: the folder's files (size, mtime) before the kernel started; whatever is new
+  or changed after it is the notebook's output, which the caller brings back.
 - ``.stop`` (made by the caller): interrupt the kernel, save, end as stopped.
 - ``.ack`` (made by the caller): the final notebook was fetched; the runner may exit. Without
   it the runner waits at most ``linger`` seconds, so nothing holds a GPU unwatched for long.
@@ -25,6 +27,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -34,6 +37,8 @@ from typing import Any
 STATUS = "status.json"
 STOP_FILE = ".stop"
 ACK_FILE = ".ack"
+INPUTS = ".inputs.json"  # the files of the folder before the kernel started: what is not the notebook's output
+SKIP_DIRS = ("__pycache__", ".ipynb_checkpoints")
 NEEDED = ("nbformat", "nbclient", "ipykernel")
 EXIT = {"succeeded": 0, "failed": 1, "error": 2, "deps": 3, "timeout": 124, "stopped": 130}
 SNAPSHOT_EVERY = 5.0
@@ -253,6 +258,22 @@ class Run:
                     pass
 
 
+def folder_files(root: str) -> dict[str, list[int]]:
+    """``{relative path: [size, mtime_ns]}`` of the regular files under ``root`` (no links followed)."""
+    found: dict[str, list[int]] = {}
+    for here, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        for name in files:
+            path = os.path.join(here, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[os.path.relpath(path, root).replace(os.sep, "/")] = [st.st_size, st.st_mtime_ns]
+    return found
+
+
 def persist_dir(spec: Any) -> str | None:
     """``{storage, mount, folder}`` -> the folder on the storage as this task sees it: where
     ``$PAI_STORAGE_<NAME>_PATH`` says (the embedded backend), else at its mount path (a cluster)."""
@@ -280,6 +301,8 @@ def main(argv: list[str]) -> int:
             exit_key = "deps"
             say(str(run.state.get("message")))
         else:
+            # what is here now was sent in; anything new or changed afterwards is the notebook's output
+            write_atomic(os.path.join(run.out_dir, INPUTS), json.dumps(folder_files(run.out_dir)))
             outcome = run.execute()
             exit_key = outcome
             failed = run.state.get("failed_cell") or {}
