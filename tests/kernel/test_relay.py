@@ -116,6 +116,17 @@ def link(sshd):
         relay.close()
 
 
+def read_to_eof(client: socket.socket) -> bytes:
+    """Everything the client receives until the forwarder's EOF, then the client closed."""
+    got = bytearray()
+    with client:
+        while True:
+            data = client.recv(1 << 20)
+            if not data:
+                return bytes(got)
+            got.extend(data)
+
+
 def wait_until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -250,12 +261,7 @@ def test_server_close_reaches_the_client_as_eof_after_all_data(link):
     fwd.drop()  # the rest (and the close) wait in the relay while the link is down
     time.sleep(0.5)  # an outage of some length (not a synchronisation: nothing waits on it)
     link.gate.open.set()
-    while True:
-        data = client.recv(1 << 20)
-        if not data:
-            break
-        got.extend(data)
-    client.close()
+    got += read_to_eof(client)
     assert len(got) == size and bytes(got) == pattern(0, size)
     wait_until(lambda: not relay.streams and fwd.streams == 0, 30, "both sides to forget the stream")
 
@@ -290,14 +296,7 @@ def test_a_close_lost_with_the_link_is_sent_again_and_the_relay_forgets_the_stre
     monkeypatch.setattr(forward._RelayStream, "_to_chan", dying_link)
     client = socket.create_connection(("127.0.0.1", fwd.local_ports[0]), timeout=60)
     client.sendall(b"g")
-    got = bytearray()
-    while True:
-        data = client.recv(1 << 20)
-        if not data:
-            break
-        got.extend(data)
-    client.close()
-    assert bytes(got) == pattern(0, 100_000)
+    assert read_to_eof(client) == pattern(0, 100_000)
     assert lost.is_set()
     wait_until(lambda: not relay.streams and fwd.streams == 0, 30, "both sides to forget the stream")
 
