@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--rate-limit", nargs="?", const="on", default=None, metavar="API,LIST,SUBMIT",
                    help="answer 429 like OpenPAI's rest-server (numbers per min, per min, per hour; "
                         "default 600,120,3600; also PAI_LOCAL_RATE_LIMIT=on)")
+    p.add_argument("--gpus", type=int, default=0, metavar="N",
+                   help="GPUs to count (none is real): a job asking more than are free waits until others end, "
+                        "as on a full cluster (default 0: jobs asking GPUs run at once, without them)")
     p.set_defaults(func=run_local)
 
 
@@ -132,7 +135,7 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         serve(args.host, args.port, data_dir, user=args.user, password=password, on_ready=announce,
               scrub_env=scrub, mount_roots=tuple(Path(d) for d in getattr(args, "mount_root", []) or []),
-              job_user=getattr(args, "job_user", None))
+              job_user=getattr(args, "job_user", None), gpus=getattr(args, "gpus", 0))
     except ValueError as exc:
         raise InvalidInputError(f"Cannot start the backend: {' '.join(str(exc).split())}.") from None
     except OSError as exc:

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-limit", nargs="?", const="on", default=None, metavar="API,LIST,SUBMIT",
                         help="answer 429 like OpenPAI's rest-server (default numbers 600,120,3600; "
                              "also PAI_LOCAL_RATE_LIMIT=on)")
+    parser.add_argument("--gpus", type=int, default=0, metavar="N",
+                        help="GPUs to count (none is real): a job asking more than are free waits until others "
+                             "end, as on a full cluster (default 0: jobs asking GPUs run at once, without them)")
     args = parser.parse_args(argv)
     if args.rate_limit is not None:
         from pai_magic.local.ratelimit import ENV_VAR, RateLimits
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         serve(args.host, args.port, args.data_dir, user=args.user, password=password,
               on_ready=lambda url: print(url, flush=True), scrub_env=scrub,
-              mount_roots=tuple(Path(p) for p in args.mount_root), job_user=args.job_user)
+              mount_roots=tuple(Path(p) for p in args.mount_root), job_user=args.job_user, gpus=args.gpus)
     except (ValueError, OSError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

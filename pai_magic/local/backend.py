@@ -75,7 +75,10 @@ class LocalBackend:
     """State and rules of one embedded backend over one data directory."""
 
     def __init__(self, data_dir: Path, host: str = "127.0.0.1", *, scrub_env: tuple[str, ...] = (),
-                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = (), job_user: str | None = None) -> None:
+                 ssh_starter: Any = None, mount_roots: tuple[Path, ...] = (), job_user: str | None = None,
+                 gpus: int = 0) -> None:
+        if gpus < 0:
+            raise ValueError(f"--gpus must be 0 or more, got {gpus}")
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -90,7 +93,7 @@ class LocalBackend:
         if self.job_users.active:
             lock_down(self.data_dir)
         self.runner = Runner(self.store, self.data_dir, host, scrub_env=scrub_env, ssh_starter=ssh_starter,
-                             mount_roots=mount_roots, job_users=self.job_users)
+                             mount_roots=mount_roots, job_users=self.job_users, gpus=gpus)
         self.public_url = ""  # set by the server once bound: used for log links
         # the HTTP handlers run every request's work here, off the event loop (handlers.py)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pai-local-http")
@@ -401,7 +404,8 @@ class LocalBackend:
             used_cpu += int(res.get("cpu", 0))
             used_mem += int(res.get("memoryMB", 0))
             used_gpu += int(res.get("gpu", 0))
-        total = {"cpu": cpus, "memory": mem_mb, "gpu": 0, "vCores": cpus, "GPUs": 0}
+        gpus = self.runner.gpus
+        total = {"cpu": cpus, "memory": mem_mb, "gpu": gpus, "vCores": cpus, "GPUs": gpus}
         used = {"cpu": used_cpu, "memory": used_mem, "gpu": used_gpu, "vCores": used_cpu, "GPUs": used_gpu}
         used_capacity = min(100.0, 100.0 * used_cpu / cpus) if cpus else 0.0
         return {"capacity": 100, "usedCapacity": used_capacity, "maxCapacity": 100, "dedicated": False,
@@ -607,7 +611,9 @@ class LocalBackend:
             notes.append(f"dockerImage {', '.join(used_images)} was recorded, not run: the embedded backend runs "
                          f"the commands on this machine without a container engine.")
         if gpu_total:
-            notes.append(f"The job asked for {gpu_total} GPU(s); no GPU was given: the embedded backend has none.")
+            counted = (f"it held {gpu_total} of the {self.runner.gpus} GPU(s) the embedded backend counts, none real"
+                       if self.runner.gpus else "no GPU was given: the embedded backend has none")
+            notes.append(f"The job asked for {gpu_total} GPU(s); {counted}.")
         ssh = bool(protocol.job_has_ssh(job))
         keys: list[str] = []
         if ssh:

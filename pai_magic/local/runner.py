@@ -116,8 +116,13 @@ class Runner:
 
     def __init__(self, store: Store, data_dir: Path, host: str = "127.0.0.1",
                  scrub_env: tuple[str, ...] = (), ssh_starter: Callable[..., Any] | None = None,
-                 mount_roots: tuple[Path, ...] = (), job_users: JobUsers | None = None) -> None:
+                 mount_roots: tuple[Path, ...] = (), job_users: JobUsers | None = None, gpus: int = 0) -> None:
         self.store = store
+        # GPUs counted (none is real): a job asking more than are free waits, as on a full
+        # cluster; 0 counts none, and jobs asking GPUs run at once without them
+        self.gpus = int(gpus)
+        self._gpu_lock = threading.Lock()
+        self._gpu_held: dict[str, int] = {}
         self.job_users = job_users or JobUsers(data_dir, "root")
         self.mount_roots = tuple(Path(os.path.abspath(r)) for r in mount_roots)
         self._launching: set[str] = set()
@@ -366,6 +371,8 @@ class Runner:
             row = self.store.get_job(job)
             if row is None or row["state"] != "WAITING" or row["execution_type"] == "STOP" or self._closing:
                 return
+            if not self._hold_gpus(job, int(row["total_gpu"] or 0)):
+                return  # stays WAITING; a job that ends frees its GPUs and launches the waiting ones
             spec = json.loads(row["run_spec"])
             attempt = row["attempt_id"]
             tasks = self.store.get_tasks(job)
@@ -389,6 +396,28 @@ class Runner:
                 fields["launched_time"] = t2
             if rt.completing is None:
                 self.store.update_job(job, **fields)
+
+    def _hold_gpus(self, job: str, need: int) -> bool:
+        """Whether ``job`` may start now, holding ``need`` of the counted GPUs (all at once, as
+        a gang scheduler gives them) until it ends."""
+        if not self.gpus or need <= 0:
+            return True
+        with self._gpu_lock:
+            if job in self._gpu_held:
+                return True
+            if sum(self._gpu_held.values()) + need > self.gpus:
+                return False
+            self._gpu_held[job] = need
+            return True
+
+    def _release_gpus(self, job: str) -> None:
+        """``job``'s attempt ended: its GPUs go to the jobs waiting for them, oldest first."""
+        with self._gpu_lock:
+            if self._gpu_held.pop(job, None) is None:
+                return
+        for row in self.store.active_jobs():  # in submission order
+            if row["state"] == "WAITING" and row["execution_type"] != "STOP" and int(row["total_gpu"] or 0) > 0:
+                self.launch(row["name"])
 
     def _allocate_ports(self, wanted: dict[str, int]) -> dict[str, list[int]]:
         names = dict(wanted)
@@ -882,6 +911,7 @@ class Runner:
                 self.store.update_task(job, task["role"], task["idx"], state="STOPPED",
                                        exit_code=COMPLETION_KILL_CODE if outcome.state != "STOPPED" else STOP_EXIT_CODE,
                                        diagnostics=outcome.message, completed_time=t, pid=None)
+        self._release_gpus(job)
         retries = int(row["retries"])
         if (allow_retry and outcome.state == "FAILED" and retries < int(spec.get("jobRetryCount") or 0)
                 and row["execution_type"] != "STOP" and not self._closing):

@@ -63,9 +63,9 @@ class ServerHandle:
 
 def _prepare(data_dir: Path | None, host: str, users: Mapping[Any, str | None] | None,  # key None: login name
              scrub_env: tuple[str, ...], mount_roots: tuple[Path, ...] = (),
-             job_user: str | None = None) -> tuple[LocalBackend, str | None]:
+             job_user: str | None = None, gpus: int = 0) -> tuple[LocalBackend, str | None]:
     backend = LocalBackend(Path(data_dir) if data_dir else default_data_dir(), host, scrub_env=scrub_env,
-                           mount_roots=mount_roots, job_user=job_user)
+                           mount_roots=mount_roots, job_user=job_user, gpus=gpus)
     first: str | None = None
     for name, password in (users or {None: None}).items():
         created, _ = backend.ensure_user(name, password)
@@ -98,14 +98,15 @@ def _remove_server_json(data_dir: Path) -> None:
 def serve(host: str = "127.0.0.1", port: int = 0, data_dir: Path | str | None = None, *,
           user: str | None = None, password: str | None = None,
           on_ready: Callable[[str], None] | None = None, scrub_env: tuple[str, ...] = (),
-          mount_roots: tuple[Path, ...] = (), job_user: str | None = None) -> None:
+          mount_roots: tuple[Path, ...] = (), job_user: str | None = None, gpus: int = 0) -> None:
     """Run the backend in the foreground until SIGINT/SIGTERM; ``on_ready(url)`` once it answers.
 
     ``mount_roots``: folders under which a job's absolute storage mountPath may be linked;
-    ``job_user``: who jobs run as when the backend is root (see jobuser.py).
+    ``job_user``: who jobs run as when the backend is root (see jobuser.py); ``gpus``: GPUs
+    counted (none real), so jobs asking more than are free wait as on a full cluster.
     """
     backend, _ = _prepare(Path(data_dir) if data_dir else None, host, {user: password} if user or password
-                          else None, scrub_env, mount_roots, job_user)
+                          else None, scrub_env, mount_roots, job_user, gpus)
     sockets, bound = _bind(host, port)
     url = _url(host, bound)
     backend.public_url = url

@@ -173,9 +173,9 @@ def fetch_outputs(sftp: Any, root: str, dest: Path, *, own: frozenset[str], limi
                 shown[0] = now
                 on_progress(f"file {n} of {len(files)}: {rel} ({done / 1e6:.1f} of {max(total, size) / 1e6:.1f} MB)")
 
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.part")
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as fh:
                 sftp.getfo(f"{root}/{rel}", fh, callback=step)
             os.replace(tmp, target)
