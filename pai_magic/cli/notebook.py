@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
                         "notebook (repeat for more)")
     p.add_argument("--install-deps", action="store_true",
                    help="pip-install nbclient and ipykernel in the task first if the image lacks them")
+    p.add_argument("--start-timeout", type=float, metavar="S",
+                   help="stop a job that waits longer than S seconds for resources (a full cluster); default: "
+                        "wait as long as the cluster takes")
     p.add_argument("--outputs-mb", type=float, metavar="MB",
                    help="files the notebook writes beside itself come back into its run folder, up to MB "
                         "a run (default 1024; 0: none)")
@@ -106,6 +109,7 @@ def run_notebook_cmd(args: argparse.Namespace) -> int:
                            virtual_cluster=args.vc or client.profile.virtual_cluster, timeout=args.timeout,
                            html=args.html, install_deps=args.install_deps, out_root=args.out, name=args.name,
                            python=args.python, storage=args.storage, files=args.files,
+                           start_timeout=args.start_timeout,
                            **({} if args.outputs_mb is None else {"outputs_mb": args.outputs_mb}))
     runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
     warnings = run_warnings(runs)

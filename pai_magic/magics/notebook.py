@@ -134,6 +134,8 @@ class NotebookMagics(Magics):
     @argument("--python", metavar="PATH", help="the image's Python, when python3 is not on its PATH")
     @argument("--file", dest="files", action="append", default=[], metavar="PATH",
               help="a file or folder the notebook reads, sent into the job beside it (repeatable)")
+    @argument("--start-timeout", type=float, metavar="S",
+              help="stop a job that waits longer than S seconds for resources (default: as long as it takes)")
     @argument("--outputs-mb", type=float, metavar="MB",
               help="files the notebook writes beside itself come back into its run folder, up to MB a run "
                    "(default 1024; 0: none)")
@@ -163,7 +165,7 @@ class NotebookMagics(Magics):
                                virtual_cluster=opts.virtual_cluster or client.profile.virtual_cluster,
                                timeout=args.timeout, html=args.html, install_deps=args.install_deps,
                                out_root=args.out, python=args.python, storage=args.storage,
-                               files=args.files,
+                               files=args.files, start_timeout=args.start_timeout,
                                **({} if args.outputs_mb is None else {"outputs_mb": args.outputs_mb}))
         runs = prepare_sweep(spec, points, ssh_key_path=client.profile.ssh_key)
         submitted = submit_sweep(client, runs)

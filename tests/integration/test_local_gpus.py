@@ -19,27 +19,18 @@ from tests.fixtures.local_backend import LocalBackendProcess
 from tests.integration.test_local_jobs import simple_job
 
 
-@pytest.fixture(scope="module")
-def one_gpu(tmp_path_factory):
-    backend = LocalBackendProcess(tmp_path_factory.mktemp("one-gpu") / "data", extra_args=["--gpus", "1"])
-    backend.start()
-    try:
-        yield backend
-    finally:
-        backend.stop()
-
-
 def _gpu_job(name: str, commands: list[str], gpu: int = 1) -> dict:
     return simple_job(name, commands, resourcePerInstance={"cpu": 1, "memoryMB": 256, "gpu": gpu})
 
 
-def _stop(backend: LocalBackendProcess, name: str) -> None:
+def stop_job(backend: LocalBackendProcess, name: str) -> None:
+    """PUT executionType STOP, as the portal's Stop does."""
     resp = requests.put(f"{backend.api}/jobs/{backend.user}~{name}/executionType", json={"value": "STOP"},
                         headers=backend.headers(), timeout=30)
     assert resp.status_code == 202, resp.text
 
 
-def _holding(backend: LocalBackendProcess) -> str:
+def hold_the_gpu(backend: LocalBackendProcess) -> str:
     """A job that holds the one GPU until stopped."""
     name = f"hold_{uuid.uuid4().hex[:6]}"
     assert backend.submit(_gpu_job(name, ["sleep 300"])).status_code == 202
@@ -47,27 +38,27 @@ def _holding(backend: LocalBackendProcess) -> str:
     return name
 
 
-def test_a_job_waits_for_the_gpu_another_holds_and_runs_once_it_is_freed(one_gpu):
-    holder = _holding(one_gpu)
+def test_a_job_waits_for_the_gpu_another_holds_and_runs_once_it_is_freed(one_gpu_backend):
+    holder = hold_the_gpu(one_gpu_backend)
     second = f"second_{uuid.uuid4().hex[:6]}"
     cpu_only = f"cpu_{uuid.uuid4().hex[:6]}"
     try:
-        assert one_gpu.submit(_gpu_job(second, ["echo second ran"])).status_code == 202
-        assert one_gpu.submit(_gpu_job(cpu_only, ["echo cpu ran"], gpu=0)).status_code == 202
-        assert one_gpu.wait(cpu_only, timeout=60)["jobStatus"]["state"] == "SUCCEEDED"  # needs no GPU: not queued
-        assert one_gpu.job(second)["jobStatus"]["state"] == "WAITING"
-        vc = requests.get(f"{one_gpu.api}/virtual-clusters/default", headers=one_gpu.headers(), timeout=30).json()
+        assert one_gpu_backend.submit(_gpu_job(second, ["echo second ran"])).status_code == 202
+        assert one_gpu_backend.submit(_gpu_job(cpu_only, ["echo cpu ran"], gpu=0)).status_code == 202
+        assert one_gpu_backend.wait(cpu_only, timeout=60)["jobStatus"]["state"] == "SUCCEEDED"  # needs no GPU: not queued
+        assert one_gpu_backend.job(second)["jobStatus"]["state"] == "WAITING"
+        vc = requests.get(f"{one_gpu_backend.api}/virtual-clusters/default", headers=one_gpu_backend.headers(), timeout=30).json()
         assert vc["resourcesTotal"]["GPUs"] == 1 and vc["resourcesUsed"]["GPUs"] == 1, vc
     finally:
-        _stop(one_gpu, holder)
-    detail = one_gpu.wait(second, timeout=60)
+        stop_job(one_gpu_backend, holder)
+    detail = one_gpu_backend.wait(second, timeout=60)
     assert detail["jobStatus"]["state"] == "SUCCEEDED", detail["jobStatus"]
-    assert "second ran" in one_gpu.log_text(second, "main")
+    assert "second ran" in one_gpu_backend.log_text(second, "main")
     assert "it held 1 of the 1 GPU(s) the embedded backend counts, none real" in \
         detail["jobStatus"]["appExitDiagnostics"]
 
 
-def test_a_kernel_waits_for_resources_and_its_start_timeout_stops_its_job(one_gpu, tmp_path, monkeypatch):
+def test_a_kernel_waits_for_resources_and_its_start_timeout_stops_its_job(one_gpu_backend, tmp_path, monkeypatch):
     from pai_magic.core.client import PaiClient
     from pai_magic.core.profiles import Profile
     from pai_magic.kernel.job import KernelJob
@@ -75,9 +66,9 @@ def test_a_kernel_waits_for_resources_and_its_start_timeout_stops_its_job(one_gp
 
     monkeypatch.setenv("HOME", str(tmp_path))  # pai_magic makes its own SSH key here
     settings = KernelSettings(image="python:3.11", gpu=1, cpu=1, memory_mb=512, python=sys.executable)
-    prof = Profile(name="gpu", url=one_gpu.url, user=one_gpu.user, token=one_gpu.token)
+    prof = Profile(name="gpu", url=one_gpu_backend.url, user=one_gpu_backend.user, token=one_gpu_backend.token)
     connection = {"key": uuid.uuid4().hex, "signature_scheme": "hmac-sha256"}
-    holder = _holding(one_gpu)
+    holder = hold_the_gpu(one_gpu_backend)
     stopped_holder = False
     with PaiClient(prof) as client:
         phases: list[str] = []
@@ -87,7 +78,7 @@ def test_a_kernel_waits_for_resources_and_its_start_timeout_stops_its_job(one_gp
                 timed_out.start_kernel(dict(connection), timeout=4)
             assert "did not start running within 4s, so it was stopped" in str(info.value), info.value
             assert any("waiting for resources" in p for p in phases), phases
-            assert one_gpu.wait(timed_out.job, timeout=30)["jobStatus"]["state"] == "STOPPED"
+            assert one_gpu_backend.wait(timed_out.job, timeout=30)["jobStatus"]["state"] == "STOPPED"
 
             # a start that waits long enough runs once the GPU is free
             phases.clear()
@@ -106,19 +97,19 @@ def test_a_kernel_waits_for_resources_and_its_start_timeout_stops_its_job(one_gp
             while not any("waiting for resources" in p for p in phases) and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert any("waiting for resources" in p for p in phases), phases
-            assert one_gpu.job(waiting.job)["jobStatus"]["state"] == "WAITING"
-            _stop(one_gpu, holder)
+            assert one_gpu_backend.job(waiting.job)["jobStatus"]["state"] == "WAITING"
+            stop_job(one_gpu_backend, holder)
             stopped_holder = True
             thread.join(180)
             try:
                 assert "local" in outcome, outcome
                 assert any("kernel ready in job" in p for p in phases), phases
-                assert one_gpu.job(waiting.job)["jobStatus"]["state"] == "RUNNING"
+                assert one_gpu_backend.job(waiting.job)["jobStatus"]["state"] == "RUNNING"
             finally:
                 waiting.stop()
         finally:
             if not stopped_holder:
-                _stop(one_gpu, holder)
+                stop_job(one_gpu_backend, holder)
 
 
 def test_a_negative_gpu_count_is_refused_in_one_line(tmp_path):
@@ -128,3 +119,29 @@ def test_a_negative_gpu_count_is_refused_in_one_line(tmp_path):
         assert proc.returncode == 2, proc
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "--gpus must be 0 or more, got -1" in lines[0], proc.stderr
+
+
+def test_a_notebook_run_waiting_past_its_start_timeout_is_stopped_and_says_so(one_gpu_backend, tmp_path,
+                                                                              monkeypatch, capsys):
+    from pai_magic.cli import main as cli_main
+    from tests.notebook.conftest import write_notebook
+
+    backend = one_gpu_backend
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var, value in (("PAI_URL", backend.url), ("PAI_USER", backend.user), ("PAI_TOKEN", backend.token)):
+        monkeypatch.setenv(var, value)
+    nb = write_notebook(tmp_path / "on_gpu.ipynb", "print('never')")
+    assert cli_main(["run-notebook", str(nb), "--image", "python:3.11", "--start-timeout", "0", "--wait"]) == 2
+    assert capsys.readouterr().err.strip() == "pai-magic: --start-timeout must be more than 0 seconds, got 0."
+    holder = hold_the_gpu(backend)
+    try:
+        code = cli_main(["run-notebook", str(nb), "--image", "python:3.11", "--gpu", "1", "--start-timeout", "3",
+                         "--wait"])
+    finally:
+        stop_job(backend, holder)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    (line,) = [ln for ln in err.splitlines() if ln.strip()]
+    assert line.endswith("FAILED: the task did not start within 3 s; the job was stopped"), line
+    job = line.split()[1].split("~")[1]
+    assert backend.wait(job, timeout=30)["jobStatus"]["state"] == "STOPPED"

@@ -157,11 +157,34 @@ def test_job_that_cannot_start_fails_with_the_reason_and_its_openpai_job_ends(lo
         proc.stop()
 
 
+def test_a_job_waiting_for_resources_past_the_start_timeout_fails_saying_so(one_gpu_backend, tmp_path_factory):
+    """A full cluster for real: the backend counts one GPU and another job holds it, so the run's
+    OpenPAI job waits; past c.PaiScheduler.start_timeout it is stopped and the Notebook Job
+    fails with that reason, not after 30 minutes nor never."""
+    from tests.integration.test_local_gpus import hold_the_gpu, stop_job
+
+    holder = hold_the_gpu(one_gpu_backend)
+    proc = _server(one_gpu_backend, tmp_path_factory, {"PaiScheduler": {"start_timeout": 5}})
+    try:
+        write_notebook(proc.notebooks / "on_gpu.ipynb", "print('never')")
+        job_id = _create(proc, "on_gpu.ipynb", compute_type="1 GPU")
+        job = _until(proc, job_id, _ended, "the end")
+        assert job["status"] == "FAILED", job
+        assert "the task did not start within 5 s; the job was stopped" in job["status_message"], job
+        name = _openpai_job(job).split("~")[1]
+        assert one_gpu_backend.wait(name, timeout=60)["jobStatus"]["state"] == "STOPPED"
+    finally:
+        proc.stop()
+        stop_job(one_gpu_backend, holder)
+
+
 def test_progress_written_while_the_scheduler_database_is_locked_still_arrives(jupyter, local_backend):
     """A real fault, not a fake: another connection holds the scheduler's sqlite database (as a
-    busy Jupyter server may on a loaded machine) when the run moves to its last cell. The
-    progress write then times out; the status must still say "cell 2 of 2" once the lock is
-    gone, although the runner's status does not change again for the rest of the long cell."""
+    busy Jupyter server may on a loaded machine) when the run moves to its last cell, for longer
+    than SQLAlchemy's default 5 s. The progress write waits for the lock (the scheduler's
+    sessions wait up to 60 s, pai_magic.scheduler.database; a write that still fails is kept and
+    retried); the status must say "cell 2 of 2" once the lock is gone, although the runner's
+    status does not change again for the rest of the long cell, and the job must not fail."""
     gate = Path(tempfile.mkdtemp(prefix="pai-sched-gate-"))
     gate.chmod(0o777)  # the task runs as an unprivileged user
     try:
@@ -178,12 +201,13 @@ def test_progress_written_while_the_scheduler_database_is_locked_still_arrives(j
             while not (gate / "in-cell-2").exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert (gate / "in-cell-2").exists(), "cell 2 never started"
-            # the fault lasts longer than sqlite's busy timeout (5 s) plus the follower's poll
+            # longer than the driver's default busy timeout (5 s) plus the follower's poll
             time.sleep(8.0)
         finally:
             db.rollback()
             db.close()
-        _until(jupyter, job_id, lambda j: "cell 2 of 2" in (j.get("status_message") or ""), "cell 2 running")
+        job = _until(jupyter, job_id, lambda j: "cell 2 of 2" in (j.get("status_message") or ""), "cell 2 running")
+        assert job["status"] == "IN_PROGRESS", job
         resp = jupyter.request("PATCH", f"scheduler/jobs/{job_id}", json={"status": "STOPPED"})
         assert resp.status_code in (200, 204), resp.text
         assert _until(jupyter, job_id, _ended, "STOPPED")["status"] == "STOPPED"

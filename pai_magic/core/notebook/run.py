@@ -84,6 +84,7 @@ class NotebookRunSpec:
     storage: str | None = None         # "NAME" or "NAME:/mount": also keep every snapshot there (durable)
     files: list[str] = field(default_factory=list)  # files/folders the notebook reads, sent beside it
     outputs_mb: float = DEFAULT_LIMIT_MB  # files the notebook writes beside itself come back, up to this
+    start_timeout: float | None = None  # seconds the job may wait for resources before it is stopped
 
 
 @dataclass
@@ -174,6 +175,8 @@ def check_spec(spec: NotebookRunSpec) -> None:
         check_virtual_cluster(spec.virtual_cluster)
     if spec.timeout is not None and not (math.isfinite(spec.timeout) and spec.timeout > 0):
         raise InvalidInputError(f"--timeout must be more than 0 seconds, got {spec.timeout:g}.")
+    if spec.start_timeout is not None and not (math.isfinite(spec.start_timeout) and spec.start_timeout > 0):
+        raise InvalidInputError(f"--start-timeout must be more than 0 seconds, got {spec.start_timeout:g}.")
     if not (math.isfinite(spec.outputs_mb) and spec.outputs_mb >= 0):
         raise InvalidInputError(f"--outputs-mb must be 0 (bring none back) or more, got {spec.outputs_mb:g}.")
     if spec.python is not None and not _PYTHON_RE.match(spec.python):
@@ -517,8 +520,11 @@ def follow_run(client: PaiClient, run: PreparedRun, *, on_progress: ProgressFn |
     the runner started; ``notebook-result --wait`` (:func:`attach_run`) fetches it later.
 
     ``stop`` set by another thread: interrupt the kernel, fetch what ran, stop the job.
-    ``start_timeout``: give up (and stop the job) if the task has not started by then.
+    ``start_timeout``: give up (and stop the job) if the task has not started by then; default
+    the run's own (``NotebookRunSpec.start_timeout``; None waits as long as the cluster takes).
     """
+    if start_timeout is None:
+        start_timeout = run.spec.start_timeout
     f = _Follower(client, run, on_progress)
     full = f.full
     started = time.monotonic()
