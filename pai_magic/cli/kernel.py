@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
     i.add_argument("--python", default="python3", metavar="CMD", help="the image's Python (default python3)")
     i.add_argument("--lease", type=float, metavar="SECONDS",
                    help="end the job this long after the Jupyter server stops renewing (default 180)")
+    i.add_argument("--start-timeout", type=float, metavar="SECONDS",
+                   help="stop a start whose job waits longer than this for the cluster (default 900)")
     i.set_defaults(kernel_func=run_install)
     li = sub.add_parser("list", help="the installed OpenPAI kernels")
     li.set_defaults(kernel_func=run_list)
@@ -69,7 +71,8 @@ def run_install(args: argparse.Namespace) -> int:
     settings = KernelSettings(image=args.image, profile=profile_name(args) or "", gpu=args.gpu, cpu=args.cpu,
                               memory_mb=parse_memory_mb(args.memory), virtual_cluster=args.vc or "",
                               storages=list(args.storage), python=args.python,
-                              lease_seconds=args.lease if args.lease is not None else DEFAULT_LEASE_SECONDS)
+                              lease_seconds=args.lease if args.lease is not None else DEFAULT_LEASE_SECONDS,
+                              **({} if args.start_timeout is None else {"start_timeout": args.start_timeout}))
     result = install_kernel(args.name, settings)
     for warning in result["warnings"]:  # installed anyway (offline is fine): said once, on stderr
         sys.stderr.write(f"pai-magic: warning: {warning}\n")

@@ -33,7 +33,7 @@ from pai_magic.core.errors import PaiError
 
 from pai_magic.kernel.job import KernelStartCancelled
 from pai_magic.kernel.phases import STARTS
-from pai_magic.kernel.spec import DEFAULT_LEASE_SECONDS, DEFAULT_PYTHON, KernelSettings
+from pai_magic.kernel.spec import DEFAULT_LEASE_SECONDS, DEFAULT_PYTHON, DEFAULT_START_TIMEOUT, KernelSettings
 
 
 class KernelStartFailed(HTTPError):
@@ -146,7 +146,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):
     python = Unicode(DEFAULT_PYTHON, help="the image's Python command")
     lease_seconds = Float(DEFAULT_LEASE_SECONDS,
                           help="the job ends this long after the Jupyter server stops renewing its lease")
-    start_timeout = Float(900.0, help="seconds to wait for the job to run and the kernel to listen")
+    start_timeout = Float(DEFAULT_START_TIMEOUT, help="seconds to wait for the job to run and the kernel to listen")
 
     _job: Any = None
     _session_path: str | None = None
@@ -160,7 +160,7 @@ class PaiKernelProvisioner(KernelProvisionerBase):
             settings = KernelSettings(image=self.image, profile=self.profile, gpu=self.gpu, cpu=self.cpu,
                                       memory_mb=self.memory_mb, virtual_cluster=self.virtual_cluster,
                                       storages=list(self.storages), python=self.python,
-                                      lease_seconds=self.lease_seconds)
+                                      lease_seconds=self.lease_seconds, start_timeout=self.start_timeout)
             name = getattr(self.parent, "kernel_name", "") or "python"
             self._job = KernelJob(settings, kernel_name=name, on_phase=self.log.info, on_step=self._step)
         return self._job

@@ -23,6 +23,7 @@ from pai_magic.core.errors import InvalidInputError, NotFoundError
 
 PROVISIONER_NAME = "pai-magic"
 DEFAULT_LEASE_SECONDS = 180.0
+DEFAULT_START_TIMEOUT = 900.0  # a cluster may take minutes to schedule the job and pull the image
 DEFAULT_PYTHON = "python3"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 _PYTHON_RE = re.compile(r"^[A-Za-z0-9_./+=-]+(?: [A-Za-z0-9_./+=-]+)*\Z")
@@ -42,6 +43,7 @@ class KernelSettings:
     storages: list[str] = field(default_factory=list)
     python: str = DEFAULT_PYTHON
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    start_timeout: float = DEFAULT_START_TIMEOUT
 
     def validate(self) -> "KernelSettings":
         from pai_magic.core.jobform import check_count, check_image
@@ -71,6 +73,14 @@ class KernelSettings:
             raise InvalidInputError(f"--lease must be a number of seconds, at least 5 (the provisioner renews "
                                     f"it every few seconds), got {self.lease_seconds!r}.")
         self.lease_seconds = lease
+        try:
+            start = float(self.start_timeout)
+        except (TypeError, ValueError):
+            start = math.nan
+        if not math.isfinite(start) or start <= 0:
+            raise InvalidInputError(f"--start-timeout must be more than 0 seconds (how long a start may wait for "
+                                    f"the cluster), got {self.start_timeout!r}.")
+        self.start_timeout = start
         return self
 
     def config(self) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class KernelMagics(Magics):
     @argument("--profile", help="profile the kernel uses (default: the one this notebook uses)")
     @argument("--python", default="python3", help="the image's Python command (default python3)")
     @argument("--lease", type=float, help="seconds the job outlives a vanished Jupyter server (default 180)")
+    @argument("--start-timeout", type=float,
+              help="stop a start whose job waits longer than this for the cluster (default 900 s)")
     @line_magic
     @friendly
     def pai_kernel(self, line: str) -> Any:
@@ -70,7 +72,8 @@ class KernelMagics(Magics):
             image=args.image, profile=profile, gpu=args.gpu, cpu=args.cpu,
             memory_mb=parse_memory(args.memory) or 0, virtual_cluster=args.vc or "", storages=list(args.storage),
             python=args.python,
-            lease_seconds=args.lease if args.lease is not None else spec.DEFAULT_LEASE_SECONDS)
+            lease_seconds=args.lease if args.lease is not None else spec.DEFAULT_LEASE_SECONDS,
+            **({} if args.start_timeout is None else {"start_timeout": args.start_timeout}))
         result = spec.install_kernel(args.name, settings)
         verb = "Replaced" if result.get("replaced") else "Installed"
         text = f"{verb} kernel {result['name']}: \"{result['display_name']}\". Pick it in the JupyterLab launcher."

@@ -41,7 +41,7 @@ def test_cli_install_list_remove(profile, jupyter_data):
     assert prov["provisioner_name"] == "pai-magic"
     assert prov["config"] == {"image": "pytorch/pytorch:latest", "profile": "lab", "gpu": 1, "cpu": 4,
                               "memory_mb": 8192, "virtual_cluster": "default", "storages": ["default:/mnt/data"],
-                              "python": "python3", "lease_seconds": 180.0}
+                              "python": "python3", "lease_seconds": 180.0, "start_timeout": 900.0}
     assert spec["interrupt_mode"] == "message"
     # jupyter_client finds the provisioner through the installed entry point
     from jupyter_client.kernelspec import KernelSpecManager
@@ -55,6 +55,22 @@ def test_cli_install_list_remove(profile, jupyter_data):
     assert cli("kernel", "remove", "pai-gpu").returncode == 0
     assert not path.exists()
     assert "No OpenPAI kernels installed" in cli("kernel", "list").stdout
+
+
+def test_the_start_timeout_reaches_the_provisioner_jupyter_client_builds(profile, jupyter_data):
+    """`--start-timeout` is written in the kernelspec and is what the provisioner waits: on a full
+    cluster a start gives up (and stops its job) after it, not after the default 15 minutes."""
+    res = cli("kernel", "install", "pai-quick", "--image", "python:3.11", "--gpu", "0", "--start-timeout", "120")
+    assert res.returncode == 0, res.stderr
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.provisioning import KernelProvisionerFactory
+
+    ks = KernelSpecManager().get_kernel_spec("pai-quick")
+    assert ks.metadata["kernel_provisioner"]["config"]["start_timeout"] == 120.0
+    provisioner = KernelProvisionerFactory.instance().create_provisioner_instance(
+        "k-quick", ks, KernelManager(kernel_name="pai-quick"))
+    assert provisioner.start_timeout == 120.0 and provisioner._kernel_job().settings.start_timeout == 120.0
 
 
 def test_a_second_kernel_that_would_look_the_same_in_the_launcher_names_itself(profile, jupyter_data):
@@ -75,6 +91,7 @@ def test_a_second_kernel_that_would_look_the_same_in_the_launcher_names_itself(p
     (["kernel", "install", "bad name", "--image", "x"], "Kernel name"),
     (["kernel", "install", "k", "--image", "x", "--gpu", "-1"], "GPUs per instance must be"),
     (["kernel", "install", "k", "--image", "x", "--python", "python3; rm -rf /"], "--python"),
+    (["kernel", "install", "k", "--image", "x", "--start-timeout", "0"], "--start-timeout must be more than 0"),
     (["kernel", "install", "k", "--image", "x", "--profile", "nope"], "nope"),
     (["kernel", "remove", "not-there"], "No OpenPAI kernel named"),
 ])
