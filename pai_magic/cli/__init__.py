@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pai_magic.cli.doctor",
     "pai_magic.cli.kernel",
     "pai_magic.cli.notebook",
+    "pai_magic.cli.vcs",
 )
 
 

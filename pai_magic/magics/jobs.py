@@ -27,7 +27,7 @@ from pai_magic.magics.args import (
 )
 from pai_magic.magics.errors import friendly, usage_errors
 from pai_magic.magics.options import PaiOptions
-from pai_magic.magics.render import View, esc, job_detail_view, job_table
+from pai_magic.magics.render import Table, View, esc, job_detail_view, job_table
 from pai_magic.magics.session import get_session
 
 _PROTOCOL_HINT_RE = re.compile(r"^\s*(protocolVersion|taskRoles)\s*:", re.MULTILINE)
@@ -272,6 +272,22 @@ class PaiMagics(PaiOptions, Magics):
         jobs = list(getattr(page, "items", page))
         total = getattr(page, "total", None)
         return job_table(jobs, total=total, now=time.time())
+
+    # ------------------------------------------------------------------ %pai_vcs
+    @line_magic
+    @friendly
+    def pai_vcs(self, line: str = "") -> Any:
+        """Virtual clusters: GPUs free and in use, vCPUs, memory, and whether you may submit there.
+
+        Example: ``%pai_vcs`` (a job or kernel asking for GPUs that are all in use waits)
+        """
+        if line.strip():
+            raise UsageError(f"%pai_vcs takes no arguments, got {line.strip()!r}.")
+        from pai_magic.core.virtual_clusters import VC_COLUMNS, vc_usage
+
+        rows = vc_usage(get_session(self.shell).client())
+        return Table(list(VC_COLUMNS), rows=[r.cells() for r in rows], title="Virtual clusters",
+                     empty="The cluster lists no virtual cluster.")
 
     # ------------------------------------------------------------------ %pai_stop
     @lazy_magic_arguments()

@@ -30,6 +30,14 @@ def stop_job(backend: LocalBackendProcess, name: str) -> None:
     assert resp.status_code == 202, resp.text
 
 
+def cli_on(backend: LocalBackendProcess, home: Any, monkeypatch: pytest.MonkeyPatch) -> LocalBackendProcess:
+    """The CLI's profile from PAI_* variables, on ``backend`` (what CI and scripts use)."""
+    monkeypatch.setenv("HOME", str(home))
+    for var, value in (("PAI_URL", backend.url), ("PAI_USER", backend.user), ("PAI_TOKEN", backend.token)):
+        monkeypatch.setenv(var, value)
+    return backend
+
+
 def hold_the_gpu(backend: LocalBackendProcess) -> str:
     """A job that holds the one GPU until stopped."""
     name = f"hold_{uuid.uuid4().hex[:6]}"
@@ -126,10 +134,7 @@ def test_a_notebook_run_waiting_past_its_start_timeout_is_stopped_and_says_so(on
     from pai_magic.cli import main as cli_main
     from tests.notebook.conftest import write_notebook
 
-    backend = one_gpu_backend
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for var, value in (("PAI_URL", backend.url), ("PAI_USER", backend.user), ("PAI_TOKEN", backend.token)):
-        monkeypatch.setenv(var, value)
+    backend = cli_on(one_gpu_backend, tmp_path, monkeypatch)
     nb = write_notebook(tmp_path / "on_gpu.ipynb", "print('never')")
     assert cli_main(["run-notebook", str(nb), "--image", "python:3.11", "--start-timeout", "0", "--wait"]) == 2
     assert capsys.readouterr().err.strip() == "pai-magic: --start-timeout must be more than 0 seconds, got 0."
@@ -145,3 +150,33 @@ def test_a_notebook_run_waiting_past_its_start_timeout_is_stopped_and_says_so(on
     assert line.endswith("FAILED: the task did not start within 3 s; the job was stopped"), line
     job = line.split()[1].split("~")[1]
     assert backend.wait(job, timeout=30)["jobStatus"]["state"] == "STOPPED"
+
+
+def test_vcs_shows_the_gpus_in_use_and_free(one_gpu_backend, tmp_path, monkeypatch, capsys):
+    import json
+
+    from pai_magic.cli import main as cli_main
+    from tests.integration.test_cli_json_keys import bad_keys
+
+    backend = cli_on(one_gpu_backend, tmp_path, monkeypatch)
+
+    def vcs() -> dict:
+        assert cli_main(["vcs", "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert not bad_keys(data), data  # snake_case, as every verb's --json
+        (vc,) = data["virtual_clusters"]
+        return vc
+
+    holder = hold_the_gpu(backend)
+    try:
+        held = vcs()
+        assert cli_main(["vcs"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+    finally:
+        stop_job(backend, holder)
+    assert held["name"] == "default" and held["usable"] is True, held
+    assert (held["gpus_used"], held["gpus_total"], held["gpus_free"]) == (1, 1, 0), held
+    assert lines[0].split()[:4] == ["virtual", "cluster", "GPUs", "free"], lines
+    assert lines[1].split()[:5] == ["default", "0", "1", "of", "1"], lines
+    backend.wait(holder, timeout=30)
+    assert vcs()["gpus_free"] == 1

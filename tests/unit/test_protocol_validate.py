@@ -251,6 +251,18 @@ def test_taskroles_must_be_a_mapping():
         "taskRoles: must be an object (a mapping) of task role names to task roles"]
 
 
+def test_names_with_a_newline_or_spaces_keep_every_error_on_one_line():
+    """Found by the property test: a prerequisite named '\\n' was listed raw in another line's
+    'declared ... prerequisites' and broke it in two. Odd names (and role keys) are quoted."""
+    broken = job(prerequisites=[{"name": "\n", "type": "dockerimage", "uri": "u"},
+                                {"name": "two words", "type": "dockerimage", "uri": "u"}])
+    broken["taskRoles"]["bad\nrole"] = dict(broken["taskRoles"].pop("worker"), dockerImage="missing")
+    errors = protocol_errors(broken)
+    assert errors and all("\n" not in line for line in errors), errors
+    assert ("taskRoles.'bad\\nrole'.dockerImage: prerequisite 'missing' does not exist "
+            "(declared dockerimage prerequisites: '\\n', 'two words')") in errors, errors
+
+
 def test_all_problems_are_listed_at_once():
     j = job(foo=1, name="bad name", taskRoles__worker__dockerImage="nope",
             taskRoles__worker__resourcePerInstance__gpu="1")

@@ -19,6 +19,7 @@ against the server's own code (see tests/unit/data/protocol_server_cases.json).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pai_magic.core.protocol.render import TemplateError, _top_level_tokens, command_list, js_falsy
@@ -69,16 +70,30 @@ def _deployments(job: dict[str, Any]) -> tuple[dict[str, int], list[str]]:
     return names, errors
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_.-]+\Z")
+
+
+def _shown(name: Any) -> str:
+    """A name from the job as an error line shows it: as is when plain, quoted otherwise (a
+    newline in a name must not break the one-line message, nor a space blur the list)."""
+    text = str(name)
+    return text if _PLAIN.match(text) else repr(text)
+
+
+def _listed(names: Any) -> str:
+    return ", ".join(_shown(n) for n in names) or "none"
+
+
 def _field_error(role: str, field: str, value: Any, by_kind: dict[str, dict[str, int]]) -> str | None:
     kind = _FIELD_KINDS[field]
     if not isinstance(value, str) or value in by_kind[kind]:
         return None  # a non-string is already a schema error
     other = next((k for k in _KINDS if value in by_kind[k]), None)
-    declared = ", ".join(by_kind[kind]) or "none"
+    declared = _listed(by_kind[kind])
     if other is not None:
-        return (f"taskRoles.{role}.{field}: {value!r} is a {other} prerequisite, "
+        return (f"taskRoles.{_shown(role)}.{field}: {value!r} is a {other} prerequisite, "
                 f"not a {kind} one ({kind} prerequisites: {declared})")
-    return (f"taskRoles.{role}.{field}: prerequisite {value!r} does not exist "
+    return (f"taskRoles.{_shown(role)}.{field}: prerequisite {value!r} does not exist "
             f"(declared {kind} prerequisites: {declared})")
 
 
@@ -112,8 +127,8 @@ def reference_errors(job: dict[str, Any]) -> list[str]:
         if isinstance(refs, list):
             for index, ref in enumerate(refs):
                 if isinstance(ref, str) and ref not in all_names:
-                    errors.append(f"taskRoles.{role}.prerequisites[{index}]: prerequisite {ref!r} "
-                                  f"does not exist (declared: {', '.join(sorted(all_names)) or 'none'})")
+                    errors.append(f"taskRoles.{_shown(role)}.prerequisites[{index}]: prerequisite {ref!r} "
+                                  f"does not exist (declared: {_listed(sorted(all_names))})")
         for field in _FIELD_KINDS:
             if field in spec:
                 line = _field_error(role, field, spec[field], by_kind)
@@ -127,7 +142,7 @@ def reference_errors(job: dict[str, Any]) -> list[str]:
         if name not in deployments:
             default_ok = False
             errors.append(f"defaults.deployment: deployment {name!r} does not exist "
-                          f"(deployments: {', '.join(deployments) or 'none'})")
+                          f"(deployments: {_listed(deployments)})")
         else:
             dep = job["deployments"][deployments[name]]
             dep_roles = dep.get("taskRoles")
@@ -152,7 +167,7 @@ def _render_errors(job: dict[str, Any], roles: dict[str, Any], default_ok: bool)
                 text = "\n".join(command_list(job, role))
             except Exception:  # noqa: BLE001 (shape already reported by the schema)
                 continue
-            line = _template_error(f"taskRoles.{role}.commands", text)
+            line = _template_error(f"taskRoles.{_shown(role)}.commands", text)
             if line:
                 errors.append(line)
     items = job.get("prerequisites")
@@ -163,7 +178,7 @@ def _render_errors(job: dict[str, Any], roles: dict[str, Any], default_ok: bool)
         if not isinstance(auth, dict):
             continue
         for prop, value in auth.items():
-            path = f"prerequisites[{index}].auth.{prop}"
+            path = f"prerequisites[{index}].auth.{_shown(prop)}"
             if isinstance(value, str):
                 line = _template_error(path, value)
                 if line:
