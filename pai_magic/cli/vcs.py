@@ -18,10 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # noqa: SLF001
 
 
 def run_vcs(args: argparse.Namespace) -> int:
-    from pai_magic.core.virtual_clusters import VC_COLUMNS, vc_usage
+    from pai_magic.core.virtual_clusters import NO_VCS, VC_COLUMNS, vc_usage
 
     with client_for(args) as client:
         rows = vc_usage(client)
     emit(args, {"virtual_clusters": [r.as_dict() for r in rows]},
-         lambda: table([r.cells() for r in rows], VC_COLUMNS) if rows else "The cluster lists no virtual cluster.")
+         lambda: table([r.cells() for r in rows], VC_COLUMNS) if rows else NO_VCS)
     return 0

@@ -102,6 +102,7 @@ class VcUsage:
 
 
 VC_COLUMNS = ("virtual cluster", "GPUs free", "GPUs in use", "vCPUs in use", "memory in use", "yours")
+NO_VCS = "The cluster lists no virtual cluster."
 
 
 def _count(resources: Any, *keys: str) -> int:

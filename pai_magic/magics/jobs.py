@@ -283,11 +283,11 @@ class PaiMagics(PaiOptions, Magics):
         """
         if line.strip():
             raise UsageError(f"%pai_vcs takes no arguments, got {line.strip()!r}.")
-        from pai_magic.core.virtual_clusters import VC_COLUMNS, vc_usage
+        from pai_magic.core.virtual_clusters import NO_VCS, VC_COLUMNS, vc_usage
 
         rows = vc_usage(get_session(self.shell).client())
         return Table(list(VC_COLUMNS), rows=[r.cells() for r in rows], title="Virtual clusters",
-                     empty="The cluster lists no virtual cluster.")
+                     empty=NO_VCS)
 
     # ------------------------------------------------------------------ %pai_stop
     @lazy_magic_arguments()
